@@ -1,0 +1,92 @@
+"""Controls and ticker profiles, replicated to every worker.
+
+``controls.tickers``, ``controls.accounts`` and ``tickers.profile`` are
+compacted and small; each worker reads all their partitions from the start
+(no consumer group), so a halt decided anywhere is enforced everywhere and a
+restarted worker rebuilds the board before it reports ready.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from agents.context import WorkerContext, now_ms
+from streams.schema import RecordError
+
+__all__ = ["register"]
+
+log = logging.getLogger("tradeguard.controls")
+REPLICATED = ("controls.tickers", "controls.accounts", "tickers.profile")
+
+
+def register(ctx: WorkerContext) -> None:
+    app = ctx.app
+
+    @app.task
+    async def replicate_controls() -> None:
+        names = {ctx.settings.topic(n): n for n in REPLICATED}
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=ctx.settings.bootstrap_servers, enable_auto_commit=False,
+            group_id=None, **ctx.aiokafka_security())
+        await consumer.start()
+        try:
+            parts = [TopicPartition(t, p) for t in names
+                     for p in (consumer.partitions_for_topic(t) or await _partitions(consumer, t))]
+            consumer.assign(parts)
+            await consumer.seek_to_beginning(*parts)
+            end = await consumer.end_offsets(parts)
+            pending = {tp for tp, off in end.items() if off > 0}
+            if not pending:
+                ctx.board_ready.set()
+            while True:
+                batches = await consumer.getmany(timeout_ms=200, max_records=5000)
+                for tp, messages in batches.items():
+                    for msg in messages:
+                        _apply(ctx, names[tp.topic], msg)
+                if pending:
+                    pending = {tp for tp in pending if await consumer.position(tp) < end[tp]}
+                    if not pending:
+                        ctx.board_ready.set()
+                        log.info("control board restored: %d halts, %d account controls",
+                                 len(ctx.board.active_halts(now_ms())),
+                                 len(ctx.board.account_controls()))
+        finally:
+            await consumer.stop()
+
+    @app.timer(interval=1.0, on_leader=True)
+    async def release_expired_halts() -> None:
+        """The leader publishes a release for every halt past its expiry."""
+        for halt in ctx.board.expired_halts(now_ms()):
+            release = {"ticker": halt["ticker"], "action": "release",
+                       "reason": "halt expired", "evidence": {"halt_ts": halt["ts"]},
+                       "expires_at": None, "source": "engine", "ts": now_ms()}
+            ctx.board.apply_ticker(release)
+            await ctx.send("controls.tickers", halt["ticker"], release)
+            ctx.counters["halt_releases"] += 1
+
+
+async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
+    await consumer._client.force_metadata_update()
+    found = consumer.partitions_for_topic(topic)
+    if not found:
+        raise RuntimeError(f"topic {topic} does not exist: run `tradeguard topics create`")
+    return found
+
+
+def _apply(ctx: WorkerContext, name: str, msg) -> None:
+    try:
+        record = ctx.schema(name).decode(msg.value)
+    except RecordError as exc:
+        # Compacted topics are written by us and the CLI; a bad one is logged and
+        # skipped here (the board must not stop), never silently.
+        ctx.counters[f"deadletter:{name}"] += 1
+        log.error("ignored bad %s record at %d@%d: %s", name, msg.partition, msg.offset, exc)
+        return
+    if name == "controls.tickers":
+        ctx.board.apply_ticker(record)
+    elif name == "controls.accounts":
+        ctx.board.apply_account(record)
+    else:
+        ctx.accounts.learn_profile(record)

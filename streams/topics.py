@@ -1,0 +1,91 @@
+"""The topic registry: names, keys, partitioning, retention and schema of every topic.
+
+This is the single place topics are defined. The engine, the CLI's
+``topics create``, the Kubernetes ``KafkaTopic`` manifests and the gateway
+documentation all read it.
+
+Partitioning contract: keys are UTF-8 strings hashed with murmur2 (the Java
+client's default). ``orders`` and ``auth.events`` are both keyed by account_id
+and must have the same partition count, so one worker sees an account's logins
+and its orders. confluent-kafka producers must set
+``partitioner=murmur2_random`` to agree with Java and aiokafka producers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from streams import records
+from streams.schema import RecordSchema
+
+__all__ = ["TOPICS", "TopicSpec", "topic", "topic_names"]
+
+DAY_MS = 24 * 3600 * 1000
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """How one topic is laid out on the broker and what flows through it."""
+
+    name: str
+    key: str
+    schema: RecordSchema
+    description: str
+    producer: str
+    consumers: str
+    compacted: bool = False
+    retention_ms: int = 7 * DAY_MS
+    internal: bool = False  # written and read only by the engine itself
+
+    def full_name(self, prefix: str = "") -> str:
+        return f"{prefix}{self.name}"
+
+    def config(self) -> dict[str, str]:
+        """Broker-side topic config (cleanup policy and retention)."""
+        if self.compacted:
+            return {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"}
+        return {"cleanup.policy": "delete", "retention.ms": str(self.retention_ms)}
+
+
+TOPICS: tuple[TopicSpec, ...] = (
+    TopicSpec("orders", "account_id", records.ORDER, "Orders to score, before execution.",
+              producer="order gateways", consumers="engine"),
+    TopicSpec("auth.events", "account_id", records.AUTH_EVENT,
+              "Logins, failures and session events.",
+              producer="identity system", consumers="engine"),
+    TopicSpec("market.trades", "ticker", records.TRADE, "Market prints.",
+              producer="market data feed", consumers="engine", retention_ms=2 * DAY_MS),
+    TopicSpec("feedback", "account_id", records.FEEDBACK, "Fraud/legit labels.",
+              producer="analysts, simulator", consumers="engine", retention_ms=30 * DAY_MS),
+    TopicSpec("decisions", "account_id", records.DECISION, "One decision per order.",
+              producer="engine", consumers="order gateways, analysts"),
+    TopicSpec("controls.tickers", "ticker", records.TICKER_CONTROL,
+              "Buy halts and releases per ticker.", producer="engine, CLI",
+              consumers="order gateways, engine", compacted=True),
+    TopicSpec("controls.accounts", "account_id", records.ACCOUNT_CONTROL,
+              "Step-up, freeze and release per account.", producer="engine, CLI",
+              consumers="order gateways, engine", compacted=True),
+    TopicSpec("deadletter", "source topic", records.DEADLETTER,
+              "Records the engine could not use, with the reason.",
+              producer="engine", consumers="operators", retention_ms=14 * DAY_MS),
+    TopicSpec("tickers.flow", "ticker", records.TICKER_FLOW,
+              "Orders re-keyed by ticker with their account risk.",
+              producer="engine", consumers="engine", retention_ms=DAY_MS, internal=True),
+    TopicSpec("tickers.profile", "ticker", records.TICKER_PROFILE,
+              "Each ticker's learned liquidity, replicated to every worker.",
+              producer="engine", consumers="engine", compacted=True, internal=True),
+)
+
+_BY_NAME = {t.name: t for t in TOPICS}
+
+
+def topic(name: str) -> TopicSpec:
+    """Look a topic up by its registry name (without prefix)."""
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        raise KeyError(f"unknown topic {name!r}; known: {sorted(_BY_NAME)}") from None
+
+
+def topic_names(prefix: str = "") -> list[str]:
+    return [t.full_name(prefix) for t in TOPICS]

@@ -1,0 +1,52 @@
+"""Topic administration and reachability checks with confluent-kafka's AdminClient."""
+
+from __future__ import annotations
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from streams.topics import TOPICS
+from tradeguard.broker.embedded import BrokerError
+from tradeguard.settings import Settings
+
+__all__ = ["create_topics", "wait_reachable"]
+
+
+def _admin(settings: Settings) -> AdminClient:
+    # librdkafka's own connection-refused chatter would bury our one-line error.
+    return AdminClient({**settings.kafka_client_config(), "log_level": 0})
+
+
+def wait_reachable(settings: Settings, timeout_s: float = 10.0) -> None:
+    """Raise BrokerError with the address if no broker answers within ``timeout_s``."""
+    try:
+        _admin(settings).list_topics(timeout=timeout_s)
+    except KafkaException as exc:
+        raise BrokerError(
+            f"cannot reach the Kafka broker at {settings.bootstrap_servers} within "
+            f"{timeout_s:g}s ({exc.args[0].str() if exc.args else exc}); is it running? "
+            "Set --broker or TRADEGUARD_BROKER"
+        ) from None
+
+
+def create_topics(settings: Settings, timeout_s: float = 15.0) -> dict[str, str]:
+    """Create every registry topic that is missing; return name -> 'created' | 'exists'."""
+    wait_reachable(settings, timeout_s)
+    admin = _admin(settings)
+    new = [
+        NewTopic(settings.topic(t.name), num_partitions=settings.partitions,
+                 replication_factor=settings.replication_factor, config=t.config())
+        for t in TOPICS
+    ]
+    outcome: dict[str, str] = {}
+    for name, future in admin.create_topics(new, operation_timeout=timeout_s).items():
+        try:
+            future.result(timeout_s)
+            outcome[name] = "created"
+        except KafkaException as exc:
+            err = exc.args[0]
+            if err.code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                outcome[name] = "exists"
+            else:
+                raise BrokerError(f"could not create topic {name}: {err.str()}") from None
+    return outcome

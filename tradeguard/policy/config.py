@@ -1,0 +1,150 @@
+"""Policy configuration: one TOML file of thresholds and weights, reloadable in place."""
+
+from __future__ import annotations
+
+import logging
+import time
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["DEFAULT_POLICY_FILE", "PolicyConfig", "PolicyError", "PolicyFile", "Signal"]
+
+DEFAULT_POLICY_FILE = Path(__file__).with_name("default.toml")
+log = logging.getLogger(__name__)
+
+
+class PolicyError(ValueError):
+    """The policy file is unusable; the message names the key."""
+
+
+@dataclass(frozen=True)
+class Signal:
+    """How one feature turns into risk: ``weight * clip((value - offset) / scale, 0, 1)``."""
+
+    weight: float
+    scale: float
+    offset: float = 0.0
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    hold_at: float
+    block_at: float
+    max_reasons: int
+    signals: dict[str, Signal]
+    step_up_at: float
+    freeze_at: float
+    risky_account_at: float
+    halt_risky_buyers: int
+    halt_risky_share: float
+    window_s: float
+    halt_ttl_s: float
+
+    @classmethod
+    def defaults(cls) -> "PolicyConfig":
+        return cls.from_toml(DEFAULT_POLICY_FILE.read_text())
+
+    @classmethod
+    def from_toml(cls, text: str, base: dict[str, Any] | None = None) -> "PolicyConfig":
+        try:
+            doc = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise PolicyError(f"policy file is not valid TOML: {exc}") from None
+        if base is not None:
+            doc = _merge(base, doc)
+        return cls._from_doc(doc)
+
+    @classmethod
+    def _from_doc(cls, doc: dict[str, Any]) -> "PolicyConfig":
+        def num(section: str, key: str, lo: float = 0.0, hi: float = float("inf")) -> float:
+            try:
+                value = doc[section][key]
+            except KeyError:
+                raise PolicyError(f"[{section}] {key} is missing") from None
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise PolicyError(f"[{section}] {key} must be a number, got {value!r}")
+            if not lo <= value <= hi:
+                raise PolicyError(f"[{section}] {key} must be in [{lo:g}, {hi:g}], got {value!r}")
+            return float(value)
+
+        signals = {}
+        for name, spec in doc.get("order", {}).get("signals", {}).items():
+            try:
+                sig = Signal(float(spec["weight"]), float(spec["scale"]),
+                             float(spec.get("offset", 0.0)))
+            except (KeyError, TypeError, ValueError):
+                raise PolicyError(f"[order.signals.{name}] needs numeric weight and scale") from None
+            if not 0 <= sig.weight <= 1 or sig.scale <= 0:
+                raise PolicyError(f"[order.signals.{name}] weight must be in [0, 1] and "
+                                  "scale > 0")
+            signals[name] = sig
+        cfg = cls(
+            hold_at=num("order", "hold_at", 0, 1),
+            block_at=num("order", "block_at", 0, 1),
+            max_reasons=int(num("order", "max_reasons", 1, 32)),
+            signals=signals,
+            step_up_at=num("account", "step_up_at", 0, 1),
+            freeze_at=num("account", "freeze_at", 0, 1),
+            risky_account_at=num("ticker", "risky_account_at", 0, 1),
+            halt_risky_buyers=int(num("ticker", "halt_risky_buyers", 1)),
+            halt_risky_share=num("ticker", "halt_risky_share", 0, 1),
+            window_s=num("ticker", "window_s", 1),
+            halt_ttl_s=num("ticker", "halt_ttl_s", 1),
+        )
+        if cfg.hold_at > cfg.block_at:
+            raise PolicyError("[order] hold_at must not exceed block_at")
+        if cfg.step_up_at > cfg.freeze_at:
+            raise PolicyError("[account] step_up_at must not exceed freeze_at")
+        return cfg
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+class PolicyFile:
+    """The policy in force, re-read from its file when the file changes.
+
+    ``current()`` is cheap (one ``stat`` at most every ``check_every_s``), so the
+    agents call it per batch and a changed file takes effect without a restart.
+    """
+
+    def __init__(self, path: str | Path | None = None, check_every_s: float = 1.0) -> None:
+        self.path = Path(path) if path else None
+        self.check_every_s = check_every_s
+        self._defaults = tomllib.loads(DEFAULT_POLICY_FILE.read_text())
+        self._mtime: float | None = None
+        self._checked_at = float("-inf")
+        self._config = PolicyConfig._from_doc(self._defaults)
+        if self.path is not None:
+            if not self.path.is_file():
+                raise PolicyError(f"policy file {self.path} does not exist")
+            self._load()  # a bad file at start-up is fatal: better than running blind
+
+    def _load(self) -> None:
+        assert self.path is not None
+        # Remember the mtime first: a broken file is reported once, not every second.
+        self._mtime = self.path.stat().st_mtime
+        self._config = PolicyConfig.from_toml(self.path.read_text(), base=self._defaults)
+
+    def current(self, now: float | None = None) -> PolicyConfig:
+        if self.path is None:
+            return self._config
+        now = time.monotonic() if now is None else now
+        if now - self._checked_at >= self.check_every_s:
+            self._checked_at = now
+            try:
+                if self.path.stat().st_mtime != self._mtime:
+                    self._load()
+                    log.info("policy reloaded from %s", self.path)
+            except (OSError, PolicyError) as exc:
+                log.error("policy reload failed, keeping the previous policy: %s", exc)
+        return self._config

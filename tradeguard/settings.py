@@ -1,0 +1,139 @@
+"""One settings object for the engine, read from ``TRADEGUARD_*`` environment variables.
+
+Every setting has a documented default, so a developer runs with none set and
+an SRE sets exactly the ones that differ in a deployment.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+__all__ = ["Settings", "SettingsError"]
+
+
+class SettingsError(ValueError):
+    """A setting has a value we cannot use; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Engine configuration. Field ``foo_bar`` is read from ``TRADEGUARD_FOO_BAR``."""
+
+    #: Kafka bootstrap servers as a URL list, e.g. ``kafka://k1:9092;kafka://k2:9092``.
+    broker: str = "kafka://127.0.0.1:9092"
+    #: Prefix for every topic name (one cluster, several environments).
+    topic_prefix: str = ""
+    #: Partitions for every topic; orders and auth.events must agree (co-partitioning).
+    partitions: int = 8
+    #: Replication factor used by ``topics create``.
+    replication_factor: int = 1
+    #: Consumer group / Faust application id.
+    app_id: str = "tradeguard"
+    #: Port of the worker's HTTP server (health, metrics); 0 disables it.
+    web_port: int = 6066
+    #: Bind address of the HTTP server.
+    web_host: str = "0.0.0.0"
+    #: Log level for the worker.
+    log_level: str = "info"
+    #: Directory for snapshots and local state.
+    state_dir: Path = field(default_factory=lambda: Path("./var/tradeguard"))
+    #: Policy file (thresholds and weights); empty means built-in defaults.
+    policy_file: str = ""
+    #: Market the broker calls home; orders on any other market count as overseas.
+    home_market: str = "JP"
+    #: Orders scored per batch at most (latency/throughput trade-off).
+    batch_max: int = 2000
+    #: Longest wait to fill a batch, seconds.
+    batch_within_s: float = 0.005
+    #: Kafka security: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.
+    security_protocol: str = "PLAINTEXT"
+    #: SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.
+    sasl_mechanism: str = "PLAIN"
+    sasl_username: str = ""
+    #: SASL password; prefer ``sasl_password_file`` in deployments.
+    sasl_password: str = field(default="", repr=False)
+    sasl_password_file: str = ""
+    #: CA bundle for TLS to the brokers.
+    ssl_cafile: str = ""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
+        """Read ``TRADEGUARD_*`` variables; explicit ``overrides`` win (e.g. from CLI flags)."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            var = f"TRADEGUARD_{f.name.upper()}"
+            if var in env and env[var] != "":
+                values[f.name] = _coerce(var, env[var], f.type)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        settings = cls(**values)
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        if self.partitions < 1:
+            raise SettingsError(f"TRADEGUARD_PARTITIONS must be >= 1, got {self.partitions}")
+        if not 0 <= self.web_port <= 65535:
+            raise SettingsError(f"TRADEGUARD_WEB_PORT must be 0..65535, got {self.web_port}")
+        if self.batch_max < 1:
+            raise SettingsError(f"TRADEGUARD_BATCH_MAX must be >= 1, got {self.batch_max}")
+        if self.security_protocol not in ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"):
+            raise SettingsError(
+                "TRADEGUARD_SECURITY_PROTOCOL must be PLAINTEXT, SSL, SASL_PLAINTEXT or "
+                f"SASL_SSL, got {self.security_protocol!r}"
+            )
+        for url in self.broker_urls:
+            if "://" not in url:
+                raise SettingsError(
+                    f"TRADEGUARD_BROKER: {url!r} is not a URL; write kafka://HOST:PORT"
+                )
+
+    def with_(self, **changes: Any) -> "Settings":
+        return replace(self, **changes)
+
+    @property
+    def broker_urls(self) -> list[str]:
+        return [u.strip() for u in self.broker.split(";") if u.strip()]
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """``host:port,host:port`` for plain Kafka clients."""
+        return ",".join(u.split("://", 1)[-1] for u in self.broker_urls)
+
+    def password(self) -> str:
+        if self.sasl_password_file:
+            return Path(self.sasl_password_file).read_text().strip()
+        return self.sasl_password
+
+    def kafka_client_config(self) -> dict[str, str]:
+        """librdkafka (confluent-kafka) connection settings, security included."""
+        conf = {"bootstrap.servers": self.bootstrap_servers,
+                "security.protocol": self.security_protocol}
+        if self.security_protocol.startswith("SASL"):
+            conf.update({"sasl.mechanism": self.sasl_mechanism,
+                         "sasl.username": self.sasl_username,
+                         "sasl.password": self.password()})
+        if self.ssl_cafile:
+            conf["ssl.ca.location"] = self.ssl_cafile
+        return conf
+
+    def topic(self, name: str) -> str:
+        """Full topic name for a registry name."""
+        return f"{self.topic_prefix}{name}"
+
+
+def _coerce(var: str, raw: str, type_: Any) -> Any:
+    type_name = type_ if isinstance(type_, str) else getattr(type_, "__name__", str(type_))
+    try:
+        if type_name == "int":
+            return int(raw)
+        if type_name == "float":
+            return float(raw)
+        if type_name == "Path":
+            return Path(raw)
+    except ValueError:
+        raise SettingsError(f"{var}={raw!r} is not a valid {type_name}") from None
+    return raw

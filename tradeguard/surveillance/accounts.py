@@ -1,0 +1,190 @@
+"""Account surveillance: logins and orders of the accounts one worker owns -> decisions.
+
+Pure core: records in (validated dicts), records out. The account agent hands
+over a batch of decoded orders; this turns them into columnar batches, runs
+the feature kernels, scores with the policy, applies the controls in force
+and says which account controls to publish and what to forward to the ticker
+side.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from tradeguard.features.account import ACCOUNT_FEATURES, AccountFeatures
+from tradeguard.features.batches import AUTH_KINDS, OTHER, AuthBatch, OrderBatch
+from tradeguard.features.ids import DenseIds, stable_hash64
+from tradeguard.policy.config import PolicyConfig
+from tradeguard.policy.orders import ALLOW, BLOCK, HOLD, score_orders
+from tradeguard.surveillance.controls import ControlBoard
+
+__all__ = ["AccountOutcome", "AccountSurveillance", "MODEL_VERSION"]
+
+MODEL_VERSION = "rules-v1"
+_NAN = float("nan")
+
+
+@dataclass
+class AccountOutcome:
+    """What one batch of orders produced."""
+
+    decisions: list[dict[str, Any]] = field(default_factory=list)
+    account_controls: list[dict[str, Any]] = field(default_factory=list)
+    flows: list[dict[str, Any]] = field(default_factory=list)
+
+
+class AccountSurveillance:
+    """Everything a worker knows about its accounts, and the per-order decision."""
+
+    def __init__(self, home_market: str = "JP") -> None:
+        self.home_market = home_market
+        self.accounts = DenseIds()
+        self.tickers = DenseIds()
+        self.features = AccountFeatures()
+        # ticker -> (normal daily traded value in yen, last price), from tickers.profile
+        self.profiles: dict[str, tuple[float, float]] = {}
+
+    def learn_profile(self, profile: dict[str, Any]) -> None:
+        self.profiles[profile["ticker"]] = (profile["adv_value"], profile["last_price"])
+
+    def learn_auth(self, events: list[dict[str, Any]]) -> None:
+        if not events:
+            return
+        self.features.learn_auth(AuthBatch.from_columns(
+            account=[self.accounts.get_or_add(e["account_id"]) for e in events],
+            kind=[AUTH_KINDS.get(e["event"], OTHER) for e in events],
+            ts_ms=[e["ts"] for e in events],
+            session=[stable_hash64(e["session_id"]) for e in events],
+            ip=[stable_hash64(e["ip"]) for e in events],
+            device=[stable_hash64(e["device_id"]) for e in events],
+            asn=[stable_hash64(None if e["asn"] is None else str(e["asn"])) for e in events],
+            country=[stable_hash64(e["country"]) for e in events],
+            user_agent=[stable_hash64(e["user_agent"]) for e in events],
+        ))
+
+    def _order_batch(self, orders: list[dict[str, Any]]) -> OrderBatch:
+        profiles = [self.profiles.get(o["ticker"], (_NAN, _NAN)) for o in orders]
+        return OrderBatch.from_columns(
+            account=[self.accounts.get_or_add(o["account_id"]) for o in orders],
+            ticker=[self.tickers.get_or_add(o["ticker"]) for o in orders],
+            is_buy=[o["side"] == "buy" for o in orders],
+            qty=[o["qty"] for o in orders],
+            # A market order has no price of its own: value it at the last trade.
+            price=[o["price"] if o["price"] is not None else p[1]
+                   for o, p in zip(orders, profiles)],
+            margin=[o["margin"] for o in orders],
+            overseas=[(o["market"] or self.home_market) != self.home_market for o in orders],
+            ts_ms=[o["ts"] for o in orders],
+            session=[stable_hash64(o["session_id"]) for o in orders],
+            ip=[stable_hash64(o["ip"]) for o in orders],
+            device=[stable_hash64(o["device_id"]) for o in orders],
+            user_agent=[stable_hash64(o["user_agent"]) for o in orders],
+            holdings_value=[_NAN if o["holdings_value"] is None else o["holdings_value"]
+                            for o in orders],
+            ticker_adv_value=[p[0] for p in profiles],
+        )
+
+    def decide(
+        self,
+        orders: list[dict[str, Any]],
+        board: ControlBoard,
+        cfg: PolicyConfig,
+        now_ms: int,
+    ) -> AccountOutcome:
+        """Score a batch of valid orders, in order, and decide each one."""
+        out = AccountOutcome()
+        if not orders:
+            return out
+        batch = self._order_batch(orders)
+        features = self.features.transform_orders(batch)
+        verdicts = score_orders(features, ACCOUNT_FEATURES, cfg)
+        notional = np.nan_to_num(batch.qty * batch.price, nan=0.0)
+        for i, order in enumerate(orders):
+            score = float(verdicts.scores[i])
+            action = verdicts.action(i, cfg)
+            reasons = verdicts.reasons(i, cfg.max_reasons)
+            account_id = order["account_id"]
+            action, reasons = self._apply_controls(order, action, reasons, score, board, cfg,
+                                                   now_ms, out)
+            out.decisions.append({
+                "order_id": order["order_id"],
+                "account_id": account_id,
+                "ticker": order["ticker"],
+                "side": order["side"],
+                "action": action,
+                "score": round(score, 4),
+                "reasons": reasons,
+                "model_version": MODEL_VERSION,
+                "order_ts": order["ts"],
+                "ts": now_ms,
+            })
+            out.flows.append({
+                "ticker": order["ticker"],
+                "account_id": account_id,
+                "side": order["side"],
+                "order_id": order["order_id"],
+                "notional": float(notional[i]),
+                "account_risk": round(score, 4),
+                "ts": order["ts"],
+            })
+        return out
+
+    def learn_feedback(self, labels: list[dict[str, Any]], board: ControlBoard,
+                       now_ms: int) -> list[dict[str, Any]]:
+        """Act on analysts' account labels; return the account controls to publish.
+
+        ``legit`` on a controlled account releases it; ``fraud`` freezes it.
+        """
+        out = []
+        for label in labels:
+            account_id = label["account_id"]
+            control = board.account_control(account_id)
+            if label["label"] == "legit" and control is not None:
+                action, reason = "release", f"labelled legit by {label['source']}"
+            elif label["label"] == "fraud" and (control is None or control["action"] != "freeze"):
+                action, reason = "freeze", f"labelled fraud by {label['source']}"
+            else:
+                continue
+            record = {"account_id": account_id, "action": action, "reason": reason,
+                      "evidence": {"order_id": label["order_id"]}, "source": "feedback",
+                      "ts": now_ms}
+            board.apply_account(record)
+            out.append(record)
+        return out
+
+    def _apply_controls(self, order, action, reasons, score, board, cfg, now_ms, out):
+        """Controls in force override the score; a high score puts the account under control."""
+        account_id = order["account_id"]
+        control = board.account_control(account_id)
+        wanted = ("freeze" if score >= cfg.freeze_at
+                  else "step_up" if score >= cfg.step_up_at else None)
+        current = control["action"] if control else None
+        if wanted and _RANK[wanted] > _RANK.get(current, 0):
+            record = {
+                "account_id": account_id,
+                "action": wanted,
+                "reason": f"order {order['order_id']} scored {score:.2f}",
+                "evidence": {"order_id": order["order_id"], "score": round(score, 4),
+                             "reasons": reasons},
+                "source": "engine",
+                "ts": now_ms,
+            }
+            board.apply_account(record)  # later orders of this batch see it at once
+            out.account_controls.append(record)
+            current = wanted
+        if current == "freeze":
+            action = BLOCK
+            reasons = [{"code": "account_frozen", "value": 1.0}] + reasons
+        elif current == "step_up" and action == ALLOW:
+            action = HOLD
+            reasons = [{"code": "account_step_up", "value": 1.0}] + reasons
+        if order["side"] == "buy" and board.ticker_halt(order["ticker"], now_ms) is not None:
+            action = BLOCK
+            reasons = [{"code": "ticker_halted", "value": 1.0}] + reasons
+        return action, reasons[: cfg.max_reasons]
+
+
+_RANK = {"step_up": 1, "freeze": 2}
