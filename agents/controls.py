@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.partitioner import murmur2
 
 from agents.context import WorkerContext, now_ms
 from streams.schema import RecordError
@@ -55,16 +56,29 @@ def register(ctx: WorkerContext) -> None:
         finally:
             await consumer.stop()
 
-    @app.timer(interval=1.0, on_leader=True)
+    @app.timer(interval=1.0)
     async def release_expired_halts() -> None:
-        """The leader publishes a release for every halt past its expiry."""
+        """Publish a release for every expired halt on a ticker this worker owns.
+
+        The owner is the worker assigned the ticker's ``tickers.flow`` partition,
+        so exactly one worker releases each ticker, the same one that halts it.
+        """
+        flow = ctx.settings.topic("tickers.flow")
+        owned = {tp.partition for tp in app.consumer.assignment() if tp.topic == flow}
         for halt in ctx.board.expired_halts(now_ms()):
+            if _partition_of(halt["ticker"], ctx.settings.partitions) not in owned:
+                continue
             release = {"ticker": halt["ticker"], "action": "release",
                        "reason": "halt expired", "evidence": {"halt_ts": halt["ts"]},
                        "expires_at": None, "source": "engine", "ts": now_ms()}
             ctx.board.apply_ticker(release)
             await ctx.send("controls.tickers", halt["ticker"], release)
             ctx.counters["halt_releases"] += 1
+
+
+def _partition_of(key: str, partitions: int) -> int:
+    """The partition the Java/aiokafka default partitioner (murmur2) puts ``key`` in."""
+    return (murmur2(key.encode("utf-8")) & 0x7FFFFFFF) % partitions
 
 
 async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:

@@ -16,7 +16,7 @@ import numpy as np
 
 from tradeguard.features.account import ACCOUNT_FEATURES, AccountFeatures
 from tradeguard.features.batches import AUTH_KINDS, OTHER, AuthBatch, OrderBatch
-from tradeguard.features.ids import DenseIds, stable_hash64
+from tradeguard.features.ids import stable_hash64
 from tradeguard.policy.config import PolicyConfig
 from tradeguard.policy.orders import ALLOW, BLOCK, HOLD, score_orders
 from tradeguard.surveillance.controls import ControlBoard
@@ -41,9 +41,8 @@ class AccountSurveillance:
 
     def __init__(self, home_market: str = "JP") -> None:
         self.home_market = home_market
-        self.accounts = DenseIds()
-        self.tickers = DenseIds()
         self.features = AccountFeatures()
+        self.accounts = self.features.ids  # snapshotted with the feature state
         # ticker -> (normal daily traded value in yen, last price), from tickers.profile
         self.profiles: dict[str, tuple[float, float]] = {}
 
@@ -69,7 +68,7 @@ class AccountSurveillance:
         profiles = [self.profiles.get(o["ticker"], (_NAN, _NAN)) for o in orders]
         return OrderBatch.from_columns(
             account=[self.accounts.get_or_add(o["account_id"]) for o in orders],
-            ticker=[self.tickers.get_or_add(o["ticker"]) for o in orders],
+            ticker=[_ticker_key(o["ticker"]) for o in orders],
             is_buy=[o["side"] == "buy" for o in orders],
             qty=[o["qty"] for o in orders],
             # A market order has no price of its own: value it at the last trade.
@@ -188,3 +187,8 @@ class AccountSurveillance:
 
 
 _RANK = {"step_up": 1, "freeze": 2}
+
+
+def _ticker_key(ticker: str) -> int:
+    """A ticker's key in the account Bloom filters: a stable hash, the same after a restart."""
+    return int(stable_hash64(ticker)) >> 1  # non-negative int64

@@ -28,10 +28,8 @@ class TickerSurveillance:
     """Per-ticker state and the halt decision."""
 
     def __init__(self, profile_every_ms: int = 60_000, profile_change: float = 0.10) -> None:
-        self.tickers = DenseIds()
-        self.accounts = DenseIds()
         self.features: TickerFeatures | None = None
-        self._params: TickerParams | None = None
+        self.accounts = DenseIds()
         # Publish a ticker's profile when its ADV moved by `profile_change` or
         # `profile_every_ms` passed: every worker needs it, not every trade.
         self.profile_every_ms = profile_every_ms
@@ -41,12 +39,11 @@ class TickerSurveillance:
         self._risky_buys: dict[str, deque[tuple[int, str, float]]] = {}
 
     def _features(self, cfg: PolicyConfig) -> TickerFeatures:
-        params = TickerParams(window_ms=int(cfg.window_s * 1000),
-                              risky_threshold=cfg.risky_account_at)
+        # The window's shape is fixed when the state is first built: [ticker]
+        # window_s and risky_account_at changes take effect at the next start.
         if self.features is None:
-            self.features, self._params = TickerFeatures(params), params
-        elif params != self._params:
-            self.features.params = self._params = params
+            self.features = TickerFeatures(TickerParams(window_s=cfg.window_s,
+                                                        risky_threshold=cfg.risky_account_at))
         return self.features
 
     def learn_trades(self, trades: list[dict[str, Any]], cfg: PolicyConfig,
@@ -55,7 +52,7 @@ class TickerSurveillance:
         if not trades:
             return []
         features = self._features(cfg)
-        ids = [self.tickers.get_or_add(t["ticker"]) for t in trades]
+        ids = [features.ids.get_or_add(t["ticker"]) for t in trades]
         features.learn_trades(TradeBatch.from_columns(
             ticker=ids, price=[t["price"] for t in trades], qty=[t["qty"] for t in trades],
             ts_ms=[t["ts"] for t in trades]))
@@ -80,7 +77,7 @@ class TickerSurveillance:
             return []
         features = self._features(cfg)
         batch = FlowBatch.from_columns(
-            ticker=[self.tickers.get_or_add(f["ticker"]) for f in flows],
+            ticker=[features.ids.get_or_add(f["ticker"]) for f in flows],
             account=[self.accounts.get_or_add(f["account_id"]) for f in flows],
             is_buy=[f["side"] == "buy" for f in flows],
             notional=[f["notional"] for f in flows],

@@ -1,0 +1,146 @@
+"""End to end on the embedded broker: a gateway's orders come back as decisions."""
+
+from __future__ import annotations
+
+import base64
+import time
+
+import orjson
+import pytest
+
+from tradeguard.broker.clients import GatewayProducer, TopicReader
+
+pytestmark = pytest.mark.broker
+
+T0 = 1_760_000_000_000  # event time of the scripted session
+
+
+def order(i: int, account: str, ticker: str = "7203", side: str = "buy", **extra) -> dict:
+    return {"order_id": f"o-{i}", "account_id": account, "ticker": ticker, "side": side,
+            "qty": 100, "price": 2500.0, "margin": False, "session_id": f"s-{account}",
+            "ts": T0 + i, **extra}
+
+
+def login(account: str, ts: int, device: str = "dev-home", ip: str = "203.0.113.5") -> dict:
+    return {"account_id": account, "event": "login_success", "session_id": f"s-{account}",
+            "ip": ip, "device_id": device, "user_agent": "Mozilla/5.0", "country": "JP",
+            "asn": 2516, "ts": ts}
+
+
+def decisions_by_order(records):
+    out: dict[str, list[dict]] = {}
+    for name, value in records:
+        if name == "decisions":
+            out.setdefault(value["order_id"], []).append(value)
+    return out
+
+
+def test_every_valid_order_gets_one_decision_and_bad_records_are_deadlettered(
+        engine_settings, start_worker):
+    worker = start_worker(engine_settings)
+    gateway = GatewayProducer(engine_settings)
+    accounts = [f"acct-{a}" for a in range(50)]
+    for a in accounts:
+        gateway.send("auth.events", login(a, T0 - 60_000))
+    valid = [order(i, accounts[i % len(accounts)], ticker=("7203", "6758", "9984")[i % 3],
+                   side="buy" if i % 4 else "sell") for i in range(3000)]
+    good = order(99_999, "acct-x")
+    bad = {
+        "malformed_json": b'{"order_id": "x1", "account_id": ',
+        "missing_field": orjson.dumps({k: v for k, v in good.items() if k != "ticker"}),
+        "wrong_type": orjson.dumps({**good, "qty": "100"}),
+        "negative_qty": orjson.dumps({**good, "qty": -5}),
+        "unknown_side": orjson.dumps({**good, "side": "short"}),
+        "not_an_object": b"[1, 2, 3]",
+    }
+    for i, o in enumerate(valid):
+        gateway.send("orders", o)
+        if i == 1500:  # bad records in the middle: the worker must keep going after them
+            for raw in bad.values():
+                gateway.send("orders", raw, key="acct-bad")
+    gateway.send("auth.events", orjson.dumps({**login("acct-bad", T0), "event": "teleport"}),
+                 key="acct-bad")
+    gateway.flush()
+
+    with TopicReader(engine_settings, "decisions", "deadletter") as reader:
+        records = reader.read_until(
+            lambda rs: len(decisions_by_order(rs)) >= len(valid)
+            and sum(1 for n, _ in rs if n == "deadletter") >= len(bad) + 1,
+            timeout_s=90)
+        records += reader.poll(timeout_s=1.0)  # anything extra would be a duplicate
+
+    decided = decisions_by_order(records)
+    assert worker.alive, worker.log_tail()
+    assert set(decided) == {o["order_id"] for o in valid}, worker.log_tail()
+    assert all(len(ds) == 1 for ds in decided.values())
+    by_id = {o["order_id"]: o for o in valid}
+    for oid, (d,) in decided.items():
+        assert d["account_id"] == by_id[oid]["account_id"]
+        assert d["action"] in ("allow", "hold", "block") and 0 <= d["score"] <= 1
+        assert d["model_version"] and d["order_ts"] == by_id[oid]["ts"]
+
+    dead = [v for n, v in records if n == "deadletter"]
+    errors = sorted(d["error"] for d in dead)
+    assert len(dead) == len(bad) + 1, errors
+    assert any(e.startswith("malformed JSON") for e in errors)
+    assert "ticker: required field is missing" in errors
+    assert "qty: expected integer, got string" in errors
+    assert "qty: must be > 0, got -5" in errors
+    assert "side: must be one of ['buy', 'sell'], got 'short'" in errors
+    assert "expected a JSON object, got array" in errors
+    assert any(e.startswith("event: must be one of") for e in errors)
+    originals = {base64.b64decode(d["original_b64"]) for d in dead}
+    assert set(bad.values()) <= originals
+    assert all(d["source_topic"].endswith("orders") or d["source_topic"].endswith("auth.events")
+               for d in dead)
+    assert {d["field"] for d in dead} >= {"ticker", "qty", "side", "event", None}
+
+
+def test_halted_ticker_blocks_buys_not_sells_and_the_halt_expires(engine_settings,
+                                                                  start_worker):
+    worker = start_worker(engine_settings)
+    gateway = GatewayProducer(engine_settings)
+    with TopicReader(engine_settings, "decisions", "controls.tickers") as reader:
+        seen: list = []
+
+        def wait_for(done, timeout_s):
+            seen.extend(reader.read_until(lambda rs: done(seen + rs), timeout_s))
+            assert done(seen), worker.log_tail()
+
+        # A first order proves the worker is consuming before the clock of the halt starts.
+        gateway.send("auth.events", login("acct-h", T0 - 1000))
+        gateway.send("orders", order(0, "acct-h", ticker="7203"))
+        gateway.flush()
+        wait_for(lambda rs: "o-0" in decisions_by_order(rs), 60)
+
+        halt_s = 4
+        now = int(time.time() * 1000)
+        gateway.send("controls.tickers", {
+            "ticker": "4592", "action": "halt_buys", "reason": "analyst: targeted ticker",
+            "evidence": {"accounts": ["a1", "a2"]}, "expires_at": now + halt_s * 1000,
+            "source": "analyst", "ts": now})
+        gateway.flush()
+        wait_for(lambda rs: any(n == "controls.tickers" for n, _ in rs), 30)
+        time.sleep(0.5)  # the worker's replicated board reads the same record
+        gateway.send("orders", order(1, "acct-h", ticker="4592", side="buy"))
+        gateway.send("orders", order(2, "acct-h", ticker="4592", side="sell"))
+        gateway.flush()
+        wait_for(lambda rs: {"o-1", "o-2"} <= set(decisions_by_order(rs)), 30)
+        decided = decisions_by_order(seen)
+        assert decided["o-1"][0]["action"] == "block"
+        assert decided["o-1"][0]["reasons"][0] == {"code": "ticker_halted", "value": 1.0}
+        assert decided["o-2"][0]["action"] == "allow"
+        assert all(r["code"] != "ticker_halted" for r in decided["o-2"][0]["reasons"])
+
+        # After the expiry the worker owning the ticker publishes a release; buys pass again.
+        wait_for(lambda rs: any(n == "controls.tickers" and v["action"] == "release"
+                                for n, v in rs), halt_s + 20)
+        (release,) = [v for n, v in seen if n == "controls.tickers" and v["action"] == "release"]
+        assert release["ticker"] == "4592" and release["reason"] == "halt expired"
+        assert release["ts"] >= now + halt_s * 1000
+        gateway.send("orders", order(3, "acct-h", ticker="4592", side="buy"))
+        gateway.flush()
+        wait_for(lambda rs: "o-3" in decisions_by_order(rs), 30)
+        (d3,) = decisions_by_order(seen)["o-3"]
+        assert all(r["code"] != "ticker_halted" for r in d3["reasons"])
+        assert d3["action"] == "allow"

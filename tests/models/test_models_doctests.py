@@ -1,0 +1,23 @@
+"""The examples in the models' docstrings run and print what they say."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+
+import pytest
+
+import tradeguard.models
+
+MODULES = ["tradeguard.models." + m for m in ("anomaly", "base", "classifier", "hst_numba", "squash")]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples(name):
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0
+
+
+def test_public_api_is_declared():
+    assert all(hasattr(tradeguard.models, name) for name in tradeguard.models.__all__)
+    assert {"OrderScorer", "AccountAnomaly", "FraudClassifier"} <= set(tradeguard.models.__all__)

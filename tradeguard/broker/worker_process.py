@@ -1,0 +1,77 @@
+"""A worker in a child process, started and stopped by its own pid (demo, tests, benchmarks)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tradeguard.settings import Settings
+
+__all__ = ["WorkerProcess"]
+
+
+@dataclass
+class WorkerProcess:
+    settings: Settings
+    log_path: Path
+    extra_env: dict[str, str] = field(default_factory=dict)
+    process: subprocess.Popen | None = field(default=None, init=False)
+
+    def start(self) -> "WorkerProcess":
+        env = {**os.environ, **self.env(), **self.extra_env}
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "tradeguard.cli.main", "worker"],
+                env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True,  # our Ctrl-C is handled by us, then we stop it
+            )
+        return self
+
+    def env(self) -> dict[str, str]:
+        s = self.settings
+        return {
+            "TRADEGUARD_BROKER": s.broker,
+            "TRADEGUARD_TOPIC_PREFIX": s.topic_prefix,
+            "TRADEGUARD_PARTITIONS": str(s.partitions),
+            "TRADEGUARD_APP_ID": s.app_id,
+            "TRADEGUARD_WEB_PORT": str(s.web_port),
+            "TRADEGUARD_WEB_HOST": s.web_host,
+            "TRADEGUARD_STATE_DIR": str(s.state_dir),
+            "TRADEGUARD_POLICY_FILE": s.policy_file,
+            "TRADEGUARD_LOG_LEVEL": s.log_level,
+        }
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self, timeout_s: float = 20.0) -> int | None:
+        """SIGTERM (graceful: finish batches, commit), SIGKILL if it does not exit in time."""
+        proc = self.process
+        if proc is None:
+            return None
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.wait(5)
+        return proc.returncode
+
+    def kill(self) -> None:
+        """Crash it: SIGKILL, no chance to commit."""
+        if self.alive:
+            os.kill(self.process.pid, signal.SIGKILL)
+            self.process.wait(5)
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
