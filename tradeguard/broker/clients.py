@@ -58,6 +58,10 @@ class GatewayProducer:
         if err is not None:
             self._errors.append(str(err))
 
+    def poll(self) -> None:
+        """Serve delivery callbacks without blocking (call it while pacing a replay)."""
+        self._producer.poll(0)
+
     def flush(self, timeout_s: float = 30.0) -> None:
         left = self._producer.flush(timeout_s)
         if left or self._errors:

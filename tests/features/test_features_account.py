@@ -1,0 +1,150 @@
+"""What each account feature means, pinned on small hand-made stories."""
+
+import numpy as np
+import pytest
+
+from tradeguard.features import (ACCOUNT_FEATURES, LOGIN_FAILURE, LOGIN_SUCCESS, AccountFeatures,
+                                 AuthBatch, OrderBatch)
+
+T0 = 1_700_000_000_000
+MIN = 60_000
+
+
+def auth(f, *events):
+    """Feed auth events given as dicts over a default login."""
+    rows = [{"account": 0, "kind": LOGIN_SUCCESS, "ts_ms": T0, "session": 1, "ip": 10, "device": 20,
+             "asn": 30, "country": 40, "user_agent": 50, **e} for e in events]
+    f.learn_auth(AuthBatch.from_columns(**{k: [r[k] for r in rows] for k in rows[0]}))
+
+
+def orders(f, *events):
+    """Features of orders given as dicts over a default cash buy, as {name: column}."""
+    rows = [{"account": 0, "ticker": 1, "is_buy": True, "qty": 100.0, "price": 1000.0, "margin": False,
+             "overseas": False, "ts_ms": T0 + MIN, "session": 1, "ip": 10, "device": 20, "user_agent": 50,
+             "holdings_value": np.nan, "ticker_adv_value": np.nan, **e} for e in events]
+    x = f.transform_orders(OrderBatch.from_columns(**{k: [r[k] for r in rows] for k in rows[0]}))
+    return {name: x[:, j] for j, name in enumerate(ACCOUNT_FEATURES)}
+
+
+def test_state_is_bounded_per_account():
+    f = AccountFeatures()
+    assert f.bytes_per_account < 512
+    orders(f, {"account": 5000})
+    assert f._accounts.shape[0] >= 5001 and f.bytes_per_account < 512
+
+
+def test_first_login_has_nothing_to_be_new_against():
+    f = AccountFeatures()
+    auth(f, {})
+    x = orders(f, {})
+    assert [x[n][0] for n in ("new_device", "new_ip", "new_asn", "new_country", "new_user_agent")] == [0] * 5
+
+
+def test_a_device_is_new_once():
+    f = AccountFeatures()
+    auth(f, {"session": 1}, {"session": 2, "device": 99, "ts_ms": T0 + MIN},
+         {"session": 3, "device": 99, "ts_ms": T0 + 2 * MIN})
+    x = orders(f, *({"session": s, "device": 99, "ts_ms": T0 + 3 * MIN} for s in (1, 2, 3)))
+    assert x["new_device"].tolist() == [0, 1, 0]
+    assert x["new_ip"].tolist() == [0, 0, 0]
+
+
+def test_each_login_attribute_has_its_own_flag():
+    f = AccountFeatures()
+    auth(f, {}, {"ts_ms": T0 + MIN, "session": 2, "asn": 31, "country": 41, "user_agent": 51, "ip": 11})
+    x = orders(f, {"session": 2, "ip": 11, "user_agent": 51, "ts_ms": T0 + 2 * MIN})
+    assert [x[n][0] for n in ("new_device", "new_ip", "new_asn", "new_country", "new_user_agent")] == [0, 1, 1, 1, 1]
+
+
+def test_secs_since_login_uses_the_session_else_the_last_login():
+    f = AccountFeatures()
+    x = orders(f, {"session": 1})
+    assert x["secs_since_login"][0] == 1e6  # never logged in
+    auth(f, {"session": 1, "ts_ms": T0}, {"session": 2, "ts_ms": T0 + 30_000})
+    x = orders(f, {"session": 1, "ts_ms": T0 + 90_000}, {"session": 2, "ts_ms": T0 + 90_000},
+               {"session": 77, "ts_ms": T0 + 90_000})
+    assert x["secs_since_login"].tolist() == [90.0, 60.0, 60.0]
+
+
+def test_failed_logins_before_are_a_decayed_count():
+    f = AccountFeatures()  # half-life 15 min
+    auth(f, *({"kind": LOGIN_FAILURE, "ts_ms": T0} for _ in range(3)),
+         {"kind": LOGIN_SUCCESS, "ts_ms": T0, "session": 1},
+         {"kind": LOGIN_SUCCESS, "ts_ms": T0 + 30 * MIN, "session": 2})
+    x = orders(f, {"session": 1, "ts_ms": T0 + 31 * MIN}, {"session": 2, "ts_ms": T0 + 31 * MIN})
+    assert x["failed_logins_before"] == pytest.approx([3.0, 0.75])
+
+
+def test_session_mismatch_is_cookie_replay():
+    f = AccountFeatures()
+    auth(f, {"session": 1, "ip": 10, "device": 20})
+    x = orders(f, {"ip": 10}, {"ip": 666}, {"device": 666}, {"user_agent": 666}, {"ip": 0, "device": 0},
+               {"session": 2, "ip": 666})
+    assert x["session_mismatch"].tolist() == [0, 1, 1, 1, 0, 0]
+
+
+def test_liquidation_ratio_is_sold_share_of_holdings_at_the_first_sell():
+    f = AccountFeatures()
+    x = orders(f, *({"is_buy": False, "qty": 300.0, "price": 1000.0, "holdings_value": h,
+                     "ts_ms": T0 + k * MIN} for k, h in enumerate([1e6, 7e5, 4e5])),
+               {"is_buy": True, "ts_ms": T0 + 5 * MIN},
+               {"is_buy": True, "ts_ms": T0 + 16 * MIN})
+    assert x["liquidation_ratio"] == pytest.approx([0.3, 0.6, 0.9, 0.9, 0.0])
+
+
+def test_selling_everything_clips_at_one_and_unknown_holdings_read_zero():
+    f = AccountFeatures()
+    x = orders(f, {"is_buy": False, "qty": 2000.0, "holdings_value": 1e6},
+               {"account": 1, "is_buy": False, "holdings_value": np.nan})
+    assert x["liquidation_ratio"].tolist() == [1.0, 0.0]
+
+
+def test_first_buy_of_ticker_and_first_overseas_trade():
+    f = AccountFeatures()
+    x = orders(f, {"ticker": 1}, {"ticker": 2}, {"ticker": 2}, {"ticker": 3, "is_buy": False},
+               {"ticker": 3}, {"ticker": 4, "overseas": True}, {"ticker": 5, "overseas": True})
+    assert x["first_buy_of_ticker"].tolist() == [0, 1, 0, 0, 0, 1, 1]  # the very first order has no history
+    assert x["first_overseas_trade"].tolist() == [0, 0, 0, 0, 0, 1, 0]
+
+
+def test_thin_ticker_notional_counts_buys_against_adv():
+    f = AccountFeatures()
+    x = orders(f, {"qty": 1000.0, "ticker_adv_value": 1e8}, {"is_buy": False, "ticker_adv_value": 1e8},
+               {"ticker_adv_value": np.nan})
+    assert x["thin_ticker_notional_x_adv"].tolist() == pytest.approx([0.01, 0.0, 0.0])
+
+
+def test_sudden_margin_only_for_accounts_that_never_use_it():
+    f = AccountFeatures()
+    cash = [{"ts_ms": T0 + k * MIN} for k in range(10)]
+    margin_user = [{"account": 1, "margin": True, "ts_ms": T0 + k * MIN} for k in range(10)]
+    x = orders(f, {"margin": True, "account": 2}, *cash, *margin_user,
+               {"margin": True, "ts_ms": T0 + 20 * MIN}, {"account": 1, "margin": True, "ts_ms": T0 + 20 * MIN})
+    assert x["sudden_margin"][0] == 0  # first order: no habit yet
+    assert x["sudden_margin"][-2:].tolist() == [1, 0]
+
+
+def test_order_rate_reads_one_when_steady_and_high_in_a_burst():
+    f = AccountFeatures()
+    steady = orders(f, *({"ts_ms": T0 + k * 30_000} for k in range(5_000)))["order_rate_x_usual"]
+    assert steady[0] == 1.0 and steady[-1] == pytest.approx(1.0, abs=0.1)
+    g = AccountFeatures()
+    daily = [{"ts_ms": T0 + k * 86_400_000} for k in range(20)]
+    burst = [{"ts_ms": T0 + 20 * 86_400_000 + k * 2_000} for k in range(20)]
+    rate = orders(g, *daily, *burst)["order_rate_x_usual"]
+    assert rate[-1] > 100 * rate[19]
+
+
+def test_notional_against_the_accounts_usual_size():
+    f = AccountFeatures()
+    x = orders(f, *({"ts_ms": T0 + k * MIN} for k in range(10)), {"qty": 10_000.0, "ts_ms": T0 + 11 * MIN})
+    assert x["notional_x_usual"][0] == 1.0
+    assert x["notional_x_usual"][-1] == pytest.approx(100.0)
+
+
+def test_bad_records_name_their_column():
+    f = AccountFeatures()
+    with pytest.raises(ValueError, match="AuthBatch.kind: row 1"):
+        auth(f, {}, {"kind": 9})
+    with pytest.raises(ValueError, match="OrderBatch.account: row 0"):
+        orders(f, {"account": -1})

@@ -1,0 +1,174 @@
+"""``tradeguard demo``: broker, topics, a worker and a replayed takeover, then a summary.
+
+Everything runs on this machine: the embedded broker on a free port, one
+worker process, and this process as the order gateway (it produces the
+session and reads decisions and controls back). Every process started here is
+stopped by its pid on the way out, also on Ctrl-C and on error.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+from tradeguard.broker.admin import create_topics
+from tradeguard.broker.clients import GatewayProducer, TopicReader
+from tradeguard.broker.embedded import BrokerError, EmbeddedBroker, free_port
+from tradeguard.broker.worker_process import WorkerProcess
+from tradeguard.demo_session import SessionScript, scripted_session
+from tradeguard.settings import Settings
+
+__all__ = ["run_demo"]
+
+
+class _Progress:
+    """Counts what came back and prints one live line."""
+
+    def __init__(self, out=sys.stdout) -> None:
+        self.out = out
+        self.tty = out.isatty()
+        self.decisions: dict[str, dict] = {}
+        self.actions: Counter = Counter()
+        self.halts: list[dict] = []
+        self.account_controls: list[dict] = []
+        self.first_decision_at: float | None = None
+        self._last_print = 0.0
+        self._window: list[tuple[float, int]] = []
+
+    def absorb(self, records: list[tuple[str, dict]]) -> None:
+        for name, value in records:
+            if name == "decisions" and value["order_id"] not in self.decisions:
+                self.decisions[value["order_id"]] = value
+                self.actions[value["action"]] += 1
+                if self.first_decision_at is None:
+                    self.first_decision_at = time.monotonic()
+            elif name == "controls.tickers" and value["action"] == "halt_buys":
+                self.halts.append(value)
+            elif name == "controls.accounts":
+                self.account_controls.append(value)
+
+    def show(self, total: int, force: bool = False) -> None:
+        now = time.monotonic()
+        self._window.append((now, len(self.decisions)))
+        self._window = [(t, n) for t, n in self._window if now - t <= 2.0]
+        if not force and now - self._last_print < (0.2 if self.tty else 2.0):
+            return
+        self._last_print = now
+        (t0, n0), (t1, n1) = self._window[0], self._window[-1]
+        rate = (n1 - n0) / (t1 - t0) if t1 > t0 else 0.0
+        line = (f"decided {len(self.decisions):5d}/{total}  {rate:7.0f} orders/s  "
+                f"allow {self.actions['allow']:5d}  hold {self.actions['hold']:4d}  "
+                f"block {self.actions['block']:4d}  halts {len(self.halts)}")
+        print(("\r" + line) if self.tty else line, end="" if self.tty else "\n",
+              file=self.out, flush=True)
+
+
+def _drain(reader: TopicReader, progress: _Progress, total: int, until, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        progress.absorb(reader.poll(0.1))
+        progress.show(total)
+        if until():
+            return True
+    return False
+
+
+def run_demo(quick: bool = False, out=sys.stdout) -> int:
+    script = scripted_session(minutes=14 if quick else 20, accounts=30 if quick else 40)
+    # Event time runs this much faster than the wall clock during the replay.
+    speed = 60.0 if quick else 40.0
+    workdir = Path(tempfile.mkdtemp(prefix="tradeguard-demo-"))
+    broker = EmbeddedBroker(log_path=workdir / "broker.log")
+    worker: WorkerProcess | None = None
+    reader: TopicReader | None = None
+    try:
+        print(f"starting the embedded broker (logs in {workdir})", file=out, flush=True)
+        broker.start()
+        settings = Settings.from_env(env={}, broker=broker.url, partitions=4,
+                                     web_port=free_port(), web_host="127.0.0.1",
+                                     state_dir=workdir / "state")
+        create_topics(settings)
+        started = time.monotonic()
+        worker = WorkerProcess(settings, workdir / "worker.log").start()
+        print(f"broker {broker.url} (pid {broker.process.pid}), worker pid {worker.process.pid}",
+              file=out, flush=True)
+        gateway = GatewayProducer(settings)
+        reader = TopicReader(settings, "decisions", "controls.tickers", "controls.accounts")
+        progress = _Progress(out)
+        total = script.order_count
+
+        # History first (yesterday's logins, the morning's trades), at full speed.
+        for ev in script.warmup:
+            gateway.send(ev.topic, ev.record)
+        gateway.flush()
+        first = next(ev.record for ev in script.events if ev.topic == "orders")
+        gateway.send("orders", first)
+        gateway.flush()
+        if not _drain(reader, progress, total, lambda: progress.decisions, 90):
+            raise RuntimeError("the worker made no decision within 90 s; its log:\n"
+                               + worker.log_tail())
+        print(f"\nworker up: first decision {progress.first_decision_at - started:.1f} s after "
+              f"it started; replaying the session at {speed:g}x", file=out, flush=True)
+
+        # The session, paced in event time so controls take effect as they would live.
+        events = [ev for ev in script.events if ev.record is not first]
+        wall0, event0 = time.monotonic(), events[0].record["ts"]
+        for ev in events:
+            due = wall0 + (ev.record["ts"] - event0) / 1000.0 / speed
+            while (delay := due - time.monotonic()) > 0:
+                gateway.poll()
+                progress.absorb(reader.poll(min(delay, 0.05)))
+                progress.show(total)
+            gateway.send(ev.topic, ev.record)
+        gateway.flush()
+        if not _drain(reader, progress, total, lambda: len(progress.decisions) >= total, 60):
+            raise RuntimeError(f"only {len(progress.decisions)} of {total} orders were decided; "
+                               "worker log:\n" + worker.log_tail())
+        progress.show(total, force=True)
+        replay_s = time.monotonic() - wall0
+        print(file=out)
+        _summary(script, progress, replay_s, out)
+        return 0
+    except KeyboardInterrupt:
+        print("\ninterrupted; stopping the worker and the broker", file=out, flush=True)
+        return 130
+    except (BrokerError, RuntimeError) as exc:
+        print(f"\ndemo failed: {exc}", file=sys.stderr, flush=True)
+        return 1
+    finally:
+        if reader is not None:
+            reader.close()
+        if worker is not None:
+            worker.stop()
+        broker.stop()
+
+
+def _summary(script: SessionScript, progress: _Progress, replay_s: float, out) -> None:
+    decisions = progress.decisions
+    fraud = [decisions[o] for o in sorted(script.fraud_orders) if o in decisions]
+    stopped = [d for d in fraud if d["action"] != "allow"]
+    legit = [d for o, d in decisions.items() if o not in script.fraud_orders]
+    legit_stopped = [d for d in legit if d["action"] != "allow"]
+    p = lambda *a: print(*a, file=out)  # noqa: E731
+    p("=" * 72)
+    p(f"{len(decisions)} orders decided in {replay_s:.1f} s of replay "
+      f"({len(decisions) / replay_s:.0f} orders/s offered by the session's pace)")
+    p(f"actions: {dict(progress.actions)}")
+    p(f"attacker orders stopped (hold/block): {len(stopped)}/{len(fraud)}; "
+      f"legitimate orders stopped: {len(legit_stopped)}/{len(legit)}")
+    for d in fraud:
+        codes = ", ".join(f"{r['code']}={r['value']:g}" for r in d["reasons"])
+        p(f"  {d['account_id']} {d['side']:4s} {d['ticker']:5s} -> {d['action']:5s} "
+          f"score {d['score']:.2f}  [{codes}]")
+    for d in legit_stopped:
+        codes = ", ".join(f"{r['code']}={r['value']:g}" for r in d["reasons"])
+        p(f"  (legit) {d['account_id']} {d['side']} {d['ticker']} -> {d['action']} [{codes}]")
+    for h in progress.halts:
+        ev = h["evidence"] or {}
+        p(f"HALT BUYS {h['ticker']}: {h['reason']}; accounts {ev.get('accounts')}")
+    for c in progress.account_controls:
+        p(f"ACCOUNT {c['action'].upper():8s} {c['account_id']}: {c['reason']}")
+    p("=" * 72)

@@ -1,0 +1,330 @@
+"""Per-account takeover signals: who logged in, from where, and what the session then trades.
+
+State is a fixed-size record per account plus a 1024-bit Bloom filter of what
+the account has used before (devices, IPs, ASNs, countries, user agents,
+tickers), and one shared, bounded table of open login sessions.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import namedtuple
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+
+from . import _snapshot
+from .batches import LOGIN_FAILURE, LOGIN_SUCCESS, SESSION_START, AuthBatch, OrderBatch, require
+from .ids import DenseIds, grown
+from .primitives import (NEVER_MS, bloom_test_and_add, decay, observed_window_ms, table_claim,
+                         table_find)
+
+__all__ = ["ACCOUNT_FEATURES", "AccountParams", "AccountFeatures"]
+
+ACCOUNT_FEATURES: tuple[str, ...] = (
+    "secs_since_login", "new_device", "new_ip", "new_asn", "new_country", "new_user_agent",
+    "failed_logins_before", "session_mismatch", "order_rate_x_usual", "notional_x_usual",
+    "liquidation_ratio", "first_buy_of_ticker", "thin_ticker_notional_x_adv",
+    "first_overseas_trade", "sudden_margin",
+)
+
+# Bloom "kinds" salt the hash so a device and an IP with equal hashes stay apart.
+# 0..4 follow the new_* features (bit k of a login's new-flags is feature 1+k).
+LOGIN_ATTRIBUTES = ("device", "ip", "asn", "country", "user_agent")
+TICKER_KIND = len(LOGIN_ATTRIBUTES)
+
+
+@dataclass(frozen=True)
+class AccountParams:
+    """Windows, half-lives and table sizes of AccountFeatures (times in seconds).
+
+    failed_logins_before is a *decayed* count: each failure counts
+    0.5 ** (age / failed_login_half_life_s), so with the default 15 min a
+    failure just before a login counts 1, one 30 min before counts 1/4.
+    """
+    failed_login_half_life_s: float = 900.0
+    order_rate_fast_half_life_s: float = 300.0      # "right now": the last few minutes
+    order_rate_slow_half_life_s: float = 7 * 86400.0  # "usual": the last weeks
+    habit_half_life_s: float = 30 * 86400.0         # mean notional and margin share
+    liquidation_window_s: float = 900.0             # a sell episode lasts 15 min from its first sell
+    margin_rare_share: float = 0.02                 # margin share below this counts as "never uses margin"
+    session_ttl_s: float = 86400.0                  # brokers expire sessions within a day
+    session_slots: int = 2**16                      # open sessions remembered (power of two)
+    session_probe: int = 8                          # slots searched per session key
+    bloom_bits: int = 1024                          # per account; multiple of 64
+    never_logged_in_secs: float = 1e6               # secs_since_login when there is no login; also its cap
+
+    def __post_init__(self) -> None:
+        if self.session_slots <= 0 or self.session_slots & (self.session_slots - 1):
+            raise ValueError(f"AccountParams.session_slots: {self.session_slots} is not a power of two")
+        if self.bloom_bits <= 0 or self.bloom_bits % 64:
+            raise ValueError(f"AccountParams.bloom_bits: {self.bloom_bits} is not a positive multiple of 64")
+        for name in ("failed_login_half_life_s", "order_rate_fast_half_life_s",
+                     "order_rate_slow_half_life_s", "habit_half_life_s", "liquidation_window_s",
+                     "session_ttl_s"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"AccountParams.{name}: must be > 0, got {getattr(self, name)}")
+
+    def kernel(self) -> "_KernelParams":
+        """The same parameters in the units the kernels use (ms, time constants)."""
+        tau = lambda half_life_s: half_life_s * 1000.0 / math.log(2.0)  # noqa: E731
+        return _KernelParams(
+            tau(self.failed_login_half_life_s), tau(self.order_rate_fast_half_life_s),
+            tau(self.order_rate_slow_half_life_s), tau(self.habit_half_life_s),
+            int(self.liquidation_window_s * 1000), float(self.margin_rare_share),
+            int(self.session_ttl_s * 1000), int(self.session_probe), float(self.never_logged_in_secs))
+
+
+_KernelParams = namedtuple("_KernelParams", "tau_fail_ms tau_fast_ms tau_slow_ms tau_habit_ms "
+                           "liquidation_ms margin_rare_share session_ttl_ms session_probe never_secs")
+
+# One row per account. Decayed sums are stored as of their *_ms stamp.
+ACCOUNT_STATE = np.dtype([
+    ("last_login_ms", np.int64), ("last_login_failed", np.float64),  # last login_success/session_start
+    ("failed_logins", np.float64), ("failed_ms", np.int64),          # decayed login_failure count
+    ("first_order_ms", np.int64), ("last_order_ms", np.int64),
+    ("orders_fast", np.float64), ("orders_slow", np.float64),        # decayed order counts
+    ("habit_weight", np.float64), ("habit_notional", np.float64), ("habit_margin", np.float64),
+    ("sell_episode_ms", np.int64), ("sell_episode_sold", np.float64),
+    ("sell_episode_holdings", np.float64),
+    ("last_login_flags", np.uint8), ("traded_overseas", np.uint8),
+], align=True)
+
+# One row per open session, keyed by the session hash (0 = empty slot).
+SESSION_STATE = np.dtype([
+    ("key", np.uint64), ("stamp_ms", np.int64), ("account", np.int64),
+    ("ip", np.uint64), ("device", np.uint64), ("user_agent", np.uint64),
+    ("failed", np.float64), ("new_flags", np.uint8),
+], align=True)
+
+
+def _empty_row(dtype: np.dtype) -> np.ndarray:
+    """A state row meaning "nothing seen": stamps NEVER, holdings unknown, the rest 0."""
+    row = np.zeros((), dtype)
+    for name in dtype.names:
+        if name.endswith("_ms"):
+            row[name] = NEVER_MS
+    if "sell_episode_holdings" in dtype.names:
+        row["sell_episode_holdings"] = np.nan
+    return row
+
+
+@numba.njit(cache=True)
+def _open_session(a, bloom_row, sessions, account, t, session, attributes, p):
+    """Learn one login's attributes into the account's filter and record the session it opens."""
+    failed = a.failed_logins * decay(t - a.failed_ms, p.tau_fail_ms)
+    has_history = a.last_login_ms != NEVER_MS
+    flags = 0
+    for k in range(len(attributes)):
+        seen = bloom_test_and_add(bloom_row, k, attributes[k])
+        if has_history and not seen:
+            flags |= 1 << k
+    a.last_login_ms = t
+    a.last_login_flags = flags
+    a.last_login_failed = failed
+    if session != 0:
+        slot, _ = table_claim(sessions, session, t, p.session_ttl_ms, p.session_probe)
+        s = sessions[slot]
+        s.stamp_ms = t
+        s.account = account
+        s.ip = attributes[1]
+        s.device = attributes[0]
+        s.user_agent = attributes[4]
+        s.failed = failed
+        s.new_flags = flags
+
+
+@numba.njit(cache=True)
+def _learn_auth(acc, bloom, sessions, account, kind, ts_ms, session, ip, device, asn, country,
+                user_agent, p):
+    """Walk auth events in order: failures feed the decayed count, logins open sessions."""
+    for i in range(account.shape[0]):
+        a = acc[account[i]]
+        t = ts_ms[i]
+        if kind[i] == LOGIN_FAILURE:
+            a.failed_logins = a.failed_logins * decay(t - a.failed_ms, p.tau_fail_ms) + 1.0
+            a.failed_ms = max(a.failed_ms, t)
+        elif kind[i] == LOGIN_SUCCESS or kind[i] == SESSION_START:
+            attributes = (device[i], ip[i], asn[i], country[i], user_agent[i])
+            _open_session(a, bloom[account[i]], sessions, account[i], t, session[i], attributes, p)
+
+
+@numba.njit(cache=True)
+def _differs(seen_on_order, seen_at_login):
+    """True when both hashes are present and different."""
+    return seen_on_order != 0 and seen_at_login != 0 and seen_on_order != seen_at_login
+
+
+@numba.njit(cache=True)
+def _transform_orders(acc, bloom, sessions, account, ticker, is_buy, qty, price, margin, overseas,
+                      ts_ms, session, ip, device, user_agent, holdings_value, ticker_adv_value,
+                      p, out):
+    """Walk orders in order: write each one's ACCOUNT_FEATURES row, then learn it."""
+    for i in range(account.shape[0]):
+        a = acc[account[i]]
+        t = ts_ms[i]
+        notional = qty[i] * price[i]
+        if not np.isfinite(notional):
+            notional = 0.0
+
+        # The login behind the order: its session's, else the account's last one.
+        slot = -1
+        if session[i] != 0:
+            slot = table_find(sessions, session[i], t, p.session_ttl_ms, p.session_probe)
+        mismatch = False
+        if slot >= 0 and sessions[slot].account == account[i]:
+            s = sessions[slot]
+            login_ms, flags, failed = s.stamp_ms, s.new_flags, s.failed
+            mismatch = (_differs(ip[i], s.ip) or _differs(device[i], s.device)
+                        or _differs(user_agent[i], s.user_agent))
+        else:
+            login_ms, flags, failed = a.last_login_ms, a.last_login_flags, a.last_login_failed
+        secs = p.never_secs
+        if login_ms != NEVER_MS:
+            secs = min(max((t - login_ms) / 1000.0, 0.0), p.never_secs)
+
+        # Rate and size against the account's own habits (cold start reads neutral).
+        has_orders = a.last_order_ms != NEVER_MS
+        if not has_orders:
+            a.first_order_ms = t
+        # Rates count the orders *before* this one, so a steady rate reads 1.0
+        # whatever its speed (counting this one too would add 1/window to each).
+        dt = t - a.last_order_ms
+        age = t - a.first_order_ms
+        orders_fast = a.orders_fast * decay(dt, p.tau_fast_ms)
+        orders_slow = a.orders_slow * decay(dt, p.tau_slow_ms)
+        rate_x = 1.0
+        if orders_slow > 0:
+            rate_x = ((orders_fast / observed_window_ms(age, p.tau_fast_ms))
+                      / (orders_slow / observed_window_ms(age, p.tau_slow_ms)))
+        a.orders_fast = orders_fast + 1.0
+        a.orders_slow = orders_slow + 1.0
+        d = decay(dt, p.tau_habit_ms)
+        weight, habit_notional, habit_margin = a.habit_weight * d, a.habit_notional * d, a.habit_margin * d
+        notional_x = notional / (habit_notional / weight) if habit_notional > 0 else 1.0
+        sudden_margin = margin[i] and has_orders and habit_margin < p.margin_rare_share * weight
+        a.habit_weight = weight + 1.0
+        a.habit_notional = habit_notional + notional
+        a.habit_margin = habit_margin + (1.0 if margin[i] else 0.0)
+        a.last_order_ms = max(a.last_order_ms, t)
+
+        # Sell episode: sells within liquidation_ms of the episode's first sell.
+        in_episode = t - a.sell_episode_ms <= p.liquidation_ms
+        if not is_buy[i]:
+            if not in_episode:
+                a.sell_episode_ms = t
+                a.sell_episode_sold = 0.0
+                a.sell_episode_holdings = np.nan
+                in_episode = True
+            if np.isnan(a.sell_episode_holdings) and not np.isnan(holdings_value[i]):
+                a.sell_episode_holdings = holdings_value[i] + a.sell_episode_sold
+            a.sell_episode_sold += notional
+        liquidation = 0.0
+        if in_episode and a.sell_episode_holdings > 0:
+            liquidation = min(max(a.sell_episode_sold / a.sell_episode_holdings, 0.0), 1.0)
+
+        # Novelty of what is bought: learned from buys and sells, reported on buys.
+        ticker_seen = bloom_test_and_add(bloom[account[i]], 5, np.uint64(ticker[i]) + np.uint64(1))
+        first_buy = is_buy[i] and has_orders and not ticker_seen
+        first_overseas = is_buy[i] and overseas[i] and has_orders and a.traded_overseas == 0
+        if overseas[i]:
+            a.traded_overseas = 1
+        thin_x = 0.0
+        if is_buy[i] and ticker_adv_value[i] > 0:
+            thin_x = notional / ticker_adv_value[i]
+
+        row = out[i]  # columns in ACCOUNT_FEATURES order
+        row[0] = secs
+        for k in range(5):
+            row[1 + k] = (flags >> k) & 1
+        row[6] = failed
+        row[7] = mismatch
+        row[8] = rate_x
+        row[9] = notional_x
+        row[10] = liquidation
+        row[11] = first_buy
+        row[12] = thin_x
+        row[13] = first_overseas
+        row[14] = sudden_margin
+
+
+class AccountFeatures:
+    """Online account-takeover features; `transform_orders` both scores and learns.
+
+    Accounts are dense ids (``self.ids`` maps account keys to them); login
+    attributes are `stable_hash64` values. The very first login an account
+    shows us has no history to be new against, so all its new_* flags are 0;
+    likewise an account's first order never counts as a first buy or first
+    overseas trade.
+
+    >>> from tradeguard.features.batches import AuthBatch, OrderBatch, LOGIN_SUCCESS
+    >>> f = AccountFeatures()
+    >>> def login(ts, device, session):
+    ...     f.learn_auth(AuthBatch.from_columns(account=[0], kind=[LOGIN_SUCCESS], ts_ms=[ts],
+    ...         session=[session], ip=[11], device=[device], asn=[12], country=[13], user_agent=[14]))
+    >>> login(0, 100, 1); login(60_000, 200, 2)   # second login: a device never seen
+    >>> x = f.transform_orders(OrderBatch.from_columns(account=[0], ticker=[3], is_buy=[False],
+    ...     qty=[900], price=[1000.0], margin=[False], overseas=[False], ts_ms=[90_000], session=[2],
+    ...     ip=[11], device=[200], user_agent=[14], holdings_value=[1e6], ticker_adv_value=[float("nan")]))
+    >>> dict(zip(ACCOUNT_FEATURES, x[0].tolist()))["new_device"], float(x[0, 0]), float(x[0, 10])
+    (1.0, 30.0, 0.9)
+    """
+
+    def __init__(self, params: AccountParams = AccountParams(), capacity: int = 1024) -> None:
+        self.params = params
+        self.ids = DenseIds()
+        self._kernel_params = params.kernel()
+        self._accounts = np.full(capacity, _empty_row(ACCOUNT_STATE))
+        self._bloom = np.zeros((capacity, params.bloom_bits // 64), np.uint64)
+        self._sessions = np.full(params.session_slots, _empty_row(SESSION_STATE))
+
+    @property
+    def bytes_per_account(self) -> int:
+        """Bytes of state arrays per account (the session table is shared, see session_table_bytes)."""
+        return self._accounts.dtype.itemsize + self._bloom.itemsize * self._bloom.shape[1]
+
+    @property
+    def session_table_bytes(self) -> int:
+        return self._sessions.nbytes
+
+    def _reserve(self, batch, name: str = "account") -> None:
+        """Check the batch's account ids and grow the per-account arrays to hold them."""
+        ids = getattr(batch, name)
+        if len(ids) == 0:
+            return
+        require(batch, name, ids >= 0, "account ids must be >= 0")
+        needed = int(ids.max()) + 1
+        self._accounts = grown(self._accounts, needed, _empty_row(ACCOUNT_STATE))
+        self._bloom = grown(self._bloom, needed, 0)
+
+    def learn_auth(self, batch: AuthBatch) -> None:
+        """Learn login successes, failures and session starts (kind OTHER is ignored)."""
+        self._reserve(batch)
+        require(batch, "kind", (batch.kind >= 0) & (batch.kind <= 3), "kind must be 0..3")
+        _learn_auth(self._accounts, self._bloom, self._sessions, batch.account, batch.kind,
+                    batch.ts_ms, batch.session, batch.ip, batch.device, batch.asn, batch.country,
+                    batch.user_agent, self._kernel_params)
+
+    def transform_orders(self, batch: OrderBatch) -> np.ndarray:
+        """Features of each order (n, len(ACCOUNT_FEATURES)), each seeing the orders before it."""
+        self._reserve(batch)
+        require(batch, "ticker", batch.ticker >= 0, "ticker ids must be >= 0")
+        out = np.empty((len(batch), len(ACCOUNT_FEATURES)), np.float64)
+        _transform_orders(self._accounts, self._bloom, self._sessions, batch.account, batch.ticker,
+                          batch.is_buy, batch.qty, batch.price, batch.margin, batch.overseas,
+                          batch.ts_ms, batch.session, batch.ip, batch.device, batch.user_agent,
+                          batch.holdings_value, batch.ticker_adv_value, self._kernel_params, out)
+        return out
+
+    def to_bytes(self) -> bytes:
+        return _snapshot.pack(self.params, {"accounts": self._accounts, "bloom": self._bloom,
+                                            "sessions": self._sessions}, self.ids)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "AccountFeatures":
+        params, arrays, ids = _snapshot.unpack(data, AccountParams)
+        restored = cls(params, capacity=1)
+        restored._accounts, restored._bloom = arrays["accounts"], arrays["bloom"]
+        restored._sessions, restored.ids = arrays["sessions"], ids
+        return restored
