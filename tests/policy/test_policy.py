@@ -1,0 +1,109 @@
+"""Policy configuration and the per-order scoring rule."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from tradeguard.policy.config import PolicyConfig, PolicyError, PolicyFile
+from tradeguard.policy.orders import ALLOW, BLOCK, HOLD, score_orders
+
+CFG = PolicyConfig.defaults()
+NAMES = ("new_device", "new_ip", "new_asn", "new_country", "new_user_agent",
+         "failed_logins_before", "liquidation_ratio", "thin_ticker_notional_x_adv")
+
+
+def test_defaults_load_and_are_consistent():
+    assert 0 < CFG.hold_at < CFG.block_at <= 1
+    assert CFG.signals["thin_ticker_notional_x_adv"].scale == 0.05
+    assert CFG.halt_risky_buyers == 2
+
+
+def test_takeover_signature_holds_and_hard_negatives_pass():
+    rows = {
+        # every login attribute new after two failed attempts: the attacker's login
+        "takeover_login": [1, 1, 1, 1, 1, 2, 0, 0],
+        # ...then liquidating and buying a thin ticker
+        "takeover_pump": [1, 1, 1, 1, 1, 2, 0.95, 0.2],
+        "new_phone_at_home": [1, 0, 0, 0, 1, 0, 0, 0],
+        "travelling_own_device": [0, 1, 1, 1, 0, 0, 0, 0],
+        "rebalance_sell_everything": [0, 0, 0, 0, 0, 0, 1.0, 0],
+    }
+    v = score_orders(np.array(list(rows.values()), float), NAMES, CFG)
+    actions = dict(zip(rows, (v.action(i, CFG) for i in range(len(rows)))))
+    assert actions == {"takeover_login": HOLD, "takeover_pump": BLOCK,
+                       "new_phone_at_home": ALLOW, "travelling_own_device": ALLOW,
+                       "rebalance_sell_everything": ALLOW}
+    assert v.reasons(1, 2)[0]["code"] in ("liquidation_ratio", "thin_ticker_notional_x_adv")
+
+
+@settings(max_examples=200, deadline=None)
+@given(arrays(np.float64, (5, len(NAMES)), elements=st.floats(0, 1e6)),
+       st.integers(0, len(NAMES) - 1), st.floats(0, 10))
+def test_score_is_a_probability_and_monotone_in_every_signal(x, j, bump):
+    base = score_orders(x, NAMES, CFG).scores
+    assert np.all((0 <= base) & (base <= 1))
+    raised = x.copy()
+    raised[:, j] += bump
+    assert np.all(score_orders(raised, NAMES, CFG).scores >= base - 1e-12)
+
+
+@settings(max_examples=100, deadline=None)
+@given(arrays(np.float64, (3, len(NAMES)), elements=st.floats(0, 100)))
+def test_reasons_are_the_contributing_signals_strongest_first(x):
+    v = score_orders(x, NAMES, CFG)
+    for i in range(3):
+        reasons = v.reasons(i, 10)
+        contrib = {v.signal_names[j]: v.contributions[i, j] for j in range(len(v.signal_names))}
+        assert [r["code"] for r in reasons] == sorted(
+            (n for n, c in contrib.items() if c > 0), key=lambda n: -contrib[n]) or len(
+            {contrib[r["code"]] for r in reasons}) < len(reasons)
+
+
+def test_model_scores_are_signals_and_missing_ones_are_skipped():
+    x = np.zeros((2, 1))
+    v = score_orders(x, ("new_device",), CFG, {"anomaly": np.array([0.0, 1.0])})
+    assert "anomaly" in v.signal_names and "fraud_probability" not in v.signal_names
+    assert v.scores[1] == pytest.approx(CFG.signals["anomaly"].weight)
+
+
+def test_wrong_feature_matrix_shape_is_named():
+    with pytest.raises(ValueError, match=r"features must be \(n, 2\)"):
+        score_orders(np.zeros((3, 3)), ("a", "b"), CFG)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[order\nhold_at = 1", "not valid TOML"),
+    ("[order]\nhold_at = 'high'", r"\[order\] hold_at must be a number"),
+    ("[order]\nhold_at = 1.5", r"\[order\] hold_at must be in \[0, 1\]"),
+    ("[order]\nhold_at = 0.9\nblock_at = 0.5", "hold_at must not exceed block_at"),
+    ("[order.signals.new_device]\nweight = 2\nscale = 1", r"\[order.signals.new_device\] weight"),
+])
+def test_bad_policy_files_are_refused_with_the_key_named(tmp_path, text, message):
+    path = tmp_path / "policy.toml"
+    path.write_text(text)
+    with pytest.raises(PolicyError, match=message):
+        PolicyFile(path)
+
+
+def test_policy_file_reloads_when_changed_and_keeps_the_last_good_one(tmp_path):
+    path = tmp_path / "policy.toml"
+    path.write_text("[order]\nhold_at = 0.4\n")
+    policy = PolicyFile(path, check_every_s=0)
+    assert policy.current().hold_at == 0.4 and policy.current().block_at == CFG.block_at
+    path.write_text("[order]\nhold_at = 0.3\n")
+    os.utime(path, (1, 1))  # a different mtime, whatever the clock resolution
+    assert policy.current().hold_at == 0.3
+    path.write_text("[order]\nhold_at = 'broken'\n")
+    os.utime(path, (2, 2))
+    assert policy.current().hold_at == 0.3  # broken file reported, previous policy stays
+
+
+def test_missing_policy_file_is_an_error(tmp_path):
+    with pytest.raises(PolicyError, match="does not exist"):
+        PolicyFile(tmp_path / "absent.toml")
