@@ -19,8 +19,11 @@ def register(ctx: WorkerContext) -> None:
     @ctx.app.agent(ctx.channel("orders", "auth.events", "feedback"), name="accounts")
     async def accounts(stream):
         async for events in stream.take_events(settings.batch_max, within=settings.batch_within_s):
-            records = await ctx.decode(events)
-            # Keep arrival order between logins and orders: split into runs.
+            # Kafka orders records within a partition, not across topics: a login
+            # and the orders placed right after it can arrive in either order
+            # within one fetch. Event time puts the login first again.
+            records = sorted(await ctx.decode(events), key=lambda d: d.record["ts"])
+            # Logins, orders and labels are handled in runs of one kind, in that order.
             run: list[dict] = []
             run_topic = None
             for item in records + [None]:

@@ -17,6 +17,7 @@ import faust
 
 from agents import accounts, controls, tickers
 from agents.context import WorkerContext
+from agents.transport import use_fetch_wait
 from tradeguard.policy.config import PolicyFile
 from tradeguard.settings import Settings
 
@@ -51,6 +52,7 @@ def build_app(settings: Settings) -> tuple[faust.App, WorkerContext]:
         broker_commit_interval=1.0,
         logging_config=None,
     )
+    use_fetch_wait(app, settings.fetch_max_wait_ms)
     ctx = WorkerContext(settings=settings, app=app, policy=PolicyFile(settings.policy_file or None))
     accounts.register(ctx)
     tickers.register(ctx)

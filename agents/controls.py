@@ -30,7 +30,8 @@ def register(ctx: WorkerContext) -> None:
         names = {ctx.settings.topic(n): n for n in REPLICATED}
         consumer = AIOKafkaConsumer(
             bootstrap_servers=ctx.settings.bootstrap_servers, enable_auto_commit=False,
-            group_id=None, **ctx.aiokafka_security())
+            group_id=None, fetch_max_wait_ms=ctx.settings.fetch_max_wait_ms,
+            **ctx.aiokafka_security())
         await consumer.start()
         try:
             parts = [TopicPartition(t, p) for t in names

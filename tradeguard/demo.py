@@ -21,7 +21,7 @@ from tradeguard.broker.worker_process import WorkerProcess
 from tradeguard.demo_session import SessionScript, scripted_session
 from tradeguard.settings import Settings
 
-__all__ = ["run_demo"]
+__all__ = ["replay_session", "run_demo"]
 
 
 class _Progress:
@@ -76,14 +76,51 @@ def _drain(reader: TopicReader, progress: _Progress, total: int, until, timeout_
     return False
 
 
+def replay_session(settings: Settings, script: SessionScript, speed: float, out=sys.stdout,
+                   started: float | None = None) -> tuple[_Progress, float]:
+    """Replay ``script`` to a running worker as a gateway would; return what came back.
+
+    History goes first at full speed, then one order proves the worker is
+    consuming, then the session is paced in event time (``speed`` x faster than
+    real time) so controls take effect between orders as they would live.
+    """
+    started = time.monotonic() if started is None else started
+    gateway = GatewayProducer(settings)
+    progress = _Progress(out)
+    total = script.order_count
+    with TopicReader(settings, "decisions", "controls.tickers", "controls.accounts") as reader:
+        for ev in script.warmup:
+            gateway.send(ev.topic, ev.record)
+        first = next(ev for ev in script.events if ev.topic == "orders")
+        gateway.send("orders", first.record)
+        gateway.flush()
+        if not _drain(reader, progress, total, lambda: progress.decisions, 90):
+            raise RuntimeError("the worker made no decision within 90 s")
+        print(f"\nworker up: first decision {progress.first_decision_at - started:.1f} s after "
+              f"it started; replaying the session at {speed:g}x", file=out, flush=True)
+        events = [ev for ev in script.events if ev is not first]
+        wall0, event0 = time.monotonic(), events[0].record["ts"]
+        for ev in events:
+            due = wall0 + (ev.record["ts"] - event0) / 1000.0 / speed
+            while (delay := due - time.monotonic()) > 0:
+                gateway.poll()
+                progress.absorb(reader.poll(min(delay, 0.05)))
+                progress.show(total)
+            gateway.send(ev.topic, ev.record)
+        gateway.flush()
+        if not _drain(reader, progress, total, lambda: len(progress.decisions) >= total, 60):
+            raise RuntimeError(f"only {len(progress.decisions)} of {total} orders were decided")
+        progress.absorb(reader.poll(0.5))  # controls published right after the last order
+        progress.show(total, force=True)
+    return progress, time.monotonic() - wall0
+
+
 def run_demo(quick: bool = False, out=sys.stdout) -> int:
     script = scripted_session(minutes=14 if quick else 20, accounts=30 if quick else 40)
-    # Event time runs this much faster than the wall clock during the replay.
-    speed = 60.0 if quick else 40.0
+    speed = 60.0 if quick else 40.0  # event time runs this much faster than the wall clock
     workdir = Path(tempfile.mkdtemp(prefix="tradeguard-demo-"))
     broker = EmbeddedBroker(log_path=workdir / "broker.log")
     worker: WorkerProcess | None = None
-    reader: TopicReader | None = None
     try:
         print(f"starting the embedded broker (logs in {workdir})", file=out, flush=True)
         broker.start()
@@ -95,40 +132,10 @@ def run_demo(quick: bool = False, out=sys.stdout) -> int:
         worker = WorkerProcess(settings, workdir / "worker.log").start()
         print(f"broker {broker.url} (pid {broker.process.pid}), worker pid {worker.process.pid}",
               file=out, flush=True)
-        gateway = GatewayProducer(settings)
-        reader = TopicReader(settings, "decisions", "controls.tickers", "controls.accounts")
-        progress = _Progress(out)
-        total = script.order_count
-
-        # History first (yesterday's logins, the morning's trades), at full speed.
-        for ev in script.warmup:
-            gateway.send(ev.topic, ev.record)
-        gateway.flush()
-        first = next(ev.record for ev in script.events if ev.topic == "orders")
-        gateway.send("orders", first)
-        gateway.flush()
-        if not _drain(reader, progress, total, lambda: progress.decisions, 90):
-            raise RuntimeError("the worker made no decision within 90 s; its log:\n"
-                               + worker.log_tail())
-        print(f"\nworker up: first decision {progress.first_decision_at - started:.1f} s after "
-              f"it started; replaying the session at {speed:g}x", file=out, flush=True)
-
-        # The session, paced in event time so controls take effect as they would live.
-        events = [ev for ev in script.events if ev.record is not first]
-        wall0, event0 = time.monotonic(), events[0].record["ts"]
-        for ev in events:
-            due = wall0 + (ev.record["ts"] - event0) / 1000.0 / speed
-            while (delay := due - time.monotonic()) > 0:
-                gateway.poll()
-                progress.absorb(reader.poll(min(delay, 0.05)))
-                progress.show(total)
-            gateway.send(ev.topic, ev.record)
-        gateway.flush()
-        if not _drain(reader, progress, total, lambda: len(progress.decisions) >= total, 60):
-            raise RuntimeError(f"only {len(progress.decisions)} of {total} orders were decided; "
-                               "worker log:\n" + worker.log_tail())
-        progress.show(total, force=True)
-        replay_s = time.monotonic() - wall0
+        try:
+            progress, replay_s = replay_session(settings, script, speed, out, started)
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}; worker log:\n{worker.log_tail()}") from None
         print(file=out)
         _summary(script, progress, replay_s, out)
         return 0
@@ -139,8 +146,6 @@ def run_demo(quick: bool = False, out=sys.stdout) -> int:
         print(f"\ndemo failed: {exc}", file=sys.stderr, flush=True)
         return 1
     finally:
-        if reader is not None:
-            reader.close()
         if worker is not None:
             worker.stop()
         broker.stop()

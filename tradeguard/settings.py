@@ -38,6 +38,8 @@ class Settings:
     web_host: str = "0.0.0.0"
     #: Log level for the worker.
     log_level: str = "info"
+    #: Log format: ``text`` (Faust's, for a terminal) or ``json`` (one object per line).
+    log_format: str = "text"
     #: Directory for snapshots and local state.
     state_dir: Path = field(default_factory=lambda: Path("./var/tradeguard"))
     #: Policy file (thresholds and weights); empty means built-in defaults.
@@ -48,6 +50,9 @@ class Settings:
     batch_max: int = 2000
     #: Longest wait to fill a batch, seconds.
     batch_within_s: float = 0.005
+    #: Longest a consumer fetch waits for data, ms (latency of every Kafka hop on
+    #: brokers that do not answer long-polls early; see agents/transport.py).
+    fetch_max_wait_ms: int = 10
     #: Kafka security: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.
     security_protocol: str = "PLAINTEXT"
     #: SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.
@@ -80,6 +85,9 @@ class Settings:
             raise SettingsError(f"TRADEGUARD_WEB_PORT must be 0..65535, got {self.web_port}")
         if self.batch_max < 1:
             raise SettingsError(f"TRADEGUARD_BATCH_MAX must be >= 1, got {self.batch_max}")
+        if self.log_format not in ("text", "json"):
+            raise SettingsError(
+                f"TRADEGUARD_LOG_FORMAT must be text or json, got {self.log_format!r}")
         if self.security_protocol not in ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"):
             raise SettingsError(
                 "TRADEGUARD_SECURITY_PROTOCOL must be PLAINTEXT, SSL, SASL_PLAINTEXT or "

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from tradeguard.policy.config import PolicyConfig, PolicyError, PolicyFile
-from tradeguard.policy.orders import ALLOW, BLOCK, HOLD, score_orders
+from tradeguard.policy.orders import ALLOW, BLOCK, HOLD, MIN_REASON_RISK, score_orders
 
 CFG = PolicyConfig.defaults()
 NAMES = ("new_device", "new_ip", "new_asn", "new_country", "new_user_agent",
@@ -61,7 +61,7 @@ def test_reasons_are_the_contributing_signals_strongest_first(x):
         reasons = v.reasons(i, 10)
         contrib = {v.signal_names[j]: v.contributions[i, j] for j in range(len(v.signal_names))}
         assert [r["code"] for r in reasons] == sorted(
-            (n for n, c in contrib.items() if c > 0), key=lambda n: -contrib[n]) or len(
+            (n for n, c in contrib.items() if c >= MIN_REASON_RISK), key=lambda n: -contrib[n]) or len(
             {contrib[r["code"]] for r in reasons}) < len(reasons)
 
 

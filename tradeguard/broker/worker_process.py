@@ -44,6 +44,7 @@ class WorkerProcess:
             "TRADEGUARD_STATE_DIR": str(s.state_dir),
             "TRADEGUARD_POLICY_FILE": s.policy_file,
             "TRADEGUARD_LOG_LEVEL": s.log_level,
+            "TRADEGUARD_FETCH_MAX_WAIT_MS": str(s.fetch_max_wait_ms),
         }
 
     @property

@@ -17,6 +17,7 @@ from tradeguard.policy.config import PolicyConfig
 __all__ = ["OrderVerdicts", "score_orders", "ALLOW", "HOLD", "BLOCK"]
 
 ALLOW, HOLD, BLOCK = "allow", "hold", "block"
+MIN_REASON_RISK = 0.01
 
 
 @dataclass
@@ -33,13 +34,17 @@ class OrderVerdicts:
         return BLOCK if s >= cfg.block_at else HOLD if s >= cfg.hold_at else ALLOW
 
     def reasons(self, i: int, limit: int) -> list[dict[str, float | str]]:
-        """The strongest signals of order i: ``[{"code": ..., "value": ...}, ...]``."""
+        """The strongest signals of order i: ``[{"code": ..., "value": ...}, ...]``.
+
+        Signals that added less than ``MIN_REASON_RISK`` are left out: a reason
+        an analyst reads should have mattered.
+        """
         row = self.contributions[i]
         top = np.argsort(-row, kind="stable")[:limit]
         return [
             {"code": self.signal_names[j], "value": round(float(self.values[i, j]), 4)}
             for j in top
-            if row[j] > 0
+            if row[j] >= MIN_REASON_RISK
         ]
 
 
@@ -59,7 +64,7 @@ def score_orders(
     >>> v = score_orders(np.array([[1.0, 0.9], [0.0, 0.0]]),
     ...                  ("new_device", "liquidation_ratio"), cfg)
     >>> [round(float(s), 3) for s in v.scores]
-    [0.431, 0.0]
+    [0.453, 0.0]
     >>> v.reasons(0, 2)
     [{'code': 'liquidation_ratio', 'value': 0.9}, {'code': 'new_device', 'value': 1.0}]
     """

@@ -9,6 +9,7 @@ side.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,14 +18,25 @@ import numpy as np
 from tradeguard.features.account import ACCOUNT_FEATURES, AccountFeatures
 from tradeguard.features.batches import AUTH_KINDS, OTHER, AuthBatch, OrderBatch
 from tradeguard.features.ids import stable_hash64
+from tradeguard.models import AccountAnomaly, FraudClassifier
 from tradeguard.policy.config import PolicyConfig
 from tradeguard.policy.orders import ALLOW, BLOCK, HOLD, score_orders
 from tradeguard.surveillance.controls import ControlBoard
 
-__all__ = ["AccountOutcome", "AccountSurveillance", "MODEL_VERSION"]
+__all__ = ["AccountOutcome", "AccountSurveillance", "POLICY_VERSION", "ACCOUNT_SQUASH"]
 
-MODEL_VERSION = "rules-v1"
+POLICY_VERSION = "policy-v1"
 _NAN = float("nan")
+
+# How the models squash each account feature into [0, 1] (see tradeguard.models.squash).
+ACCOUNT_SQUASH: dict[str, str | tuple[str, float]] = {
+    "secs_since_login": "seconds",
+    **{name: "flag" for name in ("new_device", "new_ip", "new_asn", "new_country",
+                                 "new_user_agent", "session_mismatch", "first_buy_of_ticker",
+                                 "first_overseas_trade", "sudden_margin")},
+    # A thin-ticker buy matters from ~1% of the ticker's daily value up.
+    "thin_ticker_notional_x_adv": ("ratio", 0.02),
+}
 
 
 @dataclass
@@ -39,10 +51,16 @@ class AccountOutcome:
 class AccountSurveillance:
     """Everything a worker knows about its accounts, and the per-order decision."""
 
-    def __init__(self, home_market: str = "JP") -> None:
+    def __init__(self, home_market: str = "JP", remember_orders: int = 50_000) -> None:
         self.home_market = home_market
         self.features = AccountFeatures()
         self.accounts = self.features.ids  # snapshotted with the feature state
+        self.anomaly = AccountAnomaly(ACCOUNT_FEATURES, ACCOUNT_SQUASH)
+        self.classifier = FraudClassifier(ACCOUNT_FEATURES, ACCOUNT_SQUASH)
+        # Feature vectors of recent orders, so a label arriving later can teach the
+        # classifier what that order looked like. Bounded: oldest forgotten first.
+        self.remember_orders = remember_orders
+        self._recent: OrderedDict[str, tuple[str, np.ndarray]] = OrderedDict()
         # ticker -> (normal daily traded value in yen, last price), from tickers.profile
         self.profiles: dict[str, tuple[float, float]] = {}
 
@@ -99,7 +117,13 @@ class AccountSurveillance:
             return out
         batch = self._order_batch(orders)
         features = self.features.transform_orders(batch)
-        verdicts = score_orders(features, ACCOUNT_FEATURES, cfg)
+        model_scores = {"anomaly": self.anomaly.score_many(features)}
+        if self.classifier.is_warm:
+            model_scores["fraud_probability"] = self.classifier.score_many(features)
+        verdicts = score_orders(features, ACCOUNT_FEATURES, cfg, model_scores)
+        self.anomaly.learn_many(features)  # after scoring: an order is judged on the past
+        version = self.model_version
+        self._remember(orders, features)
         notional = np.nan_to_num(batch.qty * batch.price, nan=0.0)
         for i, order in enumerate(orders):
             score = float(verdicts.scores[i])
@@ -116,7 +140,7 @@ class AccountSurveillance:
                 "action": action,
                 "score": round(score, 4),
                 "reasons": reasons,
-                "model_version": MODEL_VERSION,
+                "model_version": version,
                 "order_ts": order["ts"],
                 "ts": now_ms,
             })
@@ -131,12 +155,35 @@ class AccountSurveillance:
             })
         return out
 
+    @property
+    def model_version(self) -> str:
+        return f"{POLICY_VERSION};{self.anomaly.version};{self.classifier.version}"
+
+    def _remember(self, orders: list[dict[str, Any]], features: np.ndarray) -> None:
+        for order, row in zip(orders, features):
+            self._recent[order["order_id"]] = (order["account_id"], row)
+        while len(self._recent) > self.remember_orders:
+            self._recent.popitem(last=False)
+
     def learn_feedback(self, labels: list[dict[str, Any]], board: ControlBoard,
                        now_ms: int) -> list[dict[str, Any]]:
-        """Act on analysts' account labels; return the account controls to publish.
+        """Learn from analysts' labels and act on them; return the account controls to publish.
 
-        ``legit`` on a controlled account releases it; ``fraud`` freezes it.
+        A labelled order (or, for an account label, every remembered order of the
+        account) teaches the classifier. ``legit`` on a controlled account releases
+        it; ``fraud`` freezes it.
         """
+        rows, ys = [], []
+        for label in labels:
+            if label["order_id"] is not None:
+                found = self._recent.get(label["order_id"])
+                matches = [found[1]] if found and found[0] == label["account_id"] else []
+            else:
+                matches = [r for a, r in self._recent.values() if a == label["account_id"]]
+            rows += matches
+            ys += [label["label"] == "fraud"] * len(matches)
+        if rows:
+            self.classifier.learn_many(np.array(rows), np.array(ys))
         out = []
         for label in labels:
             account_id = label["account_id"]

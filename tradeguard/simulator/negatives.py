@@ -1,0 +1,159 @@
+"""Hard negatives: legitimate behaviour that a careless detector would take for a takeover.
+
+- ``news_rush``: real news on a small cap; many ordinary accounts buy it within
+  minutes from their usual devices, and the whole market's volume in it jumps.
+- ``new_device``: customers on a new phone (new device and agent) who trade as usual.
+- ``travel``: customers abroad (their own device on a foreign network) who trade,
+  often selling something.
+- ``rebalance``: customers who sell everything in a few minutes, then buy a
+  broad index or large caps with part of the cash.
+- ``bot_day_trader``: a day trader whose program trades through the API from a
+  cloud server at machine pace; it has done so for months (the warm-up knows it).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from tradeguard.simulator.infra import TRAVEL_ASNS, Context
+from tradeguard.simulator.market import Ticker
+from tradeguard.simulator.routine import Customer
+from tradeguard.simulator.scenario import NegativeConfig
+from tradeguard.simulator.truth import HardNegative
+from tradeguard.simulator.world import OrderSpec, World
+
+__all__ = ["NegativePlan", "prepare_negative"]
+
+BOT_ASN = 16509  # a cloud region in Tokyo: where retail trading bots run
+
+
+@dataclass
+class NegativePlan:
+    cfg: NegativeConfig
+    name: str
+    start_ms: int
+    customers: list[Customer]
+    tickers: list[Ticker]  # the news ticker, or the bot's universe
+    rng: np.random.Generator
+
+    @property
+    def end_ms(self) -> int:
+        return self.start_ms + int(self.cfg.window_s * 1000)
+
+    def schedule(self, world: World, close_ms: int) -> None:
+        getattr(self, f"_{self.cfg.kind}")(world, close_ms)
+
+    @property
+    def tag(self) -> tuple:
+        return ("negative", self.name)
+
+    def _times(self) -> list[int]:
+        """One start per account, spread over the window (a rush front-loads them)."""
+        spread = self.cfg.window_s * 1000
+        if self.cfg.kind == "news_rush":
+            offsets = np.minimum(self.rng.exponential(spread / 3, len(self.customers)), spread)
+        else:
+            offsets = self.rng.uniform(0, spread, len(self.customers))
+        return [self.start_ms + int(o) for o in offsets]
+
+    def _news_rush(self, world: World, close_ms: int) -> None:
+        news = self.tickers[0]
+        state = world.tickers[news.symbol]
+        state.volume_x, state.volume_x_until = self.cfg.market_volume_x, self.end_ms + int(
+            2 * self.cfg.window_s * 1000)
+        for c, ts in zip(self.customers, self._times()):
+            world.at(ts, lambda t, c=c: self._buy_news(world, c, news, t))
+
+    def _buy_news(self, world: World, c: Customer, news: Ticker, ts: int) -> None:
+        login, t = c.login(world, ts)
+        for k in range(1 + int(c.rng.random() < 0.3)):
+            spec = OrderSpec(c.account, news.symbol, "buy", login, tag=self.tag,
+                             margin=c.account.margin_limit > 0 and c.rng.random() < 0.3,
+                             notional=self.cfg.order_value * math.exp(c.rng.normal(0, 0.6)),
+                             order_type="market" if c.rng.random() < 0.4 else "limit",
+                             premium=0.01)
+            world.at(t + int(c.rng.integers(5_000, 60_000)) * (k + 1),
+                     lambda t, spec=spec: world.order(t, spec))
+
+    def _new_device(self, world: World, close_ms: int) -> None:
+        for c, ts in zip(self.customers, self._times()):
+            world.at(ts, lambda t, c=c: self._new_phone(world, c, t, close_ms))
+
+    def _new_phone(self, world: World, c: Customer, ts: int, close_ms: int) -> None:
+        phone = Context.draw(c.rng, ("app_ios", "app_android")[int(c.rng.integers(2))],
+                             asn=c.account.primary.asn, country="JP")
+        c.account.contexts.append(phone)  # from now on one of the usual devices
+        c.visit(world, ts, close_ms, orders=int(c.rng.integers(1, 4)), context=phone,
+                tag=self.tag)
+
+    def _travel(self, world: World, close_ms: int) -> None:
+        for c, ts in zip(self.customers, self._times()):
+            country = self.cfg.countries[int(c.rng.integers(len(self.cfg.countries)))]
+            abroad = c.account.primary.on_network(c.rng, TRAVEL_ASNS.get(country, 7922), country)
+            world.at(ts, lambda t, c=c, abroad=abroad: self._trip(world, c, abroad, t, close_ms))
+
+    def _trip(self, world: World, c: Customer, abroad: Context, ts: int, close_ms: int) -> None:
+        login, t = c.login(world, ts, abroad)
+        if c.account.positions:  # money for the trip
+            symbol = sorted(c.account.positions)[int(c.rng.integers(len(c.account.positions)))]
+            world.at(t + int(c.rng.integers(10_000, 90_000)), lambda t: world.order(t, OrderSpec(
+                c.account, symbol, "sell", login, share=float(c.rng.choice([0.5, 1.0])),
+                tag=self.tag)))
+        world.at(t + int(c.rng.integers(90_000, 240_000)),
+                 lambda t: c.habitual_order(world, t, login, close_ms, self.tag))
+
+    def _rebalance(self, world: World, close_ms: int) -> None:
+        for c, ts in zip(self.customers, self._times()):
+            world.at(ts, lambda t, c=c: self._sell_all(world, c, t))
+
+    def _sell_all(self, world: World, c: Customer, ts: int) -> None:
+        login, t = c.login(world, ts)
+        for symbol in sorted(c.account.positions):
+            t += int(c.rng.integers(10_000, 60_000))
+            world.at(t, lambda t, s=symbol: world.order(t, OrderSpec(
+                c.account, s, "sell", login, share=1.0, tag=self.tag)))
+        if self.tickers and c.rng.random() < 0.7:  # part of the cash into a broad index
+            index = self.tickers[int(c.rng.integers(len(self.tickers)))].symbol
+            world.at(t + int(c.rng.integers(60_000, 300_000)), lambda t: world.order(t, OrderSpec(
+                c.account, index, "buy", login, tag=self.tag,
+                notional=0.5 * c.account.buying_power(False))))
+
+    def _bot_day_trader(self, world: World, close_ms: int) -> None:
+        for c in self.customers:
+            world.at(self.start_ms, lambda t, c=c: self._run_bot(world, c, t, close_ms))
+
+    def _run_bot(self, world: World, c: Customer, ts: int, close_ms: int) -> None:
+        bot = next(x for x in c.account.contexts if x.channel == "api")
+        login, t = c.login(world, ts, bot)
+        gap = 60_000 / self.cfg.orders_per_min
+        end = min(self.end_ms, close_ms)
+        k = 0
+        while t < end:  # round trips: buy a ticker, sell it a gap later
+            if k % 2 == 0:
+                symbol = self.tickers[int(c.rng.integers(len(self.tickers)))].symbol
+            world.at(t, lambda t, s=symbol, buy=k % 2 == 0: world.order(t, OrderSpec(
+                c.account, s, "buy" if buy else "sell", login, tag=self.tag, premium=0.001,
+                margin=buy, notional=self.cfg.order_value if buy else None,
+                share=None if buy else 1.0)))
+            t += int(gap * c.rng.uniform(0.95, 1.05))
+            k += 1
+
+    def truth(self, world: World) -> HardNegative:
+        orders = [r for tag, r, _ in world.tagged if tag == self.tag]
+        tickers = sorted({r["ticker"] for r in orders} | (
+            {self.tickers[0].symbol} if self.cfg.kind == "news_rush" else set()))
+        return HardNegative(self.name, self.cfg.kind, self.start_ms, self.end_ms,
+                            sorted(c.account.account_id for c in self.customers), tickers,
+                            [r["order_id"] for r in orders])
+
+
+def prepare_negative(cfg: NegativeConfig, customers: list[Customer],
+                     rng: np.random.Generator) -> None:
+    """Changes that must exist before the warm-up: the bot's cloud server is an old habit."""
+    if cfg.kind == "bot_day_trader":
+        for c in customers:
+            if not any(x.channel == "api" for x in c.account.contexts):
+                c.account.contexts.append(Context.draw(rng, "api", asn=BOT_ASN, country="JP"))

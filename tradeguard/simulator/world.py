@@ -1,0 +1,187 @@
+"""The event-time walk: every actor's plan runs here, in order, against one market and one book.
+
+Actors schedule callbacks (``world.at(ts, fn)``); the walk pops them in
+(ts, scheduling order) and each callback emits records and may schedule more.
+Orders are resolved when they happen, against the account's book at that
+moment (a liquidation sells what is held *then*), are assumed to fill at the
+mark, and print on ``market.trades`` a few hundred milliseconds later.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from tradeguard.simulator.accounts import Account
+from tradeguard.simulator.infra import Context
+from tradeguard.simulator.market import TRADING_DAY_S, TickerState, round_to_tick
+
+__all__ = ["Clock", "Login", "OrderSpec", "World"]
+
+
+@dataclass(frozen=True)
+class Clock:
+    """The session's wall clock and its trading clock (wall time less the lunch break).
+
+    >>> c = Clock(open_ms=0, duration_s=100, lunch_start_s=40, lunch_s=20)
+    >>> c.trading_s, c.wall_ms(50.0), c.close_ms
+    (80.0, 70000, 100000)
+    """
+
+    open_ms: int
+    duration_s: float
+    lunch_start_s: float = 0.0
+    lunch_s: float = 0.0
+
+    @property
+    def close_ms(self) -> int:
+        return self.open_ms + int(self.duration_s * 1000)
+
+    @property
+    def trading_s(self) -> float:
+        return self.duration_s - self.lunch_s
+
+    def wall_ms(self, trading_offset_s: float) -> int:
+        """Event time of a trading-clock offset (offsets past the lunch start skip the break)."""
+        skip = self.lunch_s if self.lunch_s and trading_offset_s >= self.lunch_start_s else 0.0
+        return self.open_ms + int((trading_offset_s + skip) * 1000)
+
+    def trading_offset_s(self, ts: int) -> float:
+        wall = (ts - self.open_ms) / 1000.0
+        if self.lunch_s and wall >= self.lunch_start_s:
+            wall = max(wall - self.lunch_s, self.lunch_start_s)
+        return wall
+
+    def day_fraction(self, ts: int) -> float:
+        return self.trading_offset_s(ts) / TRADING_DAY_S
+
+
+@dataclass(frozen=True)
+class Login:
+    """An open session: its id and the context that logged in."""
+
+    session_id: str
+    context: Context
+
+
+@dataclass(frozen=True)
+class OrderSpec:
+    """What an actor wants; sizes resolve against the book when the order is placed.
+
+    Exactly one of ``notional`` (yen, buys), ``qty`` or ``share`` (of the
+    position, sells) is set. ``context`` is where the order really comes from:
+    the login's context, or an attacker replaying its session cookie.
+    """
+
+    account: Account
+    ticker: str
+    side: str
+    login: Login
+    notional: float | None = None
+    qty: int | None = None
+    share: float | None = None
+    margin: bool = False
+    order_type: str = "limit"
+    premium: float = 0.002  # how far a limit price sits beyond the mark
+    context: Context | None = None
+    tag: tuple | None = None  # ground-truth label, never sent
+    visible: bool = True  # False: placed at another broker, only its print reaches the tape
+
+
+class World:
+    def __init__(self, tickers: dict[str, TickerState], clock: Clock,
+                 rng: np.random.Generator) -> None:
+        self.tickers = tickers
+        self.clock = clock
+        self.rng = rng
+        self.records: list[tuple[str, dict[str, Any]]] = []
+        self.tagged: list[tuple[tuple, dict[str, Any], float]] = []  # (tag, record, fill price)
+        self._heap: list[tuple[int, int, Callable[[int], None]]] = []
+        self._seq = 0
+        self._orders = 0
+
+    def at(self, ts: int, fn: Callable[[int], None]) -> None:
+        """Run ``fn(ts)`` at event time ``ts`` (after whatever is already due then)."""
+        heapq.heappush(self._heap, (int(ts), self._seq, fn))
+        self._seq += 1
+
+    def run(self) -> None:
+        while self._heap:
+            ts, _, fn = heapq.heappop(self._heap)
+            fn(ts)
+
+    # -- what actors emit -------------------------------------------------------------------
+
+    def auth(self, ts: int, account: Account, event: str, context: Context,
+             session_id: str | None) -> None:
+        self.records.append(("auth.events", {
+            "account_id": account.account_id, "event": event, "session_id": session_id,
+            "ip": context.ip, "device_id": context.device_id, "user_agent": context.user_agent,
+            "country": context.country, "asn": context.asn, "ts": ts}))
+
+    def trade(self, ts: int, ticker: str, price: float, qty: int) -> None:
+        self.records.append(("market.trades", {"ticker": ticker, "price": price, "qty": qty,
+                                               "ts": ts}))
+
+    def order(self, ts: int, spec: OrderSpec) -> dict[str, Any] | None:
+        """Place, fill and print one order; its record, or None when the book cannot back it.
+
+        An order placed at another broker (``visible=False``) fills and prints
+        but sends no record; its record has order_id None.
+        """
+        state = self.tickers[spec.ticker]
+        ticker, account = state.ticker, spec.account
+        mark = state.price(ts)
+        holdings_value = self.holdings_value(account)
+        if spec.side == "buy":
+            qty = self._buy_qty(spec, account, mark, ticker.lot)
+        else:
+            want = spec.qty if spec.qty is not None else math.ceil(
+                spec.share * account.positions.get(spec.ticker, 0))
+            qty = account.sellable(spec.ticker, want)
+            if qty < account.positions.get(spec.ticker, 0):
+                qty = qty // ticker.lot * ticker.lot  # only a full exit may leave an odd lot
+        if qty <= 0:
+            return None
+        if spec.side == "buy":
+            account.buy(spec.ticker, qty, mark, spec.margin)
+        else:
+            account.sell(spec.ticker, qty, mark)
+        state.push(spec.side, qty * mark, ts)
+        fill_ts = ts + int(self.rng.integers(30, 400))
+        self.at(fill_ts, lambda t, s=spec.ticker, p=mark, q=qty: self.trade(t, s, p, q))
+        ctx = spec.context or spec.login.context
+        sign = 1 if spec.side == "buy" else -1
+        if spec.visible:
+            self._orders += 1
+        record = {
+            "order_id": f"OD{self._orders:09d}" if spec.visible else None,
+            "account_id": account.account_id,
+            "ticker": spec.ticker, "side": spec.side, "qty": qty,
+            "price": round_to_tick(mark * (1 + sign * spec.premium))
+            if spec.order_type == "limit" else None,
+            "margin": spec.margin, "session_id": spec.login.session_id, "ts": ts,
+            "market": ticker.market, "venue": ticker.venue, "currency": "JPY",
+            "order_type": spec.order_type, "channel": ctx.channel, "ip": ctx.ip,
+            "device_id": ctx.device_id, "user_agent": ctx.user_agent,
+            "holdings_value": round(holdings_value, 2),
+        }
+        if spec.visible:
+            self.records.append(("orders", record))
+        if spec.tag is not None:
+            self.tagged.append((spec.tag, record, mark))
+        return record
+
+    def holdings_value(self, account: Account) -> float:
+        """Market value of the positions at their last marks (what a gateway's check sees)."""
+        return sum(q * self.tickers[s].mark for s, q in account.positions.items())
+
+    @staticmethod
+    def _buy_qty(spec: OrderSpec, account: Account, mark: float, lot: int) -> int:
+        budget = min(spec.notional if spec.notional is not None else spec.qty * mark,
+                     account.buying_power(spec.margin))
+        return int(budget / mark // lot) * lot
