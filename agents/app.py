@@ -54,9 +54,17 @@ def build_app(settings: Settings) -> tuple[faust.App, WorkerContext]:
     )
     use_fetch_wait(app, settings.fetch_max_wait_ms)
     ctx = WorkerContext(settings=settings, app=app, policy=PolicyFile(settings.policy_file or None))
-    accounts.register(ctx)
-    tickers.register(ctx)
+    account_states = accounts.register(ctx)
+    ticker_states = tickers.register(ctx)
     controls.register(ctx)
+
+    @app.on_partitions_revoked.connect
+    async def forget_revoked(app, revoked, **kwargs) -> None:
+        """A partition that moves away is restored by its next owner from the snapshot."""
+        for states, names in ((account_states, accounts.INPUTS), (ticker_states, tickers.INPUTS)):
+            full = {settings.topic(n) for n in names}
+            states.forget({tp.partition for tp in revoked if tp.topic in full})
+
     return app, ctx
 
 

@@ -20,9 +20,7 @@ from streams.schema import RecordError
 from streams.topics import TOPICS
 from tradeguard.policy.config import PolicyFile
 from tradeguard.settings import Settings
-from tradeguard.surveillance.accounts import AccountSurveillance
 from tradeguard.surveillance.controls import ControlBoard
-from tradeguard.surveillance.tickers import TickerSurveillance
 
 __all__ = ["Decoded", "WorkerContext", "now_ms"]
 
@@ -47,14 +45,14 @@ class WorkerContext:
     app: faust.App
     policy: PolicyFile
     board: ControlBoard = field(default_factory=ControlBoard)
-    accounts: AccountSurveillance = field(init=False)
-    tickers: TickerSurveillance = field(default_factory=TickerSurveillance)
+    # ticker -> (normal daily traded value, last price), replicated from tickers.profile
+    profiles: dict[str, tuple[float, float]] = field(default_factory=dict)
     counters: Counter = field(default_factory=Counter)
+    last_snapshot_at: float | None = None
     topics: dict[str, faust.TopicT] = field(default_factory=dict)
     board_ready: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
-        self.accounts = AccountSurveillance(home_market=self.settings.home_market)
         # Registry name by full (prefixed) name, and the schema each topic carries.
         self._name_of = {self.settings.topic(t.name): t.name for t in TOPICS}
         self._schema_of = {t.name: t.schema for t in TOPICS}

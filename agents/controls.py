@@ -104,4 +104,4 @@ def _apply(ctx: WorkerContext, name: str, msg) -> None:
     elif name == "controls.accounts":
         ctx.board.apply_account(record)
     else:
-        ctx.accounts.learn_profile(record)
+        ctx.profiles[record["ticker"]] = (record["adv_value"], record["last_price"])

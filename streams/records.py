@@ -22,6 +22,7 @@ __all__ = [
     "TICKER_CONTROL",
     "TICKER_FLOW",
     "TICKER_PROFILE",
+    "SNAPSHOT_MANIFEST",
     "TRADE",
 ]
 
@@ -272,6 +273,24 @@ TICKER_PROFILE = RecordSchema(
     ),
 )
 
+SNAPSHOT_MANIFEST = RecordSchema(
+    "snapshot_manifest",
+    "State snapshot manifest (internal)",
+    "Where a partition's latest state snapshot is and which input offsets it reflects. Topic "
+    "`state.snapshots` (compacted), key `kind/partition`; the zlib-compressed state itself is in "
+    "binary chunks keyed `kind/partition@slot#i`, each prefixed by its 8-byte generation.",
+    (
+        Field("kind", "string", "accounts or tickers.", enum=("accounts", "tickers")),
+        Field("partition", "integer", "Input partition.", minimum=0),
+        Field("generation", "integer", "Snapshot number, counting up.", minimum=1),
+        Field("slot", "integer", "Which of the two chunk slots holds it.", minimum=0, maximum=1),
+        Field("chunks", "integer", "Number of chunks.", minimum=1),
+        Field("bytes", "integer", "Compressed size.", minimum=0),
+        Field("offsets", "object", "Next offset per input topic the snapshot reflects."),
+        Field("ts", "integer", _ENGINE_TS, minimum=0),
+    ),
+)
+
 SCHEMAS: dict[str, RecordSchema] = {
     s.name: s
     for s in (
@@ -285,5 +304,6 @@ SCHEMAS: dict[str, RecordSchema] = {
         DEADLETTER,
         TICKER_FLOW,
         TICKER_PROFILE,
+        SNAPSHOT_MANIFEST,
     )
 }

@@ -74,6 +74,10 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec("tickers.profile", "ticker", records.TICKER_PROFILE,
               "Each ticker's learned liquidity, replicated to every worker.",
               producer="engine", consumers="engine", compacted=True, internal=True),
+    TopicSpec("state.snapshots", "kind/partition", records.SNAPSHOT_MANIFEST,
+              "Per-partition state snapshots: a JSON manifest under `kind/partition`, binary "
+              "chunks under `kind/partition@slot#i`.",
+              producer="engine", consumers="engine", compacted=True, internal=True),
 )
 
 _BY_NAME = {t.name: t for t in TOPICS}

@@ -45,3 +45,22 @@ def start_worker(tmp_path):
     yield start
     for w in started:
         w.stop()
+
+
+SCENARIO_DIR = Path(__file__).resolve().parents[1] / "scenarios"
+
+
+@pytest.fixture(scope="session")
+def short_scenario():
+    """The shipped short scenario (simulator tests)."""
+    from tradeguard.simulator import load_scenario
+
+    return load_scenario(SCENARIO_DIR / "short.toml")
+
+
+@pytest.fixture(scope="session")
+def short_session(short_scenario):
+    """The short scenario, generated once per run."""
+    from tradeguard.simulator import generate
+
+    return generate(short_scenario)

@@ -50,6 +50,10 @@ class Settings:
     batch_max: int = 2000
     #: Longest wait to fill a batch, seconds.
     batch_within_s: float = 0.005
+    #: Orders the anomaly model learns per reference window (it scores 0 until the first).
+    anomaly_window: int = 250
+    #: Seconds between state snapshots per partition (bounds the replay on restart).
+    snapshot_interval_s: float = 30.0
     #: Longest a consumer fetch waits for data, ms (latency of every Kafka hop on
     #: brokers that do not answer long-polls early; see agents/transport.py).
     fetch_max_wait_ms: int = 10

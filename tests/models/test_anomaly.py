@@ -34,3 +34,26 @@ def test_learning_does_not_depend_on_batching():
         pieces.learn_many(part)
     assert (whole.version, whole.n_offered) == (pieces.version, pieces.n_offered) == ("hst-v1+667", 2_000)
     assert np.array_equal(whole.score_many(X), pieces.score_many(X))
+
+
+def test_score_learn_many_is_prequential_and_independent_of_batching():
+    """Each row is scored by the model as it was just before it, whatever the batch cut."""
+    from tradeguard.models import AccountAnomaly
+
+    rng = np.random.default_rng(3)
+    X = rng.uniform(0, 2, size=(700, 3))
+    columns = ("a", "b", "c")
+    one_by_one = AccountAnomaly(columns, window_size=25, learn_every=2)
+    expected = [one_by_one.score_learn_many(X[i:i + 1]) for i in range(len(X))]
+    scores = np.concatenate([s for s, _ in expected])
+    windows = np.concatenate([w for _, w in expected])
+    for cuts in ([700], [1, 99, 300, 300], [49, 1, 650]):
+        model, start, got_s, got_w = AccountAnomaly(columns, window_size=25, learn_every=2), 0, [], []
+        for size in cuts:
+            s, w = model.score_learn_many(X[start:start + size])
+            got_s.append(s)
+            got_w.append(w)
+            start += size
+        np.testing.assert_array_equal(np.concatenate(got_s), scores)
+        np.testing.assert_array_equal(np.concatenate(got_w), windows)
+    assert windows[-1] == one_by_one.windows > 0 and scores[-100:].max() > 0

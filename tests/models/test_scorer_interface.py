@@ -6,12 +6,24 @@ import re
 
 import numpy as np
 import pytest
-from synthetic_accounts import COLUMNS, account_stream
+from synthetic_accounts import COLUMNS, SQUASH, account_stream
 
-from tradeguard.models import OrderScorer, SnapshotError
+from tradeguard.models import AccountAnomaly, FraudClassifier, OrderScorer, SnapshotError
 from tradeguard.models.base import MAGIC
 
 X, Y = account_stream(1_200, fraud_share=0.05, seed=7)
+
+# Small windows so the anomaly model is past its first window after a few hundred vectors.
+MODEL_FACTORIES = {
+    "AccountAnomaly": lambda: AccountAnomaly(COLUMNS, SQUASH, window_size=50, learn_every=3),
+    "FraudClassifier": lambda: FraudClassifier(COLUMNS, SQUASH),
+}
+
+
+@pytest.fixture(params=sorted(MODEL_FACTORIES))
+def make_model(request):
+    """A factory for fresh models of one kind (the test runs once per kind)."""
+    return MODEL_FACTORIES[request.param]
 
 
 def test_conforms_to_order_scorer(make_model):
@@ -83,7 +95,6 @@ def test_bad_snapshots_are_refused_clearly(make_model):
 
 
 def test_snapshot_of_another_model_or_revision_is_refused(monkeypatch):
-    from conftest import MODEL_FACTORIES
 
     anomaly, classifier = (make() for make in MODEL_FACTORIES.values())
     with pytest.raises(SnapshotError, match="holds FraudClassifier.*expected AccountAnomaly"):

@@ -45,7 +45,7 @@ CAMPAIGN = {"start_s": 10}
     ({"market": {"tiers": {"mid": {"holders": ["whales"]}}}},
      "market.tiers.mid.holders[0]: must be one of"),
     ({"population": {"whales": {"count": 1}}}, "population.whales: unknown key"),
-    ({"population": {"day_traders": {"cont": 1}}}, "population.roles.day_traders.cont: unknown"),
+    ({"population": {"day_traders": {"cont": 1}}}, "population.day_traders.cont: unknown"),
     ({"campaigns": [{}]}, "campaigns[0].start_s: required key is missing"),
     ({"campaigns": [{**CAMPAIGN, "trade_rate": 1.5}]}, "campaigns[0].trade_rate: must be <= 1"),
     ({"campaigns": [{**CAMPAIGN, "techniques": {"smishing": 1}}]},

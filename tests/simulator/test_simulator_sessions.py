@@ -1,4 +1,4 @@
-"""The simulator's invariants on the shipped scenarios: valid records, consistent books and truth."""
+"""The simulator's invariants on the shipped scenarios: valid records, consistent books, truth."""
 
 from __future__ import annotations
 

@@ -127,6 +127,35 @@ class AccountAnomaly(OrderScorer):
             Xs, a.feature, a.threshold, a.r_mass, hst.height, hst.size_limit, float(hst._max_score)
         )
 
+    @property
+    def windows(self) -> int:
+        """Reference windows learned so far: the part of the state that scores depend on."""
+        return self.n_learned // self._hst.window_size
+
+    def score_learn_many(self, X) -> tuple[np.ndarray, np.ndarray]:
+        """Score each row with the model as it was just before it, then learn it.
+
+        Scores only change when a window rolls over, so the batch is cut right
+        after each row whose learning completes a window: every row gets the
+        score it would get one at a time, however the stream is batched.
+        Returns the scores and, per row, the ``windows`` count that scored it.
+        """
+        X = np.asarray(X, dtype=np.float64)
+        n, k, size = len(X), self.learn_every, self._hst.window_size
+        positions = self.n_offered + np.arange(n)
+        learned = positions % k == 0
+        learned_so_far = self.n_learned + np.cumsum(learned)
+        rolls = np.flatnonzero(learned & (learned_so_far % size == 0))
+        scores, windows = np.empty(n), np.empty(n, dtype=np.int64)
+        start = 0
+        for stop in list(rolls + 1) + [n]:
+            if stop > start:
+                scores[start:stop] = self.score_many(X[start:stop])
+                windows[start:stop] = self.windows
+                self.learn_many(X[start:stop])
+            start = stop
+        return scores, windows
+
     def learn_many(self, X, y=None) -> None:
         """Learn every ``learn_every``-th row (by global position); y is ignored."""
         Xs = self.squashed(X)

@@ -144,7 +144,8 @@ class CampaignPlan:
                              context=v.attacker, tag=("fraud", a.account_id, "liquidation"))
             world.at(t, lambda t, spec=spec: world.order(t, spec))
             t += self._pace()
-        world.at(t + int(self.rng.integers(5_000, 20_000)), lambda t: self._pump(world, v, login, t))
+        pump_at = t + int(self.rng.integers(5_000, 20_000))
+        world.at(pump_at, lambda t: self._pump(world, v, login, t))
 
     def _pump(self, world: World, v: _Victim, login: Login, ts: int) -> None:
         """Spend the cash (and the margin line, if the attacker uses it) on the targets."""

@@ -215,7 +215,7 @@ def _truth(cfg: Scenario, clock: Clock, warmup_start: int, world: World,
 
 def _feedback(cfg: Scenario, truth: GroundTruth, orders: dict[str, dict],
               rng: np.random.Generator) -> list:
-    """Analyst labels, delay_s (+-50%) after the fact: fraud orders and accounts, legit negatives."""
+    """Analyst labels delay_s (+-50%) after the fact: fraud orders and accounts, legit negatives."""
     fb = cfg.feedback
     if not fb.enabled:
         return []

@@ -74,7 +74,8 @@ class TickerState:
         t = self.ticker
         dt = max(ts - self.base_ts, 0) / 1000.0
         if dt > 0:
-            self.log_base += t.daily_vol * math.sqrt(dt / TRADING_DAY_S) * self.rng.standard_normal()
+            step = t.daily_vol * math.sqrt(dt / TRADING_DAY_S)
+            self.log_base += step * self.rng.standard_normal()
             self.base_ts = ts
         self._decay(ts)
         self._clamp()

@@ -20,11 +20,14 @@ three days for it.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Callable, Protocol
 
-from tradeguard.simulator.generate import Session
+from tradeguard.settings import Settings
+from tradeguard.simulator.generate import Session, generate
+from tradeguard.simulator.scenario import load_scenario
 
-__all__ = ["replay"]
+__all__ = ["replay", "simulate"]
 
 
 class _Producer(Protocol):  # GatewayProducer, or anything with its send/flush
@@ -60,3 +63,19 @@ def replay(session: Session, producer: _Producer, speed: float | None = None,
             on_progress(i, total)
     producer.flush()
     return counts
+
+
+def simulate(scenario_path: str | Path, settings: Settings, speed: float | None = None,
+             truth_path: str | Path | None = None,
+             on_progress: Callable[[int, int], None] | None = None) -> tuple[Session, dict]:
+    """Generate a scenario and produce it to the broker in ``settings``; write the truth aside.
+
+    The ground truth is written before the first record is sent, so a
+    scorecard can start reading decisions while the replay runs.
+    """
+    from tradeguard.broker.clients import GatewayProducer  # Kafka only at this edge
+
+    session = generate(load_scenario(scenario_path))
+    if truth_path is not None:
+        session.truth.write(truth_path)
+    return session, replay(session, GatewayProducer(settings), speed, on_progress)

@@ -96,16 +96,19 @@ class TierConfig:
 STANDARD_TIERS: dict[str, dict[str, Any]] = {
     "index": dict(count=2, market="JP", venue="TSE", code_range=[1300, 2599], adv_value=3e10,
                   price_range=[2_000, 30_000], daily_vol=0.010, print_interval_s=4, lot=1,
-                  impact=0.02, price_limit=0.3, impact_half_life_s=300, holders=["index_holders", "active_traders"]),
+                  impact=0.02, price_limit=0.3, impact_half_life_s=300,
+                  holders=["index_holders", "active_traders"]),
     "large": dict(count=6, market="JP", venue="TSE", code_range=[6000, 9999], adv_value=2e10,
                   price_range=[1_000, 9_000], daily_vol=0.015, print_interval_s=5, lot=100,
                   impact=0.02, price_limit=0.3, impact_half_life_s=300, holders=["active_traders"]),
     "mid": dict(count=8, market="JP", venue="TSE", code_range=[4000, 5999], adv_value=1.5e9,
                 price_range=[500, 5_000], daily_vol=0.02, print_interval_s=15, lot=100,
-                impact=0.04, price_limit=0.3, impact_half_life_s=600, holders=["active_traders", "day_traders"]),
+                impact=0.04, price_limit=0.3, impact_half_life_s=600,
+                holders=["active_traders", "day_traders"]),
     "small": dict(count=6, market="JP", venue="TSE", code_range=[2600, 3999], adv_value=1.5e8,
                   price_range=[300, 2_000], daily_vol=0.03, print_interval_s=60, lot=100,
-                  impact=0.06, price_limit=0.3, impact_half_life_s=1800, holders=["active_traders", "day_traders"]),
+                  impact=0.06, price_limit=0.3, impact_half_life_s=1800,
+                  holders=["active_traders", "day_traders"]),
     "penny": dict(count=4, market="JP", venue="TSE", code_range=[2600, 3999], adv_value=2e7,
                   price_range=[40, 300], daily_vol=0.05, print_interval_s=120, lot=100,
                   impact=0.1, price_limit=0.3, impact_half_life_s=3600, holders=["day_traders"]),
@@ -280,7 +283,10 @@ def parse_scenario(doc: dict[str, Any]) -> Scenario:
                 raise ScenarioError(f"population.{key}: unknown key; known keys: {sorted(known)}")
         roles = {k: population.pop(k) for k in list(population) if k in ROLES}
         population["roles"] = _with_standard(roles, STANDARD_ROLES, "population", closed=True)
-    scenario = _build(Scenario, doc, "")
+    try:
+        scenario = _build(Scenario, doc, "")
+    except ScenarioError as exc:  # roles are written as population.ROLE, so name them so
+        raise ScenarioError(str(exc).replace("population.roles.", "population.")) from None
     _check_references(scenario)
     return scenario
 

@@ -27,7 +27,7 @@ __all__ = ["Clock", "Login", "OrderSpec", "World"]
 class Clock:
     """The session's wall clock and its trading clock (wall time less the lunch break).
 
-    >>> c = Clock(open_ms=0, duration_s=100, lunch_start_s=40, lunch_s=20)
+    >>> c = Clock(open_ms=0, duration_s=100.0, lunch_start_s=40.0, lunch_s=20.0)
     >>> c.trading_s, c.wall_ms(50.0), c.close_ms
     (80.0, 70000, 100000)
     """
@@ -137,14 +137,7 @@ class World:
         ticker, account = state.ticker, spec.account
         mark = state.price(ts)
         holdings_value = self.holdings_value(account)
-        if spec.side == "buy":
-            qty = self._buy_qty(spec, account, mark, ticker.lot)
-        else:
-            want = spec.qty if spec.qty is not None else math.ceil(
-                spec.share * account.positions.get(spec.ticker, 0))
-            qty = account.sellable(spec.ticker, want)
-            if qty < account.positions.get(spec.ticker, 0):
-                qty = qty // ticker.lot * ticker.lot  # only a full exit may leave an odd lot
+        qty = self._size(spec, account, mark, ticker.lot)
         if qty <= 0:
             return None
         if spec.side == "buy":
@@ -181,7 +174,13 @@ class World:
         return sum(q * self.tickers[s].mark for s, q in account.positions.items())
 
     @staticmethod
-    def _buy_qty(spec: OrderSpec, account: Account, mark: float, lot: int) -> int:
-        budget = min(spec.notional if spec.notional is not None else spec.qty * mark,
-                     account.buying_power(spec.margin))
-        return int(budget / mark // lot) * lot
+    def _size(spec: OrderSpec, account: Account, mark: float, lot: int) -> int:
+        """Shares: the wish rounded to whole lots (at least one), cut to what the book allows."""
+        if spec.side == "buy":
+            wish = spec.notional / mark if spec.notional is not None else spec.qty
+            affordable = int(account.buying_power(spec.margin) / mark // lot)
+            return min(max(1, round(wish / lot)), affordable) * lot
+        held = account.positions.get(spec.ticker, 0)
+        wish = spec.qty if spec.qty is not None else math.ceil(spec.share * held)
+        lots = max(1, round(wish / lot)) * lot
+        return held if lots >= held else lots  # only a full exit may leave an odd lot

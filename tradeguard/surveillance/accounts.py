@@ -9,6 +9,7 @@ side.
 
 from __future__ import annotations
 
+import pickle
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,21 +52,21 @@ class AccountOutcome:
 class AccountSurveillance:
     """Everything a worker knows about its accounts, and the per-order decision."""
 
-    def __init__(self, home_market: str = "JP", remember_orders: int = 50_000) -> None:
+    def __init__(self, home_market: str = "JP", remember_orders: int = 50_000,
+                 profiles: dict[str, tuple[float, float]] | None = None,
+                 anomaly_window: int = 250) -> None:
         self.home_market = home_market
         self.features = AccountFeatures()
         self.accounts = self.features.ids  # snapshotted with the feature state
-        self.anomaly = AccountAnomaly(ACCOUNT_FEATURES, ACCOUNT_SQUASH)
+        self.anomaly = AccountAnomaly(ACCOUNT_FEATURES, ACCOUNT_SQUASH, window_size=anomaly_window)
         self.classifier = FraudClassifier(ACCOUNT_FEATURES, ACCOUNT_SQUASH)
         # Feature vectors of recent orders, so a label arriving later can teach the
         # classifier what that order looked like. Bounded: oldest forgotten first.
         self.remember_orders = remember_orders
         self._recent: OrderedDict[str, tuple[str, np.ndarray]] = OrderedDict()
-        # ticker -> (normal daily traded value in yen, last price), from tickers.profile
-        self.profiles: dict[str, tuple[float, float]] = {}
-
-    def learn_profile(self, profile: dict[str, Any]) -> None:
-        self.profiles[profile["ticker"]] = (profile["adv_value"], profile["last_price"])
+        # ticker -> (normal daily traded value in yen, last price), from tickers.profile;
+        # one dict shared by every partition's surveillance on a worker.
+        self.profiles: dict[str, tuple[float, float]] = {} if profiles is None else profiles
 
     def learn_auth(self, events: list[dict[str, Any]]) -> None:
         if not events:
@@ -117,12 +118,13 @@ class AccountSurveillance:
             return out
         batch = self._order_batch(orders)
         features = self.features.transform_orders(batch)
-        model_scores = {"anomaly": self.anomaly.score_many(features)}
+        # Prequential: each order is judged by the models as they were before it.
+        anomaly, windows = self.anomaly.score_learn_many(features)
+        model_scores = {"anomaly": anomaly}
         if self.classifier.is_warm:
             model_scores["fraud_probability"] = self.classifier.score_many(features)
         verdicts = score_orders(features, ACCOUNT_FEATURES, cfg, model_scores)
-        self.anomaly.learn_many(features)  # after scoring: an order is judged on the past
-        version = self.model_version
+        classifier_version = self.classifier.version
         self._remember(orders, features)
         notional = np.nan_to_num(batch.qty * batch.price, nan=0.0)
         for i, order in enumerate(orders):
@@ -140,7 +142,8 @@ class AccountSurveillance:
                 "action": action,
                 "score": round(score, 4),
                 "reasons": reasons,
-                "model_version": version,
+                "model_version": f"{POLICY_VERSION};{self.anomaly.name}-v"
+                                 f"{self.anomaly.revision}/w{windows[i]};{classifier_version}",
                 "order_ts": order["ts"],
                 "ts": now_ms,
             })
@@ -155,9 +158,36 @@ class AccountSurveillance:
             })
         return out
 
-    @property
-    def model_version(self) -> str:
-        return f"{POLICY_VERSION};{self.anomaly.version};{self.classifier.version}"
+    def to_bytes(self) -> bytes:
+        """Everything learned: features, both models and the remembered orders."""
+        return pickle.dumps({
+            "format": 1,
+            "home_market": self.home_market,
+            "remember_orders": self.remember_orders,
+            "features": self.features.to_bytes(),
+            "anomaly": self.anomaly.to_bytes(),
+            "classifier": self.classifier.to_bytes(),
+            "recent": list(self._recent.items()),
+        }, protocol=pickle.HIGHEST_PROTOCOL)
+
+    @classmethod
+    def from_bytes(cls, blob: bytes,
+                   profiles: dict[str, tuple[float, float]] | None = None) -> "AccountSurveillance":
+        """Restore a snapshot written by ``to_bytes`` (our own state topic only: it is a pickle).
+
+        Ticker profiles are not in the snapshot: they are shared, and rebuilt from
+        the compacted ``tickers.profile`` topic.
+        """
+        state = pickle.loads(blob)
+        if state.get("format") != 1:
+            raise ValueError(f"account snapshot format {state.get('format')!r}, expected 1")
+        restored = cls(state["home_market"], state["remember_orders"], profiles)
+        restored.features = AccountFeatures.from_bytes(state["features"])
+        restored.accounts = restored.features.ids
+        restored.anomaly = AccountAnomaly.from_bytes(state["anomaly"])
+        restored.classifier = FraudClassifier.from_bytes(state["classifier"])
+        restored._recent = OrderedDict(state["recent"])
+        return restored
 
     def _remember(self, orders: list[dict[str, Any]], features: np.ndarray) -> None:
         for order, row in zip(orders, features):

@@ -8,6 +8,7 @@ it decides ``halt_buys``, with the evidence and an expiry.
 
 from __future__ import annotations
 
+import pickle
 from collections import deque
 from typing import Any
 
@@ -27,16 +28,42 @@ _COL = {name: j for j, name in enumerate(TICKER_FEATURES)}
 class TickerSurveillance:
     """Per-ticker state and the halt decision."""
 
-    def __init__(self, profile_every_ms: int = 60_000, profile_change: float = 0.10) -> None:
+    def __init__(self, profile_every_ms: int = 60_000) -> None:
         self.features: TickerFeatures | None = None
         self.accounts = DenseIds()
-        # Publish a ticker's profile when its ADV moved by `profile_change` or
-        # `profile_every_ms` passed: every worker needs it, not every trade.
+        # Every worker needs each ticker's profile, but not after every trade: it
+        # is published once per event-time period, as it stood at the period's
+        # end, so what is published does not depend on how trades were batched.
         self.profile_every_ms = profile_every_ms
-        self.profile_change = profile_change
-        self._published: dict[str, tuple[int, float]] = {}
+        self._period = -1  # event-time period of the latest trade learned
+        self._touched: set[str] = set()  # tickers traded in that period
         # Recent risky buys per ticker, kept only as evidence for a halt record.
         self._risky_buys: dict[str, deque[tuple[int, str, float]]] = {}
+
+    def to_bytes(self) -> bytes:
+        return pickle.dumps({
+            "format": 1,
+            "features": None if self.features is None else self.features.to_bytes(),
+            "accounts": self.accounts.to_bytes(),
+            "profile_every_ms": self.profile_every_ms,
+            "period": self._period,
+            "touched": self._touched,
+            "risky_buys": self._risky_buys,
+        }, protocol=pickle.HIGHEST_PROTOCOL)
+
+    @classmethod
+    def from_bytes(cls, blob: bytes) -> "TickerSurveillance":
+        """Restore a snapshot written by ``to_bytes`` (our own state topic only: it is a pickle)."""
+        state = pickle.loads(blob)
+        if state.get("format") != 1:
+            raise ValueError(f"ticker snapshot format {state.get('format')!r}, expected 1")
+        restored = cls(state["profile_every_ms"])
+        if state["features"] is not None:
+            restored.features = TickerFeatures.from_bytes(state["features"])
+        restored.accounts = DenseIds.from_bytes(state["accounts"])
+        restored._period, restored._touched = state["period"], state["touched"]
+        restored._risky_buys = state["risky_buys"]
+        return restored
 
     def _features(self, cfg: PolicyConfig) -> TickerFeatures:
         # The window's shape is fixed when the state is first built: [ticker]
@@ -48,27 +75,42 @@ class TickerSurveillance:
 
     def learn_trades(self, trades: list[dict[str, Any]], cfg: PolicyConfig,
                      now_ms: int) -> list[dict[str, Any]]:
-        """Learn from market trades; return the ticker profiles worth publishing."""
+        """Learn from market trades; return the ticker profiles of every period that ended."""
         if not trades:
             return []
         features = self._features(cfg)
-        ids = [features.ids.get_or_add(t["ticker"]) for t in trades]
-        features.learn_trades(TradeBatch.from_columns(
-            ticker=ids, price=[t["price"] for t in trades], qty=[t["qty"] for t in trades],
-            ts_ms=[t["ts"] for t in trades]))
-        profiles = []
-        for ticker, idx in dict(zip((t["ticker"] for t in trades), ids)).items():
-            adv, last = features.adv_value(idx), features.last_price(idx)
-            if not (np.isfinite(adv) and np.isfinite(last) and last > 0):
+        profiles: list[dict[str, Any]] = []
+        start = 0
+        for i, trade in enumerate(trades + [None]):
+            period = None if trade is None else trade["ts"] // self.profile_every_ms
+            if trade is not None and period <= self._period:
                 continue
-            ts = trades[-1]["ts"]
-            seen = self._published.get(ticker)
-            if (seen is None or ts - seen[0] >= self.profile_every_ms
-                    or abs(adv - seen[1]) > self.profile_change * max(seen[1], 1.0)):
-                self._published[ticker] = (ts, adv)
-                profiles.append({"ticker": ticker, "adv_value": round(float(adv), 2),
-                                 "last_price": float(last), "ts": now_ms})
+            # A trade of a later period: learn what came before it, then close the period.
+            segment = trades[start:i]
+            if segment:
+                features.learn_trades(TradeBatch.from_columns(
+                    ticker=[features.ids.get_or_add(t["ticker"]) for t in segment],
+                    price=[t["price"] for t in segment], qty=[t["qty"] for t in segment],
+                    ts_ms=[t["ts"] for t in segment]))
+                self._touched.update(t["ticker"] for t in segment)
+            start = i
+            if trade is None:
+                break
+            if self._period >= 0:
+                profiles += self._profiles(features, now_ms)
+            self._period = period
         return profiles
+
+    def _profiles(self, features: TickerFeatures, now_ms: int) -> list[dict[str, Any]]:
+        out = []
+        for ticker in sorted(self._touched):
+            idx = features.ids.get(ticker)
+            adv, last = features.adv_value(idx), features.last_price(idx)
+            if np.isfinite(adv) and np.isfinite(last) and last > 0:
+                out.append({"ticker": ticker, "adv_value": round(float(adv), 2),
+                            "last_price": float(last), "ts": now_ms})
+        self._touched.clear()
+        return out
 
     def watch_flow(self, flows: list[dict[str, Any]], board: ControlBoard, cfg: PolicyConfig,
                    now_ms: int) -> list[dict[str, Any]]:
