@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 import subprocess
 import sys
 
@@ -61,3 +62,36 @@ def test_topics_create_is_idempotent(broker):
 def test_contract_export_writes_the_schema_files(tmp_path):
     assert main(["contract", "export", "--out", str(tmp_path)]) == 0
     assert (tmp_path / "order.schema.json").is_file() and (tmp_path / "topics.json").is_file()
+
+
+@pytest.mark.broker
+def test_controls_release_reaches_the_topic_and_bad_keys_are_refused(broker, capsys):
+    from tradeguard.broker.admin import create_topics
+    from tradeguard.broker.clients import TopicReader
+    from tradeguard.settings import Settings
+
+    create_topics(Settings.from_env(env={}, broker=broker.url))
+    assert main(["controls", "release", "4592", "--broker", broker.url,
+                 "--reason", "analyst: news confirmed"]) == 0
+    assert main(["controls", "release-account", "cust-7", "--broker", broker.url]) == 0
+    assert "published release for 4592" in capsys.readouterr().out
+    with TopicReader(Settings.from_env(env={}, broker=broker.url),
+                     "controls.tickers", "controls.accounts") as reader:
+        records = reader.read_until(lambda rs: len(rs) >= 2, timeout_s=30)
+    assert ("controls.tickers", "4592", "release", "analyst: news confirmed", "cli") in {
+        (n, v.get("ticker"), v["action"], v["reason"], v["source"]) for n, v in records}
+    assert any(n == "controls.accounts" and v["account_id"] == "cust-7" for n, v in records)
+    assert main(["controls", "release", "", "--broker", broker.url]) == 2
+    assert "ticker: must not be empty" in capsys.readouterr().err
+
+
+def test_simulate_dumps_a_scenario_and_refuses_a_bad_one(tmp_path, capsys):
+    out, truth = tmp_path / "short.jsonl", tmp_path / "truth.json"
+    short = Path(__file__).resolve().parents[2] / "scenarios" / "short.toml"
+    assert main(["simulate", "--scenario", str(short), "--dump", str(out),
+                 "--truth", str(truth)]) == 0
+    assert out.stat().st_size > 0 and truth.stat().st_size > 0
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "x"\nseed = "abc"\n')
+    assert main(["simulate", "--scenario", str(bad), "--dump", str(out)]) == 2
+    assert "seed" in capsys.readouterr().err

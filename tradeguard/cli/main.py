@@ -4,6 +4,7 @@
     tradeguard topics create [--broker URL]          create every topic, idempotently
     tradeguard worker [--broker URL]                 one engine worker
     tradeguard demo                                  the whole thing on an embedded broker
+    tradeguard simulate --scenario FILE [--speed X]  produce a simulated scenario to Kafka
     tradeguard controls release TICKER               end a buy halt by hand
     tradeguard controls release-account ACCOUNT      end a step-up or freeze by hand
     tradeguard contract export [--out DIR]           write the JSON Schema files
@@ -17,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+from streams.schema import RecordError
 from tradeguard.broker.embedded import BrokerError, EmbeddedBroker
 from tradeguard.policy.config import PolicyError
 from tradeguard.settings import Settings, SettingsError
@@ -70,6 +72,36 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(quick=args.quick)
 
 
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from tradeguard.simulator import ScenarioError, generate, load_scenario
+    from tradeguard.simulator.replay import simulate
+
+    try:
+        if args.dump:  # the streams to a file instead of a broker
+            session = generate(load_scenario(args.scenario))
+            if args.truth:
+                session.truth.write(args.truth)
+            session.write_jsonl(args.dump)
+            print(f"wrote {len(session.records)} records to {args.dump}")
+            return 0
+        from tradeguard.broker.admin import wait_reachable
+
+        settings = _settings(args)
+        wait_reachable(settings)
+        progress = lambda sent, total: print(  # noqa: E731
+            f"\rsimulate: {sent}/{total} records", end="", file=sys.stderr, flush=True)
+        session, counts = simulate(args.scenario, settings, args.speed, args.truth, progress)
+    except ScenarioError as exc:
+        print(f"tradeguard: error: {exc}", file=sys.stderr)
+        return 2
+    print(file=sys.stderr)
+    for name, n in counts.items():
+        print(f"{settings.topic(name):24s} {n}")
+    if args.truth:
+        print(f"ground truth: {args.truth}")
+    return 0
+
+
 def cmd_controls_release(args: argparse.Namespace) -> int:
     from tradeguard.broker.controls import publish_release
 
@@ -113,6 +145,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="a shorter session (for tests)")
     p.set_defaults(func=cmd_demo)
 
+    p = with_broker(sub.add_parser("simulate", help="produce a simulated scenario to Kafka"))
+    p.add_argument("--scenario", required=True, help="scenario file, e.g. scenarios/short.toml")
+    p.add_argument("--speed", type=float, default=None,
+                   help="event-time speed-up (1 = real time); default: as fast as possible")
+    p.add_argument("--truth", help="write the ground truth (JSON) to this file")
+    p.add_argument("--dump", help="write the streams as JSON lines here instead of to Kafka")
+    p.set_defaults(func=cmd_simulate)
+
     controls = sub.add_parser("controls", help="manual controls")
     controls_sub = controls.add_subparsers(dest="action", required=True, metavar="ACTION")
     for name, kind, what in (("release", "ticker", "TICKER"),
@@ -135,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (BrokerError, SettingsError, PolicyError) as exc:
+    except (BrokerError, SettingsError, PolicyError, RecordError) as exc:
         print(f"tradeguard: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
