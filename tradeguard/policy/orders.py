@@ -33,6 +33,19 @@ class OrderVerdicts:
         s = self.scores[i]
         return BLOCK if s >= cfg.block_at else HOLD if s >= cfg.hold_at else ALLOW
 
+    def all_reasons(self, limit: int) -> list[list[dict[str, float | str]]]:
+        """``reasons(i, limit)`` for every order, with one sort for the whole batch."""
+        if self.contributions.shape[1] == 0:
+            return [[] for _ in range(len(self.scores))]
+        order = np.argsort(-self.contributions, axis=1, kind="stable")[:, :limit]
+        strong = np.take_along_axis(self.contributions, order, axis=1) >= MIN_REASON_RISK
+        values = np.round(np.take_along_axis(self.values, order, axis=1), 4).tolist()
+        names = self.signal_names
+        return [
+            [{"code": names[j], "value": v} for j, v, keep in zip(idx, vals, ok) if keep]
+            for idx, vals, ok in zip(order.tolist(), values, strong.tolist())
+        ]
+
     def reasons(self, i: int, limit: int) -> list[dict[str, float | str]]:
         """The strongest signals of order i: ``[{"code": ..., "value": ...}, ...]``.
 
