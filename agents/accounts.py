@@ -40,6 +40,7 @@ def register(ctx: WorkerContext) -> PartitionStates:
         # Decide nothing before the control board holds every halt and freeze in force.
         await ctx.board_ready.wait()
         async for events in stream.take_events(settings.batch_max, within=settings.batch_within_s):
+            ctx.metrics.observe_batch("accounts", len(events))
             for partition, part_events in (await states.split(events)).items():
                 # Kafka orders records within a partition, not across topics: a login
                 # and the orders placed right after it can arrive in either order
@@ -84,6 +85,7 @@ async def _publish(ctx: WorkerContext, topic: str, outcome, count: int) -> None:
         ctx.counters["orders"] += count
         for d in outcome.decisions:
             ctx.counters[f"decision:{d['action']}"] += 1
+        ctx.metrics.observe_decisions(outcome.decisions, now_ms())
         await ctx.send_all("decisions", "account_id", outcome.decisions)
         await ctx.send_all("controls.accounts", "account_id", outcome.account_controls)
         await ctx.send_all("tickers.flow", "ticker", outcome.flows)

@@ -15,7 +15,7 @@ import ssl
 
 import faust
 
-from agents import accounts, controls, tickers
+from agents import accounts, controls, tickers, web
 from agents.context import WorkerContext
 from agents.transport import use_fetch_wait
 from tradeguard.policy.config import PolicyFile
@@ -26,6 +26,7 @@ __all__ = ["build_app"]
 
 def build_app(settings: Settings) -> tuple[faust.App, WorkerContext]:
     """A Faust app wired to the TradeGuard agents, and the context they share."""
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         settings.app_id,
         broker=settings.broker,
@@ -51,12 +52,16 @@ def build_app(settings: Settings) -> tuple[faust.App, WorkerContext]:
         broker_commit_every=max(1000, settings.batch_max),
         broker_commit_interval=1.0,
         logging_config=None,
+        # Faust's own data directory (empty for in-memory tables) lives with our state,
+        # not in the working directory: the container's root filesystem is read-only.
+        datadir=str(settings.state_dir / "faust"),
     )
     use_fetch_wait(app, settings.fetch_max_wait_ms)
     ctx = WorkerContext(settings=settings, app=app, policy=PolicyFile(settings.policy_file or None))
     account_states = accounts.register(ctx)
     ticker_states = tickers.register(ctx)
     controls.register(ctx)
+    web.register(ctx)
 
     @app.on_partitions_revoked.connect
     async def forget_revoked(app, revoked, **kwargs) -> None:

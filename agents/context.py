@@ -19,6 +19,7 @@ from streams.codec import deadletter_record, encode_key, encode_value
 from streams.schema import RecordError
 from streams.topics import TOPICS
 from tradeguard.policy.config import PolicyFile
+from tradeguard.metrics import EngineMetrics
 from tradeguard.settings import Settings
 from tradeguard.surveillance.controls import ControlBoard
 
@@ -51,6 +52,7 @@ class WorkerContext:
     last_snapshot_at: float | None = None
     topics: dict[str, faust.TopicT] = field(default_factory=dict)
     board_ready: asyncio.Event = field(default_factory=asyncio.Event)
+    metrics: EngineMetrics = field(default_factory=EngineMetrics)
 
     def __post_init__(self) -> None:
         # Registry name by full (prefixed) name, and the schema each topic carries.
@@ -99,6 +101,7 @@ class WorkerContext:
 
     async def deadletter(self, name: str, msg: Any, error: Exception) -> None:
         self.counters[f"deadletter:{name}"] += 1
+        self.metrics.observe_deadletter(name, error)
         log.warning("dead-lettered %s[%d]@%d: %s", msg.topic, msg.partition, msg.offset, error)
         await self.send("deadletter", name, deadletter_record(
             source_topic=msg.topic, partition=msg.partition, offset=msg.offset,

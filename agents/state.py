@@ -235,11 +235,16 @@ async def _read_all(consumer: AIOKafkaConsumer, tps: list[TopicPartition]):
         return
     consumer.assign(pending)
     await consumer.seek_to_beginning(*pending)
-    while pending:
-        batches = await consumer.getmany(*pending, timeout_ms=500)
+    caught_up = False
+    # Some brokers (the embedded Tansu) report an end offset short of the true
+    # end, so keep reading until a fetch comes back empty, not just to `end`.
+    while True:
+        batches = await consumer.getmany(*pending, timeout_ms=100 if caught_up else 500)
         for tp, messages in batches.items():
             for msg in messages:
                 if msg.key is not None and msg.value is not None:
                     yield msg.key.decode("utf-8", "replace"), msg.value
-        pending = [tp for tp in pending if await consumer.position(tp) < end[tp]]
+        caught_up = all([await consumer.position(tp) >= end[tp] for tp in pending])
+        if caught_up and not batches:
+            return
 

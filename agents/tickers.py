@@ -37,6 +37,7 @@ def register(ctx: WorkerContext) -> PartitionStates:
         # Decide nothing before the control board holds every halt and freeze in force.
         await ctx.board_ready.wait()
         async for events in stream.take_events(settings.batch_max, within=settings.batch_within_s):
+            ctx.metrics.observe_batch("tickers", len(events))
             cfg = ctx.policy.current()
             for partition, part_events in (await states.split(events)).items():
                 records = await ctx.decode(part_events)

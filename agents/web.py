@@ -108,15 +108,17 @@ def _assignment(ctx: WorkerContext) -> set:
 
 
 async def consumer_lag(ctx: WorkerContext) -> dict[tuple[str, int], int]:
-    """Per assigned partition: highwater minus the consumer's position (records not yet read)."""
-    tps = sorted(_assignment(ctx))
-    if not tps:
-        return {}
+    """Per assigned partition: highwater minus the consumer's position (records not yet read).
+
+    The highwater is the one the last fetch response carried (no extra broker
+    round trip); a partition not fetched yet has none and is left out.
+    """
     consumer = ctx.app.consumer
-    highwaters = await consumer.highwaters(*tps)
+    highwaters = {tp: hw for tp in _assignment(ctx) if (hw := consumer.highwater(tp)) is not None}
+    tps = sorted(highwaters)
     positions = await asyncio.gather(*(consumer.position(tp) for tp in tps))
     return {(tp.topic, tp.partition): max(0, highwaters[tp] - pos)
-            for tp, pos in zip(tps, positions) if pos is not None and tp in highwaters}
+            for tp, pos in zip(tps, positions) if pos is not None}
 
 
 def register(ctx: WorkerContext) -> Heartbeat:
@@ -153,7 +155,11 @@ def register(ctx: WorkerContext) -> Heartbeat:
 async def _families(ctx: WorkerContext, hb: Heartbeat) -> list[MetricFamily]:
     now = now_ms()
     fams = counter_families(ctx.counters)
-    fams += ctx.metrics.families(now / 1000.0)
+    fams += ctx.metrics.families()
+    if ctx.last_snapshot_at is not None:  # absent until a snapshot exists: never faked
+        fams.append(MetricFamily("tradeguard_last_snapshot_age_seconds", "gauge",
+                                 "Seconds since this worker last wrote a state snapshot.")
+                    .add(round(max(0.0, now / 1000.0 - ctx.last_snapshot_at), 3)))
     halts = ctx.board.active_halts(now)
     fams.append(MetricFamily("tradeguard_active_ticker_halts", "gauge",
                              "Tickers with a buy halt in force.").add(len(halts)))

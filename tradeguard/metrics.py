@@ -2,13 +2,13 @@
 
 The agents observe into one :class:`EngineMetrics` per worker; the web view
 (``agents/web.py``) adds what it reads at scrape time (counters, the control
-board, consumer lag) and renders everything with :func:`render`. Every series
+board, snapshot time, consumer lag) and renders everything with :func:`render`. Every series
 is named ``tradeguard_*``.
 
 >>> m = EngineMetrics()
 >>> m.observe_decisions([{"order_ts": 1_000, "model_version": "rules-v1"}], now_ms=1_004)
 >>> print(render(m.families()[:1]))               # doctest: +ELLIPSIS
-# HELP tradeguard_decision_latency_seconds Order timestamp to decision, per order (clock of the gateway to clock of the worker).
+# HELP tradeguard_decision_latency_seconds Order timestamp (gateway clock) to decision (worker clock), per order.
 # TYPE tradeguard_decision_latency_seconds histogram
 tradeguard_decision_latency_seconds_bucket{le="0.001"} 0
 tradeguard_decision_latency_seconds_bucket{le="0.0025"} 0
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import bisect
 import math
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
@@ -135,7 +134,6 @@ class EngineMetrics:
         self.batches: dict[str, Histogram] = {}
         self.deadletters: Counter[tuple[str, str]] = Counter()
         self.model_version: str | None = None
-        self.last_snapshot_at: float | None = None  # unix seconds
 
     def observe_decisions(self, decisions: Iterable[Mapping[str, Any]], now_ms: int) -> None:
         """Latency from each order's own timestamp to now, and the model that decided."""
@@ -151,15 +149,10 @@ class EngineMetrics:
     def observe_deadletter(self, topic: str, error: Exception) -> None:
         self.deadletters[(topic, deadletter_reason(error))] += 1
 
-    def mark_snapshot(self, at: float | None = None) -> None:
-        """A snapshot of the worker's state was written (unix seconds; default now)."""
-        self.last_snapshot_at = time.time() if at is None else at
-
-    def families(self, now: float | None = None) -> list[MetricFamily]:
-        now = time.time() if now is None else now
+    def families(self) -> list[MetricFamily]:
         fams = [self.latency.family(
             "tradeguard_decision_latency_seconds",
-            "Order timestamp to decision, per order (clock of the gateway to clock of the worker).")]
+            "Order timestamp (gateway clock) to decision (worker clock), per order.")]
         batch = MetricFamily("tradeguard_batch_size", "histogram",
                              "Records per batch taken by each agent.")
         for agent, h in sorted(self.batches.items()):
@@ -174,10 +167,6 @@ class EngineMetrics:
             fams.append(MetricFamily("tradeguard_model_info", "gauge",
                                      "Model version of the latest decision (always 1).")
                         .add(1, version=self.model_version))
-        if self.last_snapshot_at is not None:  # absent until a snapshot exists: never faked
-            fams.append(MetricFamily("tradeguard_last_snapshot_age_seconds", "gauge",
-                                     "Seconds since this worker last wrote a state snapshot.")
-                        .add(max(0.0, now - self.last_snapshot_at)))
         return fams
 
 
@@ -205,6 +194,8 @@ def counter_families(counters: Mapping[str, int]) -> list[MetricFamily]:
         fams.append(MetricFamily(name, "counter", help).add(counters.get(key, 0)))
     fams.insert(1, _labelled(counters, "decision", "action", ACTIONS,
                              "tradeguard_decisions_total", "Decisions published, by action."))
+    fams.append(_labelled(counters, "snapshots", "kind", (), "tradeguard_snapshots_written_total",
+                          "State snapshots written, by kind of partition state."))
     fams.append(_labelled(counters, "sent", "topic", (), "tradeguard_records_sent_total",
                           "Records published by the engine, by registry topic."))
     fams.append(_labelled(counters, "deadletter", "topic", (), "tradeguard_invalid_records_total",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import faust
 
+from tradeguard.logs import logging_config
 from tradeguard.settings import Settings
 
 __all__ = ["run_worker"]
@@ -15,6 +16,6 @@ def run_worker(settings: Settings) -> int:
 
     app, _ = build_app(settings)
     worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True,
-                          override_logging=True)
+                          override_logging=True, logging_config=logging_config(settings))
     worker.execute_from_commandline()  # mode's Worker exits the process with its status
     return 0

@@ -15,7 +15,8 @@ from tradeguard.settings import Settings
 
 T0 = 1_760_000_000_000
 
-_SAMPLE = re.compile(r'^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?P<labels>[^}]*)\})? (?P<value>\S+)$')
+_SAMPLE = re.compile(
+    r'^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?P<labels>[^}]*)\})? (?P<value>\S+)$')
 _LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
 
 
@@ -99,36 +100,44 @@ def login(account: str) -> dict:
             "country": "JP", "asn": 2516, "ts": T0}
 
 
-def group_offsets(settings: Settings, name: str) -> dict[int, tuple[int, int]]:
-    """partition -> (committed offset of the engine's group, highwater) for registry topic ``name``."""
+def committed_offsets(settings: Settings, name: str) -> dict[int, int]:
+    """partition -> offset the engine's consumer group committed for registry topic ``name``."""
     consumer = Consumer({**settings.kafka_client_config(), "group.id": settings.app_id,
                          "enable.auto.commit": False, "log_level": 3})
     try:
-        topic = settings.topic(name)
-        tps = [TopicPartition(topic, p) for p in range(settings.partitions)]
-        committed = {tp.partition: tp.offset for tp in consumer.committed(tps, timeout=10)}
-        return {p: (max(committed[p], 0), consumer.get_watermark_offsets(
-            TopicPartition(topic, p), timeout=10)[1]) for p in range(settings.partitions)}
+        tps = [TopicPartition(settings.topic(name), p) for p in range(settings.partitions)]
+        return {tp.partition: max(tp.offset, 0) for tp in consumer.committed(tps, timeout=10)}
     finally:
         consumer.close()
 
 
-def read_offsets(settings: Settings, name: str) -> dict[tuple[int, int], str]:
-    """(partition, offset) -> record key for everything now in registry topic ``name``."""
+def log_ends(offsets: dict[tuple[int, int], str], partitions: int) -> dict[int, int]:
+    """partition -> offset after the last record, from the records themselves.
+
+    Not from ListOffsets: the embedded broker (Tansu) answers it with the base
+    offset of the last batch, short of the true end.
+    """
+    ends = dict.fromkeys(range(partitions), 0)
+    for p, off in offsets:
+        ends[p] = max(ends[p], off + 1)
+    return ends
+
+
+def read_field(settings: Settings, name: str, field: str) -> dict[tuple[int, int], str]:
+    """(partition, offset) -> ``field`` of each record now in registry topic ``name``."""
     consumer = Consumer({**settings.kafka_client_config(),
                          "group.id": f"tradeguard-probe-{uuid.uuid4().hex[:8]}",
                          "enable.auto.commit": False, "log_level": 3})
     topic = settings.topic(name)
     try:
-        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-                for p in range(settings.partitions)}
-        consumer.assign([TopicPartition(topic, p, 0) for p in ends])
+        consumer.assign([TopicPartition(topic, p, 0) for p in range(settings.partitions)])
         out: dict[tuple[int, int], str] = {}
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and len(out) < sum(ends.values()):
+        idle_since = time.monotonic()
+        while time.monotonic() - idle_since < 3.0:  # until nothing more arrives for 3 s
             for msg in consumer.consume(5000, 0.5):
                 if not msg.error():
-                    out[(msg.partition(), msg.offset())] = json.loads(msg.value())["order_id"]
+                    out[(msg.partition(), msg.offset())] = json.loads(msg.value())[field]
+                    idle_since = time.monotonic()
         return out
     finally:
         consumer.close()

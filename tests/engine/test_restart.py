@@ -62,7 +62,7 @@ def test_restored_state_decides_like_an_uninterrupted_run(engine_settings, start
     script = scripted_session(minutes=30, accounts=160, hijacked=5, seed=11)
     # A small anomaly window so the model's learned state matters within the run.
     base = engine_settings.with_(policy_file=str(policy), snapshot_interval_s=0.5,
-                                 anomaly_window=10)
+                                 anomaly_window=2)
 
     calm, calm_worker = _run(base.with_(topic_prefix=base.topic_prefix + "calm.",
                                         app_id=base.app_id + "-calm"), start_worker, script, None)

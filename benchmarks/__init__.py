@@ -1,0 +1,1 @@
+"""TradeGuard benchmarks: python -m benchmarks [--quick]."""

@@ -1,0 +1,197 @@
+"""The pure scorecard on hand-built sessions whose answers are known."""
+
+from __future__ import annotations
+
+import pytest
+
+from tradeguard.scorecard import AccountAction, Halt, Outcome, engine_outcome, latency_ms, score
+from tradeguard.scorecard.score import threshold_curve
+from tradeguard.simulator.truth import (Accomplice, FraudOrder, GroundTruth, HardNegative,
+                                        TakenOverAccount, TargetedTicker)
+
+OPEN = 1_000_000
+PUMPED, NEWS, CALM = "9999", "8888", "7203"
+
+
+def _order(order_id, account, ticker, side, ts):
+    return {"order_id": order_id, "account_id": account, "ticker": ticker, "side": side, "ts": ts}
+
+
+def _taken_over(account, first_fraud_ts, first_buy_ts):
+    return TakenOverAccount(account, "pump", "phishing", 0, first_buy_ts is not None, OPEN,
+                            first_fraud_ts, first_fraud_ts, first_buy_ts, 0, False, "1.2.3.4",
+                            "dev-x", 4134, "CN")
+
+
+@pytest.fixture
+def tiny():
+    """Campaign from OPEN+10 s on PUMPED by accounts V1 (sell then 2 buys) and V2 (1 buy).
+
+    Legitimate: L1..L4 (L2 and L3 in the "news" rush into NEWS); accomplice X.
+    """
+    fraud = [
+        FraudOrder("v1-sell", "V1", "pump", "liquidation", "6501", "sell", 100, 4e6, OPEN + 11_000),
+        FraudOrder("v1-buy1", "V1", "pump", "pump", PUMPED, "buy", 100, 1e6, OPEN + 12_000),
+        FraudOrder("v2-buy1", "V2", "pump", "pump", PUMPED, "buy", 100, 2e6, OPEN + 15_000),
+        FraudOrder("v1-buy2", "V1", "pump", "pump", PUMPED, "buy", 100, 3e6, OPEN + 20_000),
+    ]
+    truth = GroundTruth(
+        "tiny", 1, 0, OPEN, OPEN + 60_000, fraud_orders=fraud,
+        accounts=[_taken_over("V1", OPEN + 11_000, OPEN + 12_000),
+                  _taken_over("V2", OPEN + 15_000, OPEN + 15_000),
+                  _taken_over("V3", None, None)],
+        tickers=[TargetedTicker(PUMPED, "pump", "penny", "JP", OPEN + 10_000, OPEN + 5_000,
+                                OPEN + 12_000, OPEN + 40_000, 3, 6e6)],
+        accomplices=[Accomplice("X", "pump", True, ["x-buy"])],
+        negatives=[HardNegative("news", "news_rush", OPEN + 20_000, OPEN + 30_000, ["L2", "L3"],
+                                [NEWS], ["l2", "l3"])])
+    orders = [_order(o.order_id, o.account_id, o.ticker, o.side, o.ts) for o in fraud] + [
+        _order("l1", "L1", CALM, "buy", OPEN + 1_000),
+        _order("l2", "L2", NEWS, "buy", OPEN + 21_000),
+        _order("l3", "L3", NEWS, "buy", OPEN + 22_000),
+        _order("l4", "L4", CALM, "sell", OPEN + 23_000),
+        _order("x-buy", "X", PUMPED, "buy", OPEN + 6_000),
+    ]
+    return orders, truth
+
+
+def _outcome(actions=None, halts=(), accounts=()):
+    return Outcome("test", actions or {}, {}, list(halts), list(accounts))
+
+
+def test_fraud_orders_stopped_count_share_and_yen(tiny):
+    orders, truth = tiny
+    out = score(orders, truth, _outcome(
+        {"v1-sell": "allow", "v1-buy1": "hold", "v2-buy1": "block", "l1": "allow"}))["orders"]
+    assert (out["fraudulent"], out["legitimate"], out["accomplice"]) == (4, 4, 1)
+    assert (out["fraud_stopped"], out["fraud_held"], out["fraud_blocked"]) == (2, 1, 1)
+    assert out["fraud_stopped_share"] == pytest.approx(2 / 4)
+    assert out["fraud_yen_attempted"] == 10e6 and out["fraud_yen_stopped"] == 3e6
+    assert out["fraud_yen_stopped_share"] == pytest.approx(0.3)
+    assert out["fraud_by_phase"]["liquidation"] == {"count": 1, "stopped": 0, "yen": 4e6,
+                                                    "yen_stopped": 0}
+    assert out["fraud_by_phase"]["pump"]["stopped"] == 2
+    assert out["undecided"] == 5  # v1-buy2, l2, l3, l4, x-buy: counted as allowed
+    assert out["legit_stopped_per_10k"] == 0.0
+
+
+def test_three_fraud_orders_two_stopped_is_two_thirds(tiny):
+    orders, truth = tiny
+    pump_only = [o for o in orders if o["order_id"] != "v1-sell"]
+    out = score(pump_only, truth, _outcome({"v1-buy1": "hold", "v2-buy1": "hold"}))["orders"]
+    assert out["fraudulent"] == 3
+    assert out["fraud_stopped_share"] == pytest.approx(2 / 3)
+
+
+def test_legitimate_holds_and_blocks_per_10k_named_by_scenario(tiny):
+    orders, truth = tiny
+    out = score(orders, truth, _outcome(
+        {"l1": "allow", "l2": "hold", "l3": "block", "l4": "hold", "x-buy": "block"}))["orders"]
+    assert out["legit_held"] == 2 and out["legit_blocked"] == 1
+    assert out["legit_held_per_10k"] == 5_000.0 and out["legit_blocked_per_10k"] == 2_500.0
+    assert out["legit_stopped_by_negative"] == {"news": 2, "routine": 1}
+    assert out["accomplice_stopped"] == 1  # counted apart, never as a false alarm
+
+
+def test_halt_timing_in_seconds_and_fraud_buys(tiny):
+    orders, truth = tiny
+    halted = score(orders, truth, _outcome(halts=[Halt(PUMPED, OPEN + 16_000)]))["tickers"]
+    t = halted["targeted"][PUMPED]
+    assert t["seconds_to_halt"] == 6.0
+    assert t["fraud_buys_to_halt"] == 2  # the buys at +12 s and +15 s, not the one at +20 s
+    assert t["fraud_buys_total"] == 3
+    assert (halted["targeted_halted"], halted["median_seconds_to_halt"]) == (1, 6.0)
+
+
+def test_first_halt_counts_and_a_buy_at_the_halt_instant_is_after_it(tiny):
+    orders, truth = tiny
+    halts = [Halt(PUMPED, OPEN + 30_000), Halt(PUMPED, OPEN + 15_000)]
+    t = score(orders, truth, _outcome(halts=halts))["tickers"]["targeted"][PUMPED]
+    assert (t["seconds_to_halt"], t["fraud_buys_to_halt"]) == (5.0, 1)
+
+
+def test_never_halted_is_null(tiny):
+    orders, truth = tiny
+    t = score(orders, truth, _outcome())["tickers"]
+    assert t["targeted"][PUMPED]["seconds_to_halt"] is None
+    assert t["targeted"][PUMPED]["fraud_buys_to_halt"] is None
+    assert t["targeted_halted"] == 0 and t["median_seconds_to_halt"] is None
+
+
+def test_false_halts_name_the_hard_negative(tiny):
+    orders, truth = tiny
+    t = score(orders, truth, _outcome(halts=[
+        Halt(NEWS, OPEN + 25_000), Halt(CALM, OPEN + 26_000), Halt(PUMPED, OPEN + 27_000)]))
+    t = t["tickers"]
+    assert t["false_halt_count"] == 2
+    assert [(h["ticker"], h["negative"]) for h in t["false_halts"]] == [(NEWS, "news"),
+                                                                          (CALM, None)]
+    assert t["false_halted_tickers"] == sorted([NEWS, CALM])
+
+
+def test_accounts_stopped_before_first_fraudulent_buy(tiny):
+    orders, truth = tiny
+    actions = [
+        AccountAction("V1", "step_up", OPEN + 12_000),  # at its first buy: that buy is held
+        AccountAction("V2", "freeze", OPEN + 16_000),   # after its only buy
+        AccountAction("V3", "step_up", OPEN + 5_000),   # logged into, never traded
+        AccountAction("L2", "step_up", OPEN + 21_000),  # a customer in the news rush
+        AccountAction("L2", "freeze", OPEN + 22_000),   # the same customer, counted once
+        AccountAction("L4", "block_login", OPEN + 23_000),
+        AccountAction("X", "step_up", OPEN + 6_000),    # an accomplice: not a false action
+    ]
+    a = score(orders, truth, _outcome(accounts=actions))["accounts"]
+    assert (a["taken_over"], a["with_fraud_buys"]) == (3, 2)
+    assert a["stopped_before_first_fraud_buy"] == 1
+    assert a["stopped_before_first_fraud_buy_share"] == pytest.approx(0.5)
+    assert a["stopped_before_first_fraud_order"] == 0  # V1 sold before the step-up
+    assert a["taken_over_stopped_ever"] == 3
+    assert a["accomplices_stopped"] == 1
+    assert a["false_account_actions"] == 2
+    assert a["false_account_actions_by_negative"] == {"news": 1, "routine": 1}
+    assert a["false_account_actions_by_kind"] == {"step_up": 1, "block_login": 1}
+
+
+def test_engine_controls_are_placed_in_event_time():
+    decisions = [  # wall ts 100..400; the second partition lags with an earlier order
+        {"order_id": "a", "action": "allow", "score": 0.1, "order_ts": 1_000, "ts": 100},
+        {"order_id": "b", "action": "hold", "score": 0.7, "order_ts": 3_000, "ts": 200},
+        {"order_id": "c", "action": "allow", "score": 0.2, "order_ts": 2_500, "ts": 300},
+        {"order_id": "d", "action": "block", "score": 0.9, "order_ts": 4_000, "ts": 400},
+        {"order_id": "b", "action": "allow", "score": 0.1, "order_ts": 3_000, "ts": 900},
+    ]
+    halts = [{"ticker": "T", "action": "halt_buys", "source": "engine", "ts": 150},
+             {"ticker": "T", "action": "release", "source": "engine", "ts": 350},
+             {"ticker": "U", "action": "halt_buys", "source": "engine", "ts": 5_000}]
+    accounts = [
+        {"account_id": "A", "action": "step_up", "source": "engine",
+         "evidence": {"order_id": "d"}, "ts": 400},
+        {"account_id": "B", "action": "freeze", "source": "feedback",
+         "evidence": {"order_id": "a"}, "ts": 250},
+        {"account_id": "B", "action": "release", "source": "cli", "evidence": None, "ts": 260},
+    ]
+    out = engine_outcome(decisions, halts, accounts, after_last_ts=99_000)
+    assert out.actions == {"a": "allow", "b": "hold", "c": "allow", "d": "block"}  # first wins
+    # T: decided from wall 150 on are b (3000), c (2500), d: earliest event time 2500.
+    assert out.halts == [Halt("T", 2_500), Halt("U", 99_000)]
+    assert out.account_actions == [AccountAction("A", "step_up", 4_000),
+                                   AccountAction("B", "freeze", 2_500)]
+
+
+def test_latency_is_decision_ts_minus_produce_time():
+    decisions = [{"order_id": str(i), "ts": 1_000 + i} for i in range(100)]
+    lat = latency_ms({str(i): 1_000.0 for i in range(100)}, decisions)
+    assert lat["orders"] == 100 and lat["p50"] == pytest.approx(49.5) and lat["max"] == 99.0
+    assert latency_ms({}, decisions)["p99"] is None
+
+
+def test_threshold_curve_recall_falls_as_the_threshold_rises(tiny):
+    orders, truth = tiny
+    scores = {"v1-sell": 0.9, "v1-buy1": 0.7, "v2-buy1": 0.5, "v1-buy2": 0.3,
+              "l1": 0.1, "l2": 0.6, "l3": 0.2, "l4": 0.0, "x-buy": 1.0}
+    curve = threshold_curve(scores, orders, truth, thresholds=10)
+    recalls = [p["recall"] for p in curve]
+    assert recalls == sorted(recalls, reverse=True) and recalls[0] == 1.0
+    at = {p["threshold"]: p for p in curve}
+    assert at[0.5]["recall"] == 0.75 and at[0.5]["precision"] == 0.75  # l2 is the false one
+    assert at[0.0]["precision"] == 0.5  # the accomplice's order is left out
