@@ -53,7 +53,7 @@ def _batches(workload: Workload, size: int, count: int, start_ms: int) -> list[l
 def _pieces(s: AccountSurveillance, decoded: list[dict], cfg: PolicyConfig, t: dict) -> None:
     """decide()'s stages one by one (mirrors AccountSurveillance.decide), adding ns to ``t``."""
     t0 = time.perf_counter_ns()
-    batch = s._order_batch(decoded)
+    batch = s.order_batch(decoded)
     t1 = time.perf_counter_ns()
     x = s.features.transform_orders(batch)
     t2 = time.perf_counter_ns()

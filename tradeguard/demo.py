@@ -138,6 +138,7 @@ def run_demo(quick: bool = False, out=sys.stdout) -> int:
             raise RuntimeError(f"{exc}; worker log:\n{worker.log_tail()}") from None
         print(file=out)
         _summary(script, progress, replay_s, out)
+        _burst(settings, script, 2_000 if quick else 10_000, out)
         return 0
     except KeyboardInterrupt:
         print("\ninterrupted; stopping the worker and the broker", file=out, flush=True)
@@ -149,6 +150,29 @@ def run_demo(quick: bool = False, out=sys.stdout) -> int:
         if worker is not None:
             worker.stop()
         broker.stop()
+
+
+def _burst(settings: Settings, script: SessionScript, count: int, out) -> None:
+    """After the paced session: ordinary orders as fast as the gateway can send, to show the rate."""
+    legit = [ev.record for ev in script.events if ev.topic == "orders"
+             and ev.record["account_id"] not in script.hijacked]
+    last_ts = script.events[-1].record["ts"]
+    gateway = GatewayProducer(settings)
+    ids = set()
+    with TopicReader(settings, "decisions") as reader:
+        started = time.monotonic()
+        for i in range(count):
+            order = {**legit[i % len(legit)], "order_id": f"burst-{i:06d}", "ts": last_ts + i}
+            gateway.send("orders", order)
+            ids.add(order["order_id"])
+        gateway.flush()
+        seen: set[str] = set()
+        deadline = time.monotonic() + 120
+        while len(seen) < count and time.monotonic() < deadline:
+            seen.update(d["order_id"] for _, d in reader.poll(0.2) if d["order_id"] in ids)
+        took = time.monotonic() - started
+    print(f"burst: {len(seen)}/{count} ordinary orders decided in {took:.1f} s from first send "
+          f"= {len(seen) / took:,.0f} decisions/s (one worker, this machine)", file=out)
 
 
 def _summary(script: SessionScript, progress: _Progress, replay_s: float, out) -> None:

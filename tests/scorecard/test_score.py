@@ -118,6 +118,19 @@ def test_never_halted_is_null(tiny):
     assert t["targeted_halted"] == 0 and t["median_seconds_to_halt"] is None
 
 
+def test_a_halt_that_lapsed_before_the_attack_is_false_and_one_in_force_counts(tiny):
+    orders, truth = tiny
+    lapsed = Halt(PUMPED, OPEN + 1_000, until=OPEN + 4_000)  # pre-positioning starts at +5 s
+    t = score(orders, truth, _outcome(halts=[lapsed]))["tickers"]
+    assert t["targeted"][PUMPED]["seconds_to_halt"] is None
+    assert [(h["ticker"], h["until"]) for h in t["false_halts"]] == [(PUMPED, OPEN + 4_000)]
+    standing = Halt(PUMPED, OPEN + 1_000, until=OPEN + 11_000)  # still in force at the start
+    t = score(orders, truth, _outcome(halts=[lapsed, standing]))["tickers"]
+    x = t["targeted"][PUMPED]
+    assert (x["seconds_to_halt"], x["fraud_buys_to_halt"], x["before_attack"]) == (-9.0, 0, True)
+    assert t["false_halt_count"] == 1
+
+
 def test_false_halts_name_the_hard_negative(tiny):
     orders, truth = tiny
     t = score(orders, truth, _outcome(halts=[
@@ -173,7 +186,8 @@ def test_engine_controls_are_placed_in_event_time():
     out = engine_outcome(decisions, halts, accounts, after_last_ts=99_000)
     assert out.actions == {"a": "allow", "b": "hold", "c": "allow", "d": "block"}  # first wins
     # T: decided from wall 150 on are b (3000), c (2500), d: earliest event time 2500.
-    assert out.halts == [Halt("T", 2_500), Halt("U", 99_000)]
+    # T is released at wall 350: the first order decided from then on is d (4000).
+    assert out.halts == [Halt("T", 2_500, until=4_000), Halt("U", 99_000)]
     assert out.account_actions == [AccountAction("A", "step_up", 4_000),
                                    AccountAction("B", "freeze", 2_500)]
 

@@ -11,7 +11,8 @@ import uuid
 from typing import Any, Iterable
 
 import orjson
-from confluent_kafka import Consumer, KafkaException, Producer
+from confluent_kafka import (OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaException, Producer,
+                             TopicPartition)
 
 from streams.codec import encode_key, encode_value
 from streams.topics import topic
@@ -69,19 +70,35 @@ class GatewayProducer:
 
 
 class TopicReader:
-    """Read registry topics from the beginning with a throwaway consumer group."""
+    """Read registry topics from the beginning (or the end), every partition, no consumer group.
 
-    def __init__(self, settings: Settings, *names: str, from_beginning: bool = True) -> None:
+    Manual assignment rather than a group subscription: a reader that only
+    watches needs no group membership, and joining one costs seconds (on the
+    embedded broker about fifteen) before the first record arrives.
+    """
+
+    def __init__(self, settings: Settings, *names: str, from_beginning: bool = True,
+                 timeout_s: float = 10.0) -> None:
         self.settings = settings
         self._consumer = Consumer({
             **settings.kafka_client_config(),
-            "group.id": f"tradeguard-reader-{uuid.uuid4().hex[:12]}",
-            "auto.offset.reset": "earliest" if from_beginning else "latest",
+            "group.id": f"tradeguard-reader-{uuid.uuid4().hex[:12]}",  # required, never joined
             "enable.auto.commit": False,
+            # librdkafka's default 500 ms long-poll is what every fetch costs on a broker
+            # that does not answer early (the embedded Tansu); see agents/transport.py.
+            "fetch.wait.max.ms": settings.fetch_max_wait_ms,
             "log_level": 3,
         })
         self._names = {settings.topic(n): n for n in names}
-        self._consumer.subscribe(list(self._names))
+        metadata = self._consumer.list_topics(timeout=timeout_s)
+        start = OFFSET_BEGINNING if from_beginning else OFFSET_END
+        parts = []
+        for full in self._names:
+            meta = metadata.topics.get(full)
+            if meta is None or meta.error is not None or not meta.partitions:
+                raise KafkaException(f"topic {full} does not exist: run `tradeguard topics create`")
+            parts += [TopicPartition(full, p, start) for p in meta.partitions]
+        self._consumer.assign(parts)
 
     def poll(self, timeout_s: float = 0.2, max_records: int = 10_000) -> list[tuple[str, dict]]:
         """(registry topic, decoded value) pairs available now."""

@@ -5,6 +5,7 @@
     tradeguard worker [--broker URL]                 one engine worker
     tradeguard demo                                  the whole thing on an embedded broker
     tradeguard simulate --scenario FILE [--speed X]  produce a simulated scenario to Kafka
+    tradeguard evaluate --scenario FILE --out DIR    scorecard: engine vs baselines, report
     tradeguard controls release TICKER               end a buy halt by hand
     tradeguard controls release-account ACCOUNT      end a step-up or freeze by hand
     tradeguard contract export [--out DIR]           write the JSON Schema files
@@ -102,6 +103,23 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from tradeguard.scorecard.run import DEFAULT_SPEED, evaluate
+    from tradeguard.simulator import ScenarioError
+
+    speed = DEFAULT_SPEED if args.speed is None else args.speed or None  # 0: flat out
+    try:
+        report = evaluate(args.scenario, args.out, broker_url=args.broker, speed=speed)
+    except (ScenarioError, ValueError) as exc:
+        print(f"tradeguard: error: {exc}", file=sys.stderr)
+        return 2
+    o = report["orders"]
+    print(f"fraudulent orders stopped: {o['fraud_stopped']}/{o['fraudulent']}; legitimate "
+          f"stopped per 10,000: {o['legit_stopped_per_10k']}; report: "
+          f"{Path(args.out) / 'report.md'}")
+    return 0
+
+
 def cmd_controls_release(args: argparse.Namespace) -> int:
     from tradeguard.broker.controls import publish_release
 
@@ -152,6 +170,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--truth", help="write the ground truth (JSON) to this file")
     p.add_argument("--dump", help="write the streams as JSON lines here instead of to Kafka")
     p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("evaluate", help="score the engine and baselines on a scenario")
+    p.add_argument("--scenario", required=True, help="scenario file, e.g. scenarios/short.toml")
+    p.add_argument("--out", required=True, help="directory for report.json, report.md, plots")
+    p.add_argument("--broker", help="Kafka URL to run on (default: an embedded broker)")
+    p.add_argument("--speed", type=float, default=None,
+                   help="event-time speed-up of the session (default 20; 0 = as fast as "
+                        "possible, where a login and its orders may race)")
+    p.set_defaults(func=cmd_evaluate)
 
     controls = sub.add_parser("controls", help="manual controls")
     controls_sub = controls.add_subparsers(dest="action", required=True, metavar="ACTION")

@@ -125,7 +125,7 @@ def anomaly_scores(session: Session, window: int = Settings().anomaly_window) ->
             accounts.learn_auth(records)
         elif name == "orders":
             # The engine's own feature plumbing, without its policy.
-            features = accounts.features.transform_orders(accounts._order_batch(records))
+            features = accounts.features.transform_orders(accounts.order_batch(records))
             model_scores, _ = accounts.anomaly.score_learn_many(features)
             scores.update((r["order_id"], float(s)) for r, s in zip(records, model_scores)
                           if r["ts"] >= session.open_ms)

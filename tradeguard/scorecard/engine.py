@@ -11,6 +11,10 @@ event time by the orders it could touch:
   the earliest ``order_ts`` among the orders decided at or after its ``ts``: the
   first order it could have changed. A control published after the last
   decision takes effect at ``after_last_ts``.
+- a halt ends at its ``release`` or its ``expires_at`` (wall clock, placed the
+  same way), whichever comes first; past the last decision it never ended.
+  ``expires_at`` is wall time, so in a replay at speed X a halt lasts X times
+  longer in event time than it would live.
 
 This is slightly generous to halts: the few milliseconds between the tickers
 agent publishing a halt and the account agent applying it are not counted.
@@ -24,7 +28,7 @@ agent publishing a halt and the account agent applying it are not counted.
 ...              "evidence": {"order_id": "b"}, "ts": 60}]
 >>> out = engine_outcome(decisions, halts, accounts, after_last_ts=9_000)
 >>> out.halts
-[Halt(ticker='9999', ts=2000, source='engine')]
+[Halt(ticker='9999', ts=2000, source='engine', until=None)]
 >>> out.account_actions
 [AccountAction(account_id='A', action='step_up', ts=2000)]
 >>> latency_ms({"a": 40, "b": 50, "c": 60}, decisions)["p50"]
@@ -34,6 +38,7 @@ agent publishing a halt and the account agent applying it are not counted.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -65,8 +70,13 @@ class _EventClock:
         self._after_last = after_last_ts
 
     def event_ts(self, wall_ts: int) -> int:
-        i = bisect.bisect_left(self._walls, wall_ts)
-        return int(self._earliest[i]) if i < len(self._walls) else self._after_last
+        at = self.event_ts_or_none(wall_ts)
+        return self._after_last if at is None else at
+
+    def event_ts_or_none(self, wall_ts: int | None) -> int | None:
+        """None when no order was decided at or after ``wall_ts`` (or there is none)."""
+        i = len(self._walls) if wall_ts is None else bisect.bisect_left(self._walls, wall_ts)
+        return int(self._earliest[i]) if i < len(self._walls) else None
 
 
 def engine_outcome(decisions: list[dict[str, Any]], ticker_controls: list[dict[str, Any]],
@@ -77,8 +87,7 @@ def engine_outcome(decisions: list[dict[str, Any]], ticker_controls: list[dict[s
     """
     firsts = first_decisions(decisions)
     clock = _EventClock(list(firsts.values()), after_last_ts)
-    halts = [Halt(c["ticker"], clock.event_ts(c["ts"]), c.get("source") or ENGINE)
-             for c in ticker_controls if c["action"] == "halt_buys"]
+    halts = _halts(ticker_controls, clock)
     actions = []
     for c in account_controls:
         if c["action"] == "release":
@@ -91,6 +100,24 @@ def engine_outcome(decisions: list[dict[str, Any]], ticker_controls: list[dict[s
         actions.append(AccountAction(c["account_id"], c["action"], ts))
     return Outcome(ENGINE, {i: d["action"] for i, d in firsts.items()},
                    {i: float(d["score"]) for i, d in firsts.items()}, halts, actions)
+
+
+def _halts(ticker_controls: list[dict[str, Any]], clock: _EventClock) -> list[Halt]:
+    """Each halt_buys with its end: the earlier of its release and its expiry, in event time."""
+    halts: list[Halt] = []
+    open_halt: dict[str, int] = {}  # ticker -> index in halts of the halt still in force
+    for c in ticker_controls:
+        ticker = c["ticker"]
+        if c["action"] == "halt_buys":
+            until = clock.event_ts_or_none(c.get("expires_at"))
+            open_halt[ticker] = len(halts)
+            halts.append(Halt(ticker, clock.event_ts(c["ts"]), c.get("source") or ENGINE, until))
+        elif ticker in open_halt:
+            i = open_halt.pop(ticker)
+            released = clock.event_ts_or_none(c["ts"])
+            if released is not None and halts[i].in_force_after(released):
+                halts[i] = dataclasses.replace(halts[i], until=released)
+    return halts
 
 
 def latency_ms(produced_at: dict[str, float], decisions: list[dict[str, Any]]) -> dict[str, Any]:

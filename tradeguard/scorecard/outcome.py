@@ -19,11 +19,16 @@ ACCOUNT_STOPS = frozenset({"step_up", "freeze", "block_login"})
 
 @dataclass(frozen=True)
 class Halt:
-    """Buys of ``ticker`` refused from event time ``ts`` on."""
+    """Buys of ``ticker`` refused from event time ``ts`` until ``until`` (None: to the end)."""
 
     ticker: str
     ts: int
     source: str = "engine"
+    until: int | None = None
+
+    def in_force_after(self, ts: int) -> bool:
+        """Whether the halt was (or still is) in force at some time from ``ts`` on."""
+        return self.until is None or self.until > ts
 
 
 @dataclass(frozen=True)
@@ -52,13 +57,6 @@ class Outcome:
 
     def stopped(self, order_id: str) -> bool:
         return self.actions.get(order_id) in STOPPED
-
-    def first_halts(self) -> dict[str, Halt]:
-        """The earliest halt of each ticker."""
-        out: dict[str, Halt] = {}
-        for h in sorted(self.halts, key=lambda h: h.ts):
-            out.setdefault(h.ticker, h)
-        return out
 
     def first_account_stops(self) -> dict[str, AccountAction]:
         """The earliest stopping action on each account."""

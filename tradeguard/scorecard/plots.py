@@ -36,8 +36,8 @@ def _pyplot():
     return plt
 
 
-def write_plots(session: Session, report: dict[str, Any],
-                outcomes: dict[str, Outcome], out_dir: str | Path) -> list[str]:
+def write_plots(session: Session, report: dict[str, Any], engine: Outcome,
+                out_dir: str | Path) -> list[str]:
     """Write every plot to ``out_dir``; return their file names.
 
     Raises PlotsUnavailable when matplotlib is not installed.
@@ -45,9 +45,11 @@ def write_plots(session: Session, report: dict[str, Any],
     plt = _pyplot()
     out_dir = Path(out_dir)
     names = []
+    halts = {name: {ticker: t["halt_ts"] for ticker, t in section["tickers"]["targeted"].items()}
+             for name, section in [("engine", report), *report["baselines"].items()]}
     for t in session.truth.tickers:
-        names.append(_ticker_plot(plt, session, t, outcomes, out_dir))
-    names.append(_timeline(plt, session, outcomes["engine"], out_dir))
+        names.append(_ticker_plot(plt, session, t, halts, out_dir))
+    names.append(_timeline(plt, session, engine, out_dir))
     names.append(_precision_recall(plt, report["threshold_curve"], out_dir))
     return names
 
@@ -56,8 +58,9 @@ def _minutes(session: Session, ts: int) -> float:
     return (ts - session.open_ms) / 60_000
 
 
-def _ticker_plot(plt, session: Session, target, outcomes: dict[str, Outcome], out_dir: Path) -> str:
-    """Price and volume of one targeted ticker around its campaign."""
+def _ticker_plot(plt, session: Session, target, halts: dict[str, dict[str, int | None]],
+                 out_dir: Path) -> str:
+    """Price and volume of one targeted ticker around its campaign; ``halts`` per detector."""
     marks = [t for t in (target.preposition_start_ts, target.campaign_start_ts) if t is not None]
     lo = max(session.open_ms, min(marks) - 10 * 60_000)
     trades = [r for t, r in session.records if t == "market.trades"
@@ -76,9 +79,11 @@ def _ticker_plot(plt, session: Session, target, outcomes: dict[str, Outcome], ou
              ("dump starts", target.dump_start_ts, "purple", "-.")]
     for name, style in (("engine", ("engine halt", "green", "-")),
                         ("static_rules_2025", ("static-rules halt", "grey", ":"))):
-        halt = outcomes[name].first_halts().get(target.ticker) if name in outcomes else None
-        if halt is not None and halt.ts <= session.close_ms:
-            lines.append((style[0], halt.ts, style[1], style[2]))
+        halt_ts = halts.get(name, {}).get(target.ticker)
+        if halt_ts is not None and halt_ts <= session.close_ms:
+            label = style[0] if halt_ts >= lo else (
+                f"{style[0]} (in force since t+{_minutes(session, halt_ts):.0f} min)")
+            lines.append((label, max(halt_ts, lo), style[1], style[2]))
     for label, ts, color, style in lines:
         if ts is not None:
             for ax in (ax_p, ax_v):

@@ -146,7 +146,8 @@ def markdown(report: dict[str, Any]) -> str:
             x = c["tickers"]["targeted"][ticker]
             cells.append("never" if x["seconds_to_halt"] is None
                          else f"{x['seconds_to_halt']:,.0f} s / {x['fraud_buys_to_halt']} buys"
-                         + (" (after the close)" if x["halt_ts"] > sc["close_ts"] else ""))
+                         + (" (after the close)" if x["halt_ts"] > sc["close_ts"] else "")
+                         + (" (halted before the attack began)" if x["before_attack"] else ""))
         rows.append([f"{ticker} ({t['tier']}, {t['campaign']}, {t['fraud_buys_total']} "
                      "fraudulent buys)"] + cells)
     out += _table(["ticker", *columns], rows)

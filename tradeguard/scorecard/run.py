@@ -23,12 +23,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+import orjson
+
 from tradeguard.broker.admin import create_topics
 from tradeguard.broker.clients import GatewayProducer, TopicReader
 from tradeguard.broker.embedded import EmbeddedBroker, free_port
 from tradeguard.broker.worker_process import WorkerProcess
 from tradeguard.scorecard.baselines import RiverRules, StaticRules, run_baselines
 from tradeguard.scorecard.engine import engine_outcome, latency_ms
+from tradeguard.scorecard.outcome import session_orders
 from tradeguard.scorecard.plots import PlotsUnavailable, write_plots
 from tradeguard.scorecard.report import build_report, write_report
 from tradeguard.settings import Settings
@@ -84,6 +87,14 @@ class _Collected:
                 self.ticker_controls.append(value)
             else:
                 self.account_controls.append(value)
+
+    def write(self, path: Path) -> None:
+        """Every record read back, one ``{"topic": ..., "record": ...}`` per line."""
+        with open(path, "wb") as f:
+            for name, records in (("decisions", self.decisions),
+                                  ("controls.tickers", self.ticker_controls),
+                                  ("controls.accounts", self.account_controls)):
+                f.writelines(orjson.dumps({"topic": name, "record": r}) + b"\n" for r in records)
 
 
 class _ProgressBar:
@@ -175,14 +186,19 @@ def _gateway(session: Session, settings: Settings, speed: float | None, worker: 
 def evaluate(scenario_path: str | Path, out_dir: str | Path, broker_url: str | None = None,
              speed: float | None = DEFAULT_SPEED, partitions: int = 4,
              static: StaticRules = StaticRules(), river: RiverRules = RiverRules(),
-             out: TextIO = sys.stderr) -> dict[str, Any]:
+             out: TextIO | None = None) -> dict[str, Any]:
     """Run the scenario through a worker, score it and its baselines; write the report.
 
     Without ``broker_url`` an embedded broker is started; with one, the run gets
     its own topic prefix and application id there. ``speed`` None replays as
-    fast as possible. Writes ``report.json``, ``report.md``, ``truth.json``,
-    the plots and the broker and worker logs to ``out_dir``; returns the report.
+    fast as possible. Writes ``report.json``, ``report.md``, the plots,
+    ``truth.json``, what the engine said (``engine-records.jsonl``) and the
+    broker and worker logs to ``out_dir``; returns the report.
+    Progress goes to ``out`` (standard error by default).
     """
+    if speed is not None and not speed > 0:
+        raise ValueError(f"speed must be > 0 (or None for as fast as possible), got {speed!r}")
+    out = sys.stderr if out is None else out
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
@@ -216,13 +232,15 @@ def evaluate(scenario_path: str | Path, out_dir: str | Path, broker_url: str | N
         if broker is not None:
             broker.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+    got.write(out_dir / "engine-records.jsonl")
     engine = engine_outcome(got.decisions, got.ticker_controls, got.account_controls,
                             after_last_ts=session.close_ms)
     baselines = run_baselines(session, static, river)
     report = build_report(
         session, scenario.description, engine, baselines,
-        latency=latency_ms({i: t for i, t in sent_at.items()
-                            if i in _session_order_ids(session)}, got.decisions),
+        latency=latency_ms({o["order_id"]: sent_at[o["order_id"]]
+                            for o in session_orders(session.records, session.open_ms)},
+                           got.decisions),
         run={"broker": broker_url or "embedded", "partitions": partitions, "speed": speed,
              "session_wall_s": round(session_s, 1),
              "total_wall_s": round(time.monotonic() - started, 1),
@@ -230,14 +248,9 @@ def evaluate(scenario_path: str | Path, out_dir: str | Path, broker_url: str | N
              "account_controls": len(got.account_controls)},
         halts=got.ticker_controls)
     try:
-        report["plots"] = write_plots(session, report, {"engine": engine, **{
-            name: o for name, (o, _) in baselines.items()}}, out_dir)
+        report["plots"] = write_plots(session, report, engine, out_dir)
     except PlotsUnavailable as exc:
         report["plots_skipped"] = str(exc)
     write_report(report, out_dir)
     return report
 
-
-def _session_order_ids(session: Session) -> set[str]:
-    return {r["order_id"] for t, r in session.records
-            if t == "orders" and r["ts"] >= session.open_ms}

@@ -9,9 +9,12 @@ Pure functions over plain records; no Kafka, no clock. Definitions:
   and pump buys); accomplices' orders are manipulation, not unauthorized, and are
   counted apart; every other order is *legitimate*.
 - A targeted ticker's time to halt is the event time of its first ``halt_buys``
-  minus the campaign start; the fraudulent buys to halt are its pump buys placed
-  in between. A halt before the campaign start (on the pre-positioning) gives
-  a negative time and zero buys.
+  still in force at the campaign start or later, minus the campaign start; the
+  fraudulent buys to halt are its pump buys placed in between. A halt placed
+  before the start gives a negative time and zero buys (``before_attack`` when
+  it even predates the accomplices' pre-positioning). A halt of a targeted
+  ticker that ended before its attack began is a false halt, like any halt of
+  a ticker never attacked.
 - A taken-over account is stopped before its first fraudulent buy when a
   step-up, freeze or refused login took effect at or before that buy's event
   time (at: the control triggered by the buy itself holds that buy).
@@ -32,6 +35,7 @@ Pure functions over plain records; no Kafka, no clock. Definitions:
 from __future__ import annotations
 
 import bisect
+import math
 from collections import Counter
 from typing import Any
 
@@ -114,11 +118,13 @@ def score_tickers(orders: list[dict[str, Any]], truth: GroundTruth,
     for o in truth.fraud_orders:
         if o.side == "buy" and o.order_id in placed:
             buys.setdefault(o.ticker, []).append(o.ts)
-    first = outcome.first_halts()
+    halts = sorted(outcome.halts, key=lambda h: h.ts)
+    attacked_from = {t.ticker: min(t.campaign_start_ts, t.preposition_start_ts or math.inf)
+                     for t in truth.tickers}
     targeted = {}
     for t in sorted(truth.tickers, key=lambda t: t.campaign_start_ts):
-        halt, ts = first.get(t.ticker), sorted(buys.get(t.ticker, []))
-        start = t.campaign_start_ts
+        start, ts = t.campaign_start_ts, sorted(buys.get(t.ticker, []))
+        halt = next((h for h in halts if h.ticker == t.ticker and h.in_force_after(start)), None)
         targeted[t.ticker] = {
             "campaign": t.campaign,
             "tier": t.tier,
@@ -127,16 +133,16 @@ def score_tickers(orders: list[dict[str, Any]], truth: GroundTruth,
             "dump_start_ts": t.dump_start_ts,
             "halt_ts": halt.ts if halt else None,
             "halt_source": halt.source if halt else None,
+            "before_attack": halt.ts < attacked_from[t.ticker] if halt else None,
             "seconds_to_halt": round((halt.ts - start) / 1000, 3) if halt else None,
             "fraud_buys_to_halt": (bisect.bisect_left(ts, halt.ts) - bisect.bisect_left(ts, start)
                                    if halt else None),
             "fraud_buys_total": len(ts),
         }
-    under_attack = truth.targeted_tickers
-    false_halts = [{"ticker": h.ticker, "ts": h.ts, "source": h.source,
+    false_halts = [{"ticker": h.ticker, "ts": h.ts, "until": h.until, "source": h.source,
                     "negative": _negative_at(truth.negatives, h.ticker, h.ts)}
-                   for h in sorted(outcome.halts, key=lambda h: h.ts)
-                   if h.ticker not in under_attack]
+                   for h in halts if h.ticker not in attacked_from
+                   or not h.in_force_after(attacked_from[h.ticker])]
     halted = [v for v in targeted.values() if v["halt_ts"] is not None]
     seconds = sorted(v["seconds_to_halt"] for v in halted)
     return {

@@ -87,7 +87,8 @@ class AccountSurveillance:
             user_agent=[_hash(e["user_agent"]) for e in events],
         ))
 
-    def _order_batch(self, orders: list[dict[str, Any]]) -> OrderBatch:
+    def order_batch(self, orders: list[dict[str, Any]]) -> OrderBatch:
+        """The columnar batch the feature kernels read, from validated order records."""
         profiles = [self.profiles.get(o["ticker"], (_NAN, _NAN)) for o in orders]
         return OrderBatch.from_columns(
             account=[self.accounts.get_or_add(o["account_id"]) for o in orders],
@@ -120,7 +121,7 @@ class AccountSurveillance:
         out = AccountOutcome()
         if not orders:
             return out
-        batch = self._order_batch(orders)
+        batch = self.order_batch(orders)
         features = self.features.transform_orders(batch)
         # Prequential: each order is judged by the models as they were before it.
         anomaly, windows = self.anomaly.score_learn_many(features)
