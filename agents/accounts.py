@@ -25,7 +25,7 @@ def register(ctx: WorkerContext) -> PartitionStates:
 
     def fresh() -> AccountSurveillance:
         return AccountSurveillance(settings.home_market, profiles=ctx.profiles,
-                                   anomaly_window=settings.anomaly_window)
+                                   anomaly_window=settings.anomaly_window, infra=ctx.infra)
 
     def replay(surveillance: AccountSurveillance, records: list) -> None:
         scratch = ControlBoard()  # what replay decides was published before; not again
@@ -33,7 +33,8 @@ def register(ctx: WorkerContext) -> PartitionStates:
             _apply(surveillance, topic, run, scratch, ctx.policy.current(), run[-1]["ts"])
 
     states = PartitionStates(ctx, "accounts", INPUTS, fresh, AccountSurveillance.to_bytes,
-                             lambda b: AccountSurveillance.from_bytes(b, ctx.profiles), replay)
+                             lambda b: AccountSurveillance.from_bytes(b, ctx.profiles, ctx.infra),
+                             replay)
 
     @ctx.app.agent(ctx.channel(*INPUTS), name="accounts")
     async def accounts(stream):

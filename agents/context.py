@@ -22,6 +22,7 @@ from tradeguard.policy.config import PolicyFile
 from tradeguard.metrics import EngineMetrics
 from tradeguard.settings import Settings
 from tradeguard.surveillance.controls import ControlBoard
+from tradeguard.surveillance.infrastructure import InfrastructureWatch
 
 __all__ = ["Decoded", "WorkerContext", "now_ms"]
 
@@ -48,6 +49,8 @@ class WorkerContext:
     board: ControlBoard = field(default_factory=ControlBoard)
     # ticker -> (normal daily traded value, last price), replicated from tickers.profile
     profiles: dict[str, tuple[float, float]] = field(default_factory=dict)
+    # every account's logins (all partitions), for the shared-infrastructure signal
+    infra: InfrastructureWatch = field(default_factory=InfrastructureWatch)
     counters: Counter = field(default_factory=Counter)
     last_snapshot_at: float | None = None
     topics: dict[str, faust.TopicT] = field(default_factory=dict)

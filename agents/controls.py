@@ -1,14 +1,17 @@
-"""Controls and ticker profiles, replicated to every worker.
+"""Controls, ticker profiles and logins, replicated to every worker.
 
 ``controls.tickers``, ``controls.accounts`` and ``tickers.profile`` are
 compacted and small; each worker reads all their partitions from the start
 (no consumer group), so a halt decided anywhere is enforced everywhere and a
-restarted worker rebuilds the board before it reports ready.
+restarted worker rebuilds the board before it reports ready. ``auth.events``
+is read the same way from one infrastructure window back, for the shared
+attacker-infrastructure signal, which no single account partition can see.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.partitioner import murmur2
@@ -19,7 +22,8 @@ from streams.schema import RecordError
 __all__ = ["register"]
 
 log = logging.getLogger("tradeguard.controls")
-REPLICATED = ("controls.tickers", "controls.accounts", "tickers.profile")
+REPLICATED = ("controls.tickers", "controls.accounts", "tickers.profile", "auth.events")
+INFRA_LOOKBACK_MS = 3_600_000  # the infrastructure window (InfraParams.window_s)
 
 
 def register(ctx: WorkerContext) -> None:
@@ -38,6 +42,15 @@ def register(ctx: WorkerContext) -> None:
                      for p in (consumer.partitions_for_topic(t) or await _partitions(consumer, t))]
             consumer.assign(parts)
             await consumer.seek_to_beginning(*parts)
+            logins = [tp for tp in parts if names[tp.topic] == "auth.events"]
+            if logins:  # logins only as far back as the infrastructure window reaches
+                since = int(time.time() * 1000) - INFRA_LOOKBACK_MS
+                found = await consumer.offsets_for_times({tp: since for tp in logins})
+                for tp in logins:
+                    if found.get(tp) is not None:
+                        consumer.seek(tp, found[tp].offset)
+                    else:
+                        await consumer.seek_to_end(tp)
             end = await consumer.end_offsets(parts)
             pending = {tp for tp, off in end.items() if off > 0}
             if not pending:
@@ -94,12 +107,16 @@ def _apply(ctx: WorkerContext, name: str, msg) -> None:
     try:
         record = ctx.schema(name).decode(msg.value)
     except RecordError as exc:
+        if name == "auth.events":
+            return  # the accounts agent dead-letters it, once, with the reason
         # Compacted topics are written by us and the CLI; a bad one is logged and
         # skipped here (the board must not stop), never silently.
         ctx.counters[f"deadletter:{name}"] += 1
         log.error("ignored bad %s record at %d@%d: %s", name, msg.partition, msg.offset, exc)
         return
-    if name == "controls.tickers":
+    if name == "auth.events":
+        ctx.infra.observe([record])
+    elif name == "controls.tickers":
         ctx.board.apply_ticker(record)
     elif name == "controls.accounts":
         ctx.board.apply_account(record)

@@ -131,7 +131,8 @@ def scripted_session(minutes: int = 20, accounts: int = 40, hijacked: int = 5,
     # The takeover: one hijacked account every 40 s from minute 10.
     for k, name in enumerate(script.hijacked):
         start = T0 + 10 * MINUTE + k * 40_000
-        ip, device = f"198.51.100.{10 + k}", f"attacker-vm-{k}"
+        # The campaign's infrastructure: two proxy IPs for all hijacked logins.
+        ip, device = f"198.51.100.{10 + k % 2}", f"attacker-vm-{k}"
         for j in range(2):
             timeline.append((start - 3000 + j * 1000, _login(
                 name, start - 3000 + j * 1000, device=device, ip=ip, country="VN", asn=9009,

@@ -84,11 +84,3 @@ def ticker_stream(draw, max_batches=8):
             if wanted:
                 out.append(kind.from_columns(**_columns(wanted)))
     return out
-
-
-@st.composite
-def infra_stream(draw, max_batches=6):
-    """A list of (keys, accounts, ts_ms) observation batches."""
-    n_batches = draw(st.integers(1, max_batches))
-    rows = draw(_clocked_rows(lambda t: st.tuples(st.integers(0, 9), st.integers(0, 5), st.just(t)), n_batches))
-    return [tuple(np.array(column) for column in zip(*batch)) for batch in rows]

@@ -5,11 +5,11 @@ import importlib
 
 import numpy as np
 import pytest
-from feature_streams import account_stream, infra_stream, ticker_stream
+from feature_streams import account_stream, ticker_stream
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tradeguard.features import (AccountFeatures, AccountParams, AuthBatch, InfraParams, SharedInfrastructure,
+from tradeguard.features import (AccountFeatures, AccountParams, AuthBatch, 
                                  TickerFeatures, TradeBatch)
 
 EXAMPLES = settings(max_examples=25, deadline=None, database=None)
@@ -48,13 +48,6 @@ def test_ticker_features_resume_from_a_snapshot(batches, cut):
     assert_resumes_identically(lambda: TickerFeatures(capacity=1), ticker_step, batches, cut)
 
 
-@EXAMPLES
-@given(infra_stream(), st.integers(0, 6))
-def test_shared_infrastructure_resumes_from_a_snapshot(batches, cut):
-    assert_resumes_identically(lambda: SharedInfrastructure(InfraParams(slots=8)),
-                               lambda f, b: f.observe(*b), batches, cut)
-
-
 def test_snapshot_keeps_ids_and_params():
     f = AccountFeatures(AccountParams(liquidation_window_s=60.0))
     f.ids.get_or_add("acct-1")
@@ -65,7 +58,7 @@ def test_snapshot_keeps_ids_and_params():
     assert TickerFeatures.from_bytes(t.to_bytes()).ids.get("7203") == 0
 
 
-@pytest.mark.parametrize("module", ["ids", "batches", "primitives", "account", "ticker", "infra"])
+@pytest.mark.parametrize("module", ["ids", "batches", "primitives", "account", "ticker"])
 def test_docstring_examples_run(module):
     result = doctest.testmod(importlib.import_module(f"tradeguard.features.{module}"))
     assert result.failed == 0 and result.attempted > 0

@@ -11,13 +11,12 @@ from .account import ACCOUNT_FEATURES, AccountFeatures, AccountParams
 from .batches import (AUTH_KINDS, LOGIN_FAILURE, LOGIN_SUCCESS, OTHER, SESSION_START, AuthBatch,
                       FlowBatch, OrderBatch, TradeBatch)
 from .ids import DenseIds, stable_hash64
-from .infra import InfraParams, SharedInfrastructure
 from .ticker import TICKER_FEATURES, TickerFeatures, TickerParams
 
 __all__ = [
     "ACCOUNT_FEATURES", "AccountFeatures", "AccountParams",
     "TICKER_FEATURES", "TickerFeatures", "TickerParams",
-    "InfraParams", "SharedInfrastructure",
+    
     "AuthBatch", "OrderBatch", "TradeBatch", "FlowBatch",
     "LOGIN_SUCCESS", "LOGIN_FAILURE", "SESSION_START", "OTHER", "AUTH_KINDS",
     "DenseIds", "stable_hash64",

@@ -2,7 +2,7 @@
 
 Each function touches one small piece of state (one account's Bloom filter,
 one probe window of a hash table, one ring, one row of window buckets), so
-the per-record kernels in account.py, ticker.py and infra.py read as a list of
+the per-record kernels in account.py and ticker.py read as a list of
 steps. Their plain-Python twins live in reference.py.
 
 All times are event times in epoch milliseconds; a record older than the state

@@ -14,7 +14,6 @@ import numpy as np
 
 from .account import ACCOUNT_FEATURES, LOGIN_ATTRIBUTES, TICKER_KIND, AccountFeatures
 from .batches import LOGIN_FAILURE, LOGIN_SUCCESS, SESSION_START, AuthBatch, FlowBatch, OrderBatch, TradeBatch
-from .infra import SharedInfrastructure
 from .primitives import BLOOM_HASHES, NEVER_MS
 from .ticker import FLOW_BUY, FLOW_SELL, RISKY_BUY, TICKER_FEATURES, TRADED, TickerFeatures
 
@@ -267,22 +266,4 @@ def transform_flow(features: TickerFeatures, batch: FlowBatch) -> np.ndarray:
                   (live & (ring_risk >= p.risky_threshold)).sum(),
                   window[RISKY_BUY] / buys if buys > 0 else 0.0,
                   (buys - sells) / (buys + sells) if buys + sells > 0 else 0.0]
-    return out
-
-
-# ---- shared infrastructure -------------------------------------------------------------------
-
-def observe(infra: SharedInfrastructure, keys, accounts, ts_ms) -> np.ndarray:
-    """Twin of SharedInfrastructure.observe."""
-    p = infra._kernel_params
-    out = np.zeros(len(keys), np.int64)
-    for i, (key, account, t) in enumerate(zip(map(int, keys), map(int, accounts), map(int, ts_ms))):
-        if key == 0:
-            continue
-        slot, fresh = _table_claim(infra._table, key, t, p.window_ms, p.probe_length)
-        if fresh:
-            infra._ring_account[slot], infra._ring_ms[slot] = -1, NEVER_MS
-        infra._table[slot]["stamp_ms"] = t if fresh else max(int(infra._table[slot]["stamp_ms"]), t)
-        _ring_touch(infra._ring_account[slot], infra._ring_ms[slot], account, t)
-        out[i] = (infra._ring_ms[slot] >= t - p.window_ms + 1).sum()
     return out

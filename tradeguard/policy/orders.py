@@ -65,13 +65,14 @@ def score_orders(
     features: np.ndarray,
     feature_names: Sequence[str],
     cfg: PolicyConfig,
-    model_scores: dict[str, np.ndarray] | None = None,
+    extra: dict[str, np.ndarray] | None = None,
 ) -> OrderVerdicts:
     """Combine every configured signal by noisy-OR: ``score = 1 - prod(1 - c_j)``.
 
     ``c_j = weight_j * clip((x_j - offset_j) / scale_j, 0, 1)``. Signals named in
-    the policy but absent from both the features and ``model_scores`` are
-    skipped, so a policy file can mention a model a deployment does not run.
+    the policy but absent from both the features and ``extra`` (model scores,
+    signals from outside the feature kernels) are skipped, so a policy file can
+    mention a model a deployment does not run.
 
     >>> cfg = PolicyConfig.defaults()
     >>> v = score_orders(np.array([[1.0, 0.9], [0.0, 0.0]]),
@@ -86,13 +87,13 @@ def score_orders(
         raise ValueError(f"features must be (n, {len(feature_names)}) for {list(feature_names)}, "
                          f"got shape {features.shape}")
     index = {name: j for j, name in enumerate(feature_names)}
-    model_scores = model_scores or {}
+    extra = extra or {}
     names, columns, weights, scales, offsets = [], [], [], [], []
     for name, sig in cfg.signals.items():
         if name in index:
             columns.append(features[:, index[name]])
-        elif name in model_scores:
-            columns.append(np.asarray(model_scores[name], dtype=np.float64))
+        elif name in extra:
+            columns.append(np.asarray(extra[name], dtype=np.float64))
         else:
             continue
         names.append(name)

@@ -24,6 +24,7 @@ from tradeguard.models import AccountAnomaly, FraudClassifier
 from tradeguard.policy.config import PolicyConfig
 from tradeguard.policy.orders import ALLOW, BLOCK, HOLD, score_orders
 from tradeguard.surveillance.controls import ControlBoard
+from tradeguard.surveillance.infrastructure import InfrastructureWatch
 
 __all__ = ["AccountOutcome", "AccountSurveillance", "POLICY_VERSION", "ACCOUNT_SQUASH"]
 
@@ -55,7 +56,7 @@ class AccountSurveillance:
 
     def __init__(self, home_market: str = "JP", remember_orders: int = 50_000,
                  profiles: dict[str, tuple[float, float]] | None = None,
-                 anomaly_window: int = 250) -> None:
+                 anomaly_window: int = 250, infra: InfrastructureWatch | None = None) -> None:
         self.home_market = home_market
         self.features = AccountFeatures()
         self.accounts = self.features.ids  # snapshotted with the feature state
@@ -71,6 +72,8 @@ class AccountSurveillance:
         # ticker -> (normal daily traded value in yen, last price), from tickers.profile;
         # one dict shared by every partition's surveillance on a worker.
         self.profiles: dict[str, tuple[float, float]] = {} if profiles is None else profiles
+        # Logins of every account, not just this partition's: shared by all on a worker.
+        self.infra = InfrastructureWatch() if infra is None else infra
 
     def learn_auth(self, events: list[dict[str, Any]]) -> None:
         if not events:
@@ -125,10 +128,12 @@ class AccountSurveillance:
         features = self.features.transform_orders(batch)
         # Prequential: each order is judged by the models as they were before it.
         anomaly, windows = self.anomaly.score_learn_many(features)
-        model_scores = {"anomaly": anomaly}
+        extra = {"anomaly": anomaly,
+                 "shared_infra_accounts": [self.infra.shared_accounts(o["account_id"], o["ts"])
+                                           for o in orders]}
         if self.classifier.is_warm:
-            model_scores["fraud_probability"] = self.classifier.score_many(features)
-        verdicts = score_orders(features, ACCOUNT_FEATURES, cfg, model_scores)
+            extra["fraud_probability"] = self.classifier.score_many(features)
+        verdicts = score_orders(features, ACCOUNT_FEATURES, cfg, extra)
         classifier_version = self.classifier.version
         self._remember(orders, features)
         notional = np.nan_to_num(batch.qty * batch.price, nan=0.0).tolist()
@@ -179,17 +184,17 @@ class AccountSurveillance:
         }, protocol=pickle.HIGHEST_PROTOCOL)
 
     @classmethod
-    def from_bytes(cls, blob: bytes,
-                   profiles: dict[str, tuple[float, float]] | None = None) -> "AccountSurveillance":
+    def from_bytes(cls, blob: bytes, profiles: dict[str, tuple[float, float]] | None = None,
+                   infra: InfrastructureWatch | None = None) -> "AccountSurveillance":
         """Restore a snapshot written by ``to_bytes`` (our own state topic only: it is a pickle).
 
-        Ticker profiles are not in the snapshot: they are shared, and rebuilt from
-        the compacted ``tickers.profile`` topic.
+        Ticker profiles and the infrastructure index are not in the snapshot: they
+        are shared by the worker's partitions and rebuilt from their topics.
         """
         state = pickle.loads(blob)
         if state.get("format") != 1:
             raise ValueError(f"account snapshot format {state.get('format')!r}, expected 1")
-        restored = cls(state["home_market"], state["remember_orders"], profiles)
+        restored = cls(state["home_market"], state["remember_orders"], profiles, infra=infra)
         restored.features = AccountFeatures.from_bytes(state["features"])
         restored.accounts = restored.features.ids
         restored.anomaly = AccountAnomaly.from_bytes(state["anomaly"])

@@ -1,9 +1,9 @@
-"""What the ticker and shared-infrastructure features mean, on hand-made stories."""
+"""What the ticker features mean, on hand-made stories."""
 
 import numpy as np
 import pytest
 
-from tradeguard.features import (TICKER_FEATURES, FlowBatch, InfraParams, SharedInfrastructure,
+from tradeguard.features import (TICKER_FEATURES, FlowBatch,
                                  TickerFeatures, TickerParams, TradeBatch)
 
 T0 = 1_700_000_000_000
@@ -74,22 +74,3 @@ def test_distinct_buyers_saturate_at_the_ring_size():
 def test_bad_trades_name_their_column():
     with pytest.raises(ValueError, match="TradeBatch.price: row 1"):
         trades(TickerFeatures(), [100.0, -1.0])
-
-
-def test_infrastructure_counts_distinct_accounts_in_the_window():
-    infra = SharedInfrastructure(InfraParams(window_s=3600.0, accounts_per_key=4))
-    keys = np.array([5, 5, 5, 6, 5, 0], np.uint64)
-    accounts = np.array([1, 2, 1, 3, 3, 9])
-    ts = np.array([0, 1, 2, 3, 4, 5]) * MIN + T0
-    assert infra.observe(keys, accounts, ts).tolist() == [1, 2, 2, 1, 3, 0]
-    # An hour later the earlier accounts have left the window.
-    assert infra.observe(np.array([5], np.uint64), np.array([7]), np.array([T0 + 62 * MIN])).tolist() == [2]
-    many = infra.observe(np.full(10, 8, np.uint64), np.arange(10), np.full(10, T0))
-    assert many[-1] == 4  # saturates at accounts_per_key
-
-
-def test_infrastructure_table_stays_bounded_under_many_keys():
-    infra = SharedInfrastructure(InfraParams(slots=16, probe_length=2))
-    before = infra.nbytes
-    out = infra.observe(np.arange(1, 1001, dtype=np.uint64), np.arange(1000), np.full(1000, T0))
-    assert infra.nbytes == before and (out == 1).all()

@@ -1,0 +1,54 @@
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tradeguard.surveillance.infrastructure import InfrastructureWatch
+
+HOUR = 3_600_000
+
+
+def login(account, ts, ip="203.0.113.1", device=None, event="login_success"):
+    return {"account_id": account, "event": event, "ip": ip, "device_id": device or f"d-{account}",
+            "ts": ts}
+
+
+def test_accounts_sharing_an_ip_or_a_device_are_counted():
+    watch = InfrastructureWatch()
+    watch.observe([login("a", 0, ip="198.51.100.9"), login("b", 10, ip="198.51.100.9"),
+                   login("c", 20, ip="10.1.1.1", device="d-a"), login("d", 30, ip="10.2.2.2")])
+    assert [watch.shared_accounts(a, 100) for a in "abcd"] == [2, 2, 2, 1]
+
+
+def test_failed_attempts_count_and_other_events_do_not():
+    watch = InfrastructureWatch()
+    watch.observe([login("a", 0, event="login_failure"), login("b", 1, event="password_change"),
+                   login("c", 2)])
+    assert watch.shared_accounts("c", 5) == 2 and watch.shared_accounts("b", 5) == 0
+
+
+def test_only_the_hour_before_the_order_counts_and_the_login_before_it_is_used():
+    watch = InfrastructureWatch()
+    watch.observe([login("a", 0), login("b", 1)])
+    assert watch.shared_accounts("b", 10) == 2
+    assert watch.shared_accounts("b", 2 * HOUR) == 1  # a's login is out of the window
+    watch.observe([login("b", 3 * HOUR, ip="10.9.9.9")])
+    assert watch.shared_accounts("b", 3 * HOUR + 1) == 1 and watch.shared_accounts("b", 10) == 2
+    assert watch.shared_accounts("b", -1) == 0
+
+
+logins = st.lists(st.tuples(st.sampled_from("abcdef"), st.integers(0, 3 * HOUR),
+                            st.sampled_from(["198.51.100.1", "198.51.100.2", "10.0.0.1"])),
+                  max_size=30)
+
+
+@settings(max_examples=150, deadline=None)
+@given(logins, st.randoms(use_true_random=False), st.integers(0, 4 * HOUR))
+def test_the_answer_does_not_depend_on_the_order_logins_arrive_in(events, rnd, at):
+    records = [login(a, t, ip=ip) for a, t, ip in events]
+    shuffled = records[:]
+    rnd.shuffle(shuffled)
+    one, other = InfrastructureWatch(), InfrastructureWatch()
+    one.observe(records)
+    for r in shuffled:
+        other.observe([r])
+    assert ([one.shared_accounts(a, at) for a in "abcdef"]
+            == [other.shared_accounts(a, at) for a in "abcdef"])
