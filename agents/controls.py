@@ -52,21 +52,19 @@ def register(ctx: WorkerContext) -> None:
                     else:
                         await consumer.seek_to_end(tp)
             end = await consumer.end_offsets(parts)
-            pending = {tp for tp, off in end.items() if off > 0}
-            if not pending:
-                ctx.board_ready.set()
             while True:
                 batches = await consumer.getmany(timeout_ms=200, max_records=5000)
                 for tp, messages in batches.items():
                     for msg in messages:
                         _apply(ctx, names[tp.topic], msg)
-                if pending:
-                    pending = {tp for tp in pending if await consumer.position(tp) < end[tp]}
-                    if not pending:
-                        ctx.board_ready.set()
-                        log.info("control board restored: %d halts, %d account controls",
-                                 len(ctx.board.active_halts(now_ms())),
-                                 len(ctx.board.account_controls()))
+                # Caught up: past the end offsets *and* a fetch came back empty, because
+                # some brokers (the embedded Tansu) report end offsets short of the end.
+                if (not ctx.board_ready.is_set() and not batches
+                        and all([await consumer.position(tp) >= end[tp] for tp in parts])):
+                    ctx.board_ready.set()
+                    log.info("control board restored: %d halts, %d account controls",
+                             len(ctx.board.active_halts(now_ms())),
+                             len(ctx.board.account_controls()))
         finally:
             await consumer.stop()
 

@@ -29,22 +29,17 @@ class OrderVerdicts:
     values: np.ndarray  # (n, k) the raw value behind each signal
     signal_names: tuple[str, ...]
 
+    def actions(self, cfg: PolicyConfig) -> list[str]:
+        """allow / hold / block for every order, by the policy's thresholds."""
+        return [BLOCK if s >= cfg.block_at else HOLD if s >= cfg.hold_at else ALLOW
+                for s in self.scores.tolist()]
+
     def action(self, i: int, cfg: PolicyConfig) -> str:
-        s = self.scores[i]
-        return BLOCK if s >= cfg.block_at else HOLD if s >= cfg.hold_at else ALLOW
+        return self.actions(cfg)[i]
 
     def all_reasons(self, limit: int) -> list[list[dict[str, float | str]]]:
         """``reasons(i, limit)`` for every order, with one sort for the whole batch."""
-        if self.contributions.shape[1] == 0:
-            return [[] for _ in range(len(self.scores))]
-        order = np.argsort(-self.contributions, axis=1, kind="stable")[:, :limit]
-        strong = np.take_along_axis(self.contributions, order, axis=1) >= MIN_REASON_RISK
-        values = np.round(np.take_along_axis(self.values, order, axis=1), 4).tolist()
-        names = self.signal_names
-        return [
-            [{"code": names[j], "value": v} for j, v, keep in zip(idx, vals, ok) if keep]
-            for idx, vals, ok in zip(order.tolist(), values, strong.tolist())
-        ]
+        return self._reasons(slice(None), limit)
 
     def reasons(self, i: int, limit: int) -> list[dict[str, float | str]]:
         """The strongest signals of order i: ``[{"code": ..., "value": ...}, ...]``.
@@ -52,12 +47,19 @@ class OrderVerdicts:
         Signals that added less than ``MIN_REASON_RISK`` are left out: a reason
         an analyst reads should have mattered.
         """
-        row = self.contributions[i]
-        top = np.argsort(-row, kind="stable")[:limit]
+        return self._reasons(slice(i, i + 1), limit)[0]
+
+    def _reasons(self, rows: slice, limit: int) -> list[list[dict[str, float | str]]]:
+        contributions = self.contributions[rows]
+        if contributions.shape[1] == 0:
+            return [[] for _ in range(contributions.shape[0])]
+        order = np.argsort(-contributions, axis=1, kind="stable")[:, :limit]
+        strong = np.take_along_axis(contributions, order, axis=1) >= MIN_REASON_RISK
+        values = np.round(np.take_along_axis(self.values[rows], order, axis=1), 4).tolist()
+        names = self.signal_names
         return [
-            {"code": self.signal_names[j], "value": round(float(self.values[i, j]), 4)}
-            for j in top
-            if row[j] >= MIN_REASON_RISK
+            [{"code": names[j], "value": v} for j, v, keep in zip(idx, vals, ok) if keep]
+            for idx, vals, ok in zip(order.tolist(), values, strong.tolist())
         ]
 
 

@@ -138,11 +138,12 @@ class AccountSurveillance:
         self._remember(orders, features)
         notional = np.nan_to_num(batch.qty * batch.price, nan=0.0).tolist()
         scores = verdicts.scores.tolist()
+        actions = verdicts.actions(cfg)
         all_reasons = verdicts.all_reasons(cfg.max_reasons)
         windows = windows.tolist()
         for i, order in enumerate(orders):
             score = scores[i]
-            action = BLOCK if score >= cfg.block_at else HOLD if score >= cfg.hold_at else ALLOW
+            action = actions[i]
             reasons = all_reasons[i]
             account_id = order["account_id"]
             action, reasons = self._apply_controls(order, action, reasons, score, board, cfg,
