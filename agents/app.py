@@ -19,7 +19,7 @@ from agents import accounts, controls, tickers, web
 from agents.context import WorkerContext
 from agents.transport import use_fetch_wait
 from tradeguard.policy.config import PolicyFile
-from tradeguard.settings import Settings
+from tradeguard.runtime.settings import Settings
 
 __all__ = ["build_app"]
 

@@ -19,14 +19,14 @@ from streams.codec import deadletter_record, encode_key, encode_value
 from streams.schema import RecordError
 from streams.topics import TOPICS
 from tradeguard.policy.config import PolicyFile
-from tradeguard.metrics import EngineMetrics
-from tradeguard.settings import Settings
+from tradeguard.runtime.metrics import EngineMetrics
+from tradeguard.runtime.settings import Settings
 from tradeguard.surveillance.controls import ControlBoard
 from tradeguard.surveillance.infrastructure import InfrastructureWatch
 
 __all__ = ["Decoded", "WorkerContext", "now_ms"]
 
-log = logging.getLogger("tradeguard.worker")
+log = logging.getLogger("agents.worker")
 
 
 def now_ms() -> int:

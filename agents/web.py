@@ -19,7 +19,7 @@ from typing import Any
 
 from agents.context import WorkerContext, now_ms
 from streams.topics import TOPICS
-from tradeguard.metrics import MetricFamily, counter_families, render
+from tradeguard.runtime.metrics import MetricFamily, counter_families, render
 
 __all__ = ["Heartbeat", "register"]
 

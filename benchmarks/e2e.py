@@ -18,7 +18,7 @@ import numpy as np
 from benchmarks.rig import Collector, Rig, rss_bytes
 from benchmarks.stats import LatencyHistogram, lag_verdict, middle_rate
 from benchmarks.workload import Workload
-from tradeguard.settings import Settings
+from tradeguard.runtime.settings import Settings
 
 __all__ = ["run_e2e", "start_engine"]
 

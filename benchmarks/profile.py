@@ -31,12 +31,12 @@ AREAS = (
     ("tradeguard/policy/", "policy"),
     ("tradeguard/surveillance/", "surveillance (columns, decision loop, controls)"),
     ("streams/", "decode/encode (streams)"),
-    ("tradeguard/metrics.py", "metrics"),
+    ("tradeguard/runtime/metrics.py", "metrics"),
     ("agents/", "agents"),
     ("tradeguard/", "tradeguard, other"),
 )
 #: Frames every sample has (the worker's entry point): not an area of their own.
-ROOTS = ("tradeguard/cli/", "tradeguard/worker.py")
+ROOTS = ("tradeguard/cli/", "agents/worker.py")
 _FRAME = re.compile(r"^(?P<func>.*) \((?P<file>[^()]*):\d+\)$")
 
 

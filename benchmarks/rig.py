@@ -29,7 +29,7 @@ from tradeguard.broker.admin import create_topics
 from tradeguard.broker.clients import GatewayProducer
 from tradeguard.broker.embedded import EmbeddedBroker
 from tradeguard.broker.worker_process import WorkerProcess
-from tradeguard.settings import Settings
+from tradeguard.runtime.settings import Settings
 
 __all__ = ["Child", "Collector", "Rig", "rss_bytes"]
 

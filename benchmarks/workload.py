@@ -5,7 +5,7 @@ the session table, the Bloom filters and the habit state are all exercised. A
 small share of accounts is taken over (failed logins, then a login from a new
 device, network and country) and their orders liquidate large caps and buy
 thin small caps; a few customers trade overseas or on margin. The demo's
-tickers (``tradeguard.demo_session.TICKERS``) are among the large and thin ones.
+tickers (``tradeguard.demo.session.TICKERS``) are among the large and thin ones.
 
 Deterministic for a seed; the order id and timestamp are stamped at send time
 by ``benchmarks.producer`` so the same templates serve every offered rate.
@@ -23,7 +23,7 @@ import random
 import time
 from dataclasses import dataclass, field
 
-from tradeguard.demo_session import TICKERS as DEMO_TICKERS
+from tradeguard.demo.session import TICKERS as DEMO_TICKERS
 
 __all__ = ["ORDER_FIELDS", "Workload", "order_id"]
 

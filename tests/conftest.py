@@ -10,7 +10,7 @@ import pytest
 from tradeguard.broker.admin import create_topics
 from tradeguard.broker.embedded import EmbeddedBroker, free_port
 from tradeguard.broker.worker_process import WorkerProcess
-from tradeguard.settings import Settings
+from tradeguard.runtime.settings import Settings
 
 
 @pytest.fixture(scope="session")

@@ -68,7 +68,7 @@ def test_contract_export_writes_the_schema_files(tmp_path):
 def test_controls_release_reaches_the_topic_and_bad_keys_are_refused(broker, capsys):
     from tradeguard.broker.admin import create_topics
     from tradeguard.broker.clients import TopicReader
-    from tradeguard.settings import Settings
+    from tradeguard.runtime.settings import Settings
 
     create_topics(Settings.from_env(env={}, broker=broker.url))
     assert main(["controls", "release", "4592", "--broker", broker.url,

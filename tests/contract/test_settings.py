@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from tradeguard.settings import Settings, SettingsError
+from tradeguard.runtime.settings import Settings, SettingsError
 
 
 def test_defaults_and_environment():

@@ -8,7 +8,7 @@ from worker_probe import parse_exposition
 
 from agents.web import Heartbeat, crashed_agents
 from streams.schema import RecordError
-from tradeguard.metrics import EngineMetrics, MetricFamily, counter_families, render
+from tradeguard.runtime.metrics import EngineMetrics, MetricFamily, counter_families, render
 
 
 def _agent(name: str, *actors, should_stop: bool = False):

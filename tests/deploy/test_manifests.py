@@ -23,8 +23,8 @@ jsonschema = pytest.importorskip("jsonschema", reason="jsonschema missing: run "
                                  ".ci/install-deploy-tools")
 
 from streams.topics import TOPICS  # noqa: E402
-from tradeguard.deploy_topics import manifests  # noqa: E402
-from tradeguard.settings import Settings  # noqa: E402
+from streams.strimzi import manifests  # noqa: E402
+from tradeguard.runtime.settings import Settings  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -173,7 +173,7 @@ def test_checkov_passes_on_the_manifests_and_the_image(overlay):
 
 def test_committed_topic_manifests_are_generated_from_the_registry():
     assert (DEPLOY / "topics" / "topics.yaml").read_text() == manifests(), (
-        "deploy/topics/topics.yaml is stale: python -m tradeguard.deploy_topics "
+        "deploy/topics/topics.yaml is stale: python -m streams.strimzi "
         "> deploy/topics/topics.yaml")
 
 
@@ -233,7 +233,7 @@ def test_the_policy_configmap_is_the_default_policy():
 
 def test_the_dashboard_queries_only_metrics_the_engine_exposes():
     exposed = set()
-    for source in (ROOT / "tradeguard" / "metrics.py", ROOT / "agents" / "web.py"):
+    for source in (ROOT / "tradeguard" / "runtime" / "metrics.py", ROOT / "agents" / "web.py"):
         exposed |= set(re.findall(r'"(tradeguard_[a-z_]+)"', source.read_text()))
     dashboard = json.loads((DEPLOY / "grafana" / "tradeguard.json").read_text())
     queried = set()

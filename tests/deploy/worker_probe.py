@@ -11,7 +11,7 @@ import uuid
 
 from confluent_kafka import Consumer, TopicPartition
 
-from tradeguard.settings import Settings
+from tradeguard.runtime.settings import Settings
 
 T0 = 1_760_000_000_000
 

@@ -9,7 +9,7 @@ import pytest
 from tradeguard.broker.admin import create_topics
 from tradeguard.broker.embedded import free_port
 from tradeguard.broker.clients import GatewayProducer, TopicReader
-from tradeguard.demo_session import scripted_session
+from tradeguard.demo.session import scripted_session
 
 pytestmark = pytest.mark.broker
 

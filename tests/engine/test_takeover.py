@@ -6,8 +6,8 @@ import io
 
 import pytest
 
-from tradeguard.demo import replay_session
-from tradeguard.demo_session import TARGET, scripted_session
+from tradeguard.demo.run import replay_session
+from tradeguard.demo.session import TARGET, scripted_session
 
 pytestmark = pytest.mark.broker
 

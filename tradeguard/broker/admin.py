@@ -7,7 +7,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from streams.topics import TOPICS
 from tradeguard.broker.embedded import BrokerError
-from tradeguard.settings import Settings
+from tradeguard.runtime.settings import Settings
 
 __all__ = ["create_topics", "wait_reachable"]
 

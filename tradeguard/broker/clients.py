@@ -16,7 +16,7 @@ from confluent_kafka import (OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaExcept
 
 from streams.codec import encode_key, encode_value
 from streams.topics import topic
-from tradeguard.settings import Settings
+from tradeguard.runtime.settings import Settings
 
 __all__ = ["GatewayProducer", "TopicReader"]
 

@@ -11,7 +11,7 @@ from streams.codec import encode_key, encode_value
 from streams.records import ACCOUNT_CONTROL, TICKER_CONTROL
 from tradeguard.broker.admin import wait_reachable
 from tradeguard.broker.embedded import BrokerError
-from tradeguard.settings import Settings
+from tradeguard.runtime.settings import Settings
 
 __all__ = ["publish_release"]
 

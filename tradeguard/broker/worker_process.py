@@ -9,7 +9,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tradeguard.settings import Settings
+from tradeguard.runtime.settings import Settings
 
 __all__ = ["WorkerProcess"]
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from streams.schema import RecordError
 from tradeguard.broker.embedded import BrokerError, EmbeddedBroker
 from tradeguard.policy.config import PolicyError
-from tradeguard.settings import Settings, SettingsError
+from tradeguard.runtime.settings import Settings, SettingsError
 
 __all__ = ["main"]
 
@@ -60,7 +60,7 @@ def cmd_topics_create(args: argparse.Namespace) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     from tradeguard.broker.admin import wait_reachable
-    from tradeguard.worker import run_worker
+    from agents.worker import run_worker
 
     settings = _settings(args)
     wait_reachable(settings)
@@ -68,7 +68,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from tradeguard.demo import run_demo
+    from tradeguard.demo.run import run_demo
 
     return run_demo(quick=args.quick)
 

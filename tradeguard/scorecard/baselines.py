@@ -33,7 +33,7 @@ from itertools import groupby
 
 from tradeguard.policy.config import PolicyConfig
 from tradeguard.scorecard.outcome import AccountAction, Halt, Outcome, session_orders
-from tradeguard.settings import Settings
+from tradeguard.runtime.settings import Settings
 from tradeguard.simulator.generate import Session
 from tradeguard.surveillance.accounts import AccountSurveillance
 from tradeguard.surveillance.tickers import TickerSurveillance

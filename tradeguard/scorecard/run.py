@@ -34,7 +34,7 @@ from tradeguard.scorecard.engine import engine_outcome, latency_ms
 from tradeguard.scorecard.outcome import session_orders
 from tradeguard.scorecard.plots import PlotsUnavailable, write_plots
 from tradeguard.scorecard.report import build_report, write_report
-from tradeguard.settings import Settings
+from tradeguard.runtime.settings import Settings
 from tradeguard.simulator import Session, generate, load_scenario, replay
 
 __all__ = ["DEFAULT_SPEED", "evaluate"]

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Callable, Protocol
 
-from tradeguard.settings import Settings
+from tradeguard.runtime.settings import Settings
 from tradeguard.simulator.generate import Session, generate
 from tradeguard.simulator.scenario import load_scenario
 

@@ -18,8 +18,8 @@ from tradeguard.broker.admin import create_topics
 from tradeguard.broker.clients import GatewayProducer, TopicReader
 from tradeguard.broker.embedded import BrokerError, EmbeddedBroker, free_port
 from tradeguard.broker.worker_process import WorkerProcess
-from tradeguard.demo_session import SessionScript, scripted_session
-from tradeguard.settings import Settings
+from tradeguard.demo.session import SessionScript, scripted_session
+from tradeguard.runtime.settings import Settings
 
 __all__ = ["replay_session", "run_demo"]
 

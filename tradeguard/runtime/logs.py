@@ -5,12 +5,12 @@ log pipelines want); ``text`` keeps Faust's human format for a terminal.
 
 >>> import logging
 >>> fmt = JsonFormatter(secrets=["hunter2"])
->>> rec = logging.LogRecord("tradeguard.worker", logging.WARNING, __file__, 1,
+>>> rec = logging.LogRecord("agents.worker", logging.WARNING, __file__, 1,
 ...                         "login to %s with password=%s", ("kafka", "hunter2"), None)
 >>> line = fmt.format(rec)
 >>> import json; doc = json.loads(line)
 >>> doc["level"], doc["logger"], doc["message"]
-('warning', 'tradeguard.worker', 'login to kafka with password=***')
+('warning', 'agents.worker', 'login to kafka with password=***')
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Any, Iterable
 
 import orjson
 
-from tradeguard.settings import Settings
+from tradeguard.runtime.settings import Settings
 
 __all__ = ["JsonFormatter", "logging_config", "scrub"]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import faust
 
-from tradeguard.logs import logging_config
-from tradeguard.settings import Settings
+from tradeguard.runtime.logs import logging_config
+from tradeguard.runtime.settings import Settings
 
 __all__ = ["run_worker"]
 

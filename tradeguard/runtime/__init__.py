@@ -1,0 +1,1 @@
+"""What a running process needs around the core: settings, logging, metrics."""
