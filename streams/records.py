@@ -307,3 +307,50 @@ SCHEMAS: dict[str, RecordSchema] = {
         SNAPSHOT_MANIFEST,
     )
 }
+
+# --- Operator audit (the analyst console) -------------------------------------------------
+
+AUDIT_ACTIONS = ("login", "login_failed", "logout", "release_halt", "extend_halt",
+                 "release_account", "freeze_account", "label_order")
+AUDIT_OUTCOMES = ("done", "denied", "proposed", "withdrawn", "failed")
+
+AUDIT = RecordSchema(
+    "audit",
+    "Operator audit record",
+    "One operator action in the analyst console (tradeguard console): who, when, what, why, and "
+    "the state before and after. Denied and failed attempts are recorded too. Topic `audit`, key "
+    "target. Releases under the two-person rule appear twice: outcome `proposed` by the proposer, "
+    "then `done` by the approver with the same proposal_id.",
+    (
+        Field("audit_id", "string", "Unique id of this record (hex).", max_length=64),
+        Field("ts", "integer", "When the action was taken, epoch milliseconds (UTC).", minimum=0),
+        Field("actor", "string", "Operator user id (for login_failed: the user name tried).",
+              max_length=128),
+        Field("actor_role", "string", "The operator's role, or null when not logged in.",
+              nullable=True, enum=("viewer", "analyst", "supervisor")),
+        Field("auth", "string", "How the operator logged in.", nullable=True,
+              enum=("local", "oidc")),
+        Field("action", "string", "What was done or attempted.", enum=AUDIT_ACTIONS),
+        Field("target_kind", "string", "What it was done to.",
+              enum=("ticker", "account", "order", "operator")),
+        Field("target", "string", "Ticker, account id, order id or operator id.", max_length=256),
+        Field("reason", "string", "Why, in the operator's words (may be empty for logins).",
+              max_length=2000),
+        Field("outcome", "string",
+              "done: carried out; proposed: waits for a second person; withdrawn: a proposal "
+              "taken back; denied: not permitted; failed: permitted but not carried out.",
+              enum=AUDIT_OUTCOMES),
+        Field("detail", "string", "Why it was denied or failed, or what was written where.",
+              nullable=True),
+        Field("before", "object", "The target's state before (latest control record, or the "
+              "order's decision and label).", nullable=True),
+        Field("after", "object", "The record written (control or label), or null.", nullable=True),
+        Field("proposal_id", "string", "Two-person rule: the proposal this belongs to.",
+              nullable=True),
+        Field("proposed_by", "string", "Two-person rule: who proposed it.", nullable=True),
+        Field("remote_addr", "string", "Client address the request came from.", nullable=True),
+    ),
+)
+
+SCHEMAS[AUDIT.name] = AUDIT
+__all__ += ["AUDIT", "AUDIT_ACTIONS", "AUDIT_OUTCOMES"]

@@ -78,6 +78,10 @@ TOPICS: tuple[TopicSpec, ...] = (
               "Per-partition state snapshots: a JSON manifest under `kind/partition`, binary "
               "chunks under `kind/partition@slot#i`.",
               producer="engine", consumers="engine", compacted=True, internal=True),
+    TopicSpec("audit", "target", records.AUDIT,
+              "Operator actions in the analyst console: who, when, what, why, state before and "
+              "after.", producer="console", consumers="console, compliance",
+              retention_ms=5 * 365 * DAY_MS),
 )
 
 _BY_NAME = {t.name: t for t in TOPICS}
