@@ -26,7 +26,10 @@ __all__ = [
     "TRADE",
 ]
 
-_TS = "Event time, epoch milliseconds (UTC)."
+_TS = "Event time, epoch milliseconds (UTC), within 2000-01-01 .. 2100-01-01."
+#: Absolute bounds on every timestamp: a ts of 0, 2^62 or 10^15 is an error, not a date.
+#: The worker also bounds event time relative to its clock (settings.max_event_age_s).
+TS_MIN, TS_MAX = 946_684_800_000, 4_102_444_800_000
 _ENGINE_TS = "Engine time when this record was produced, epoch milliseconds (UTC)."
 _ACCOUNT = Field("account_id", "string", "Broker account identifier.", max_length=128)
 _TICKER = Field("ticker", "string", "Instrument code, e.g. '7203' or 'NASDAQ:ABCD'.", max_length=64)
@@ -57,7 +60,7 @@ ORDER = RecordSchema(
             nullable=True,
             max_length=256,
         ),
-        Field("ts", "integer", _TS, minimum=0),
+        Field("ts", "integer", _TS, minimum=TS_MIN, maximum=TS_MAX),
         Field(
             "market",
             "string",
@@ -107,7 +110,7 @@ TRADE = RecordSchema(
         _TICKER,
         Field("price", "number", "Trade price in yen.", exclusive_minimum=0),
         Field("qty", "integer", "Traded shares, > 0.", exclusive_minimum=0),
-        Field("ts", "integer", _TS, minimum=0),
+        Field("ts", "integer", _TS, minimum=TS_MIN, maximum=TS_MAX),
     ),
 )
 
@@ -136,7 +139,7 @@ AUTH_EVENT = RecordSchema(
         Field("user_agent", "string", "Client user agent.", nullable=True),
         Field("country", "string", "Country of the IP, ISO 3166 alpha-2.", nullable=True),
         Field("asn", "integer", "Autonomous system number of the IP.", nullable=True, minimum=0),
-        Field("ts", "integer", _TS, minimum=0),
+        Field("ts", "integer", _TS, minimum=TS_MIN, maximum=TS_MAX),
     ),
 )
 
@@ -221,7 +224,7 @@ FEEDBACK = RecordSchema(
         Field("order_id", "string", "Labelled order, or null for the account.", nullable=True),
         Field("label", "string", "Ground truth.", enum=("fraud", "legit")),
         Field("source", "string", "Who labelled: analyst id, simulator, customer report, ..."),
-        Field("ts", "integer", _TS, minimum=0),
+        Field("ts", "integer", _TS, minimum=TS_MIN, maximum=TS_MAX),
     ),
 )
 
@@ -256,7 +259,7 @@ TICKER_FLOW = RecordSchema(
         Field("notional", "number", "Order value in yen.", minimum=0),
         Field("account_risk", "number", "The account side's score for the order.", minimum=0,
               maximum=1),
-        Field("ts", "integer", _TS, minimum=0),
+        Field("ts", "integer", _TS, minimum=TS_MIN, maximum=TS_MAX),
     ),
 )
 

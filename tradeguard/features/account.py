@@ -249,6 +249,30 @@ def _transform_orders(acc, bloom, sessions, account, ticker, is_buy, qty, price,
         row[14] = sudden_margin
 
 
+@numba.njit(cache=True)
+def _account_events(acc, bloom, sessions, run_is_order, run_length,
+                    a_account, a_kind, a_ts_ms, a_session, a_ip, a_device, a_asn, a_country,
+                    a_user_agent,
+                    account, ticker, is_buy, qty, price, margin, overseas, ts_ms, session, ip,
+                    device, user_agent, holdings_value, ticker_adv_value, p, out):
+    """Walk logins and orders merged in event time: runs of one kind, each in its own order."""
+    a, o = 0, 0
+    for r in range(run_is_order.shape[0]):
+        n = run_length[r]
+        if run_is_order[r]:
+            _transform_orders(acc, bloom, sessions, account[o:o + n], ticker[o:o + n],
+                              is_buy[o:o + n], qty[o:o + n], price[o:o + n], margin[o:o + n],
+                              overseas[o:o + n], ts_ms[o:o + n], session[o:o + n], ip[o:o + n],
+                              device[o:o + n], user_agent[o:o + n], holdings_value[o:o + n],
+                              ticker_adv_value[o:o + n], p, out[o:o + n])
+            o += n
+        else:
+            _learn_auth(acc, bloom, sessions, a_account[a:a + n], a_kind[a:a + n],
+                        a_ts_ms[a:a + n], a_session[a:a + n], a_ip[a:a + n], a_device[a:a + n],
+                        a_asn[a:a + n], a_country[a:a + n], a_user_agent[a:a + n], p)
+            a += n
+
+
 class AccountFeatures:
     """Online account-takeover features; `transform_orders` both scores and learns.
 
@@ -315,6 +339,34 @@ class AccountFeatures:
                           batch.is_buy, batch.qty, batch.price, batch.margin, batch.overseas,
                           batch.ts_ms, batch.session, batch.ip, batch.device, batch.user_agent,
                           batch.holdings_value, batch.ticker_adv_value, self._kernel_params, out)
+        return out
+
+    def process(self, auth: AuthBatch, orders: OrderBatch, runs: np.ndarray) -> np.ndarray:
+        """Logins and orders merged in event time, in one kernel call; the orders' features.
+
+        ``runs`` is an (r, 2) int array of (is_order, length): the merged sequence as
+        runs of one kind. It is exactly ``learn_auth`` and ``transform_orders`` called
+        run by run, without a Python round trip per run.
+        """
+        runs = np.ascontiguousarray(runs, dtype=np.int64).reshape(-1, 2)
+        is_order, length = runs[:, 0], runs[:, 1]
+        if int(length[is_order == 1].sum()) != len(orders) or \
+                int(length[is_order == 0].sum()) != len(auth):
+            raise ValueError(f"runs cover {int(length[is_order == 0].sum())} auth events and "
+                             f"{int(length[is_order == 1].sum())} orders; the batches have "
+                             f"{len(auth)} and {len(orders)}")
+        self._reserve(auth)
+        self._reserve(orders)
+        require(auth, "kind", (auth.kind >= 0) & (auth.kind <= 3), "kind must be 0..3")
+        require(orders, "ticker", orders.ticker >= 0, "ticker ids must be >= 0")
+        out = np.empty((len(orders), len(ACCOUNT_FEATURES)), np.float64)
+        _account_events(self._accounts, self._bloom, self._sessions, is_order.copy(),
+                        length.copy(), auth.account, auth.kind, auth.ts_ms, auth.session, auth.ip,
+                        auth.device, auth.asn, auth.country, auth.user_agent,
+                        orders.account, orders.ticker, orders.is_buy, orders.qty, orders.price,
+                        orders.margin, orders.overseas, orders.ts_ms, orders.session, orders.ip,
+                        orders.device, orders.user_agent, orders.holdings_value,
+                        orders.ticker_adv_value, self._kernel_params, out)
         return out
 
     def to_bytes(self) -> bytes:

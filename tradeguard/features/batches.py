@@ -63,6 +63,11 @@ class _Columnar:
     def __len__(self) -> int:
         return len(getattr(self, dataclasses.fields(self)[0].name))
 
+    def rows(self, start: int, stop: int):
+        """Rows ``start:stop`` as a batch of the same kind (views, no copies)."""
+        return type(self)(**{f.name: getattr(self, f.name)[start:stop]
+                             for f in dataclasses.fields(self)})
+
 
 @dataclass(frozen=True)
 class AuthBatch(_Columnar):

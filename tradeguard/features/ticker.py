@@ -170,6 +170,26 @@ def _transform_flow(tickers, epochs, sums, ring_account, ring_ms, ring_risk, tic
         row[5] = (buys - sells) / (buys + sells) if buys + sells > 0 else 0.0
 
 
+@numba.njit(cache=True)
+def _ticker_events(tickers, epochs, sums, ring_account, ring_ms, ring_risk, run_is_flow,
+                   run_length, t_ticker, t_price, t_qty, t_ts_ms, ticker, account, is_buy,
+                   notional, account_risk, ts_ms, p, out):
+    """Walk trades and order flow merged in event time: runs of one kind, each in its own order."""
+    a, f = 0, 0
+    for r in range(run_is_flow.shape[0]):
+        n = run_length[r]
+        if run_is_flow[r]:
+            _transform_flow(tickers, epochs, sums, ring_account, ring_ms, ring_risk,
+                            ticker[f:f + n], account[f:f + n], is_buy[f:f + n],
+                            notional[f:f + n], account_risk[f:f + n], ts_ms[f:f + n], p,
+                            out[f:f + n])
+            f += n
+        else:
+            _learn_trades(tickers, epochs, sums, t_ticker[a:a + n], t_price[a:a + n],
+                          t_qty[a:a + n], t_ts_ms[a:a + n], p)
+            a += n
+
+
 class TickerFeatures:
     """Online pump features per ticker: `learn_trades` from market data, `transform_flow` from orders.
 
@@ -251,6 +271,34 @@ class TickerFeatures:
         _transform_flow(self._tickers, self._epochs, self._sums, self._ring_account, self._ring_ms,
                         self._ring_risk, batch.ticker, batch.account, batch.is_buy, batch.notional,
                         batch.account_risk, batch.ts_ms, self._kernel_params, out)
+        return out
+
+    def process(self, trades: TradeBatch, flows: FlowBatch, runs: np.ndarray) -> np.ndarray:
+        """Trades and flow merged in event time, in one kernel call; the flow's features.
+
+        ``runs`` is an (r, 2) int array of (is_flow, length), as in
+        ``AccountFeatures.process``: ``learn_trades`` and ``transform_flow`` run by run.
+        """
+        runs = np.ascontiguousarray(runs, dtype=np.int64).reshape(-1, 2)
+        is_flow, length = runs[:, 0], runs[:, 1]
+        if int(length[is_flow == 1].sum()) != len(flows) or \
+                int(length[is_flow == 0].sum()) != len(trades):
+            raise ValueError(f"runs cover {int(length[is_flow == 0].sum())} trades and "
+                             f"{int(length[is_flow == 1].sum())} flows; the batches have "
+                             f"{len(trades)} and {len(flows)}")
+        self._reserve(trades)
+        self._reserve(flows)
+        require(trades, "price", np.isfinite(trades.price) & (trades.price > 0),
+                "prices must be > 0")
+        require(trades, "qty", np.isfinite(trades.qty) & (trades.qty >= 0),
+                "quantities must be >= 0")
+        require(flows, "notional", np.isfinite(flows.notional) & (flows.notional >= 0),
+                "notional must be >= 0")
+        out = np.empty((len(flows), len(TICKER_FEATURES)), np.float64)
+        _ticker_events(self._tickers, self._epochs, self._sums, self._ring_account, self._ring_ms,
+                       self._ring_risk, is_flow.copy(), length.copy(), trades.ticker, trades.price,
+                       trades.qty, trades.ts_ms, flows.ticker, flows.account, flows.is_buy,
+                       flows.notional, flows.account_risk, flows.ts_ms, self._kernel_params, out)
         return out
 
     def to_bytes(self) -> bytes:

@@ -1,0 +1,147 @@
+"""Typed decoding of whole batches: Kafka values in, msgspec records (or dead-letter reasons) out.
+
+The record types are generated from the one declaration in ``streams/records.py``
+(the same fields that render the JSON Schema files), so what the hot path
+accepts and what gateways validate against cannot drift apart. msgspec parses
+and validates in one pass in C; ``benchmarks/decode.py`` measures it against
+orjson plus the field-by-field validator in ``streams/schema.py`` (the slower
+path this replaced on the hot path; it stays for the CLI and the tests, which
+want dicts).
+
+A bad value costs its own dead letter and nothing else:
+
+>>> from streams.records import TRADE
+>>> decoder = BatchDecoder(TRADE)
+>>> good = b'{"ticker": "7203", "price": 2500.5, "qty": 100, "ts": 1744761600000}'
+>>> records, bad = decoder.decode_many([good, b'{"ticker": "7203", "qty": -1}', b"\\xff"])
+>>> [r.ticker for r in records], [(i, str(e)) for i, e in bad]   # doctest: +NORMALIZE_WHITESPACE
+(['7203'], [(1, 'qty: expected int >= 1'),
+            (2, 'malformed JSON: invalid character (byte 0)')])
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal, Optional, Sequence
+
+import msgspec
+
+from streams.schema import Field, RecordError, RecordSchema
+
+__all__ = ["BatchDecoder", "record_type", "to_dict"]
+
+_BASE = {"string": str, "integer": int, "number": float, "boolean": bool,
+         "array": list, "object": dict}
+
+
+def _field_type(f: Field) -> Any:
+    if f.enum:
+        base: Any = Literal[f.enum]  # type: ignore[valid-type]
+    else:
+        base = _BASE[f.type]
+        meta: dict[str, Any] = {}
+        if f.exclusive_minimum is not None:
+            meta["gt"] = f.exclusive_minimum
+        if f.minimum is not None:
+            meta["ge"] = f.minimum
+        if f.maximum is not None:
+            meta["le"] = f.maximum
+        if f.max_length is not None:
+            meta["max_length"] = f.max_length
+        if f.type == "string" and f.required and not f.nullable:
+            meta["min_length"] = 1
+        if f.type == "integer":
+            # Integers land in int64 columns: a 400-digit number is an error, not a bigint.
+            if "gt" not in meta:
+                meta["ge"] = max(meta.get("ge", -(2 ** 63)), -(2 ** 63))
+            meta["le"] = min(meta.get("le", 2 ** 63 - 1), 2 ** 63 - 1)
+        if f.type == "number" and "le" not in meta:
+            meta["le"] = 1.7e308  # finite: an overflowing literal would otherwise be inf
+        if meta:
+            base = Annotated[base, msgspec.Meta(**meta)]
+    return Optional[base] if f.nullable or not f.required else base
+
+
+_TYPES: dict[str, type[msgspec.Struct]] = {}
+
+
+def record_type(schema: RecordSchema) -> type[msgspec.Struct]:
+    """The msgspec Struct for ``schema``: same fields, same constraints, attribute access."""
+    found = _TYPES.get(schema.name)
+    if found is None:
+        fields = []
+        for f in schema.fields:
+            spec = (f.name, _field_type(f)) if f.required else (f.name, _field_type(f), None)
+            fields.append(spec)
+        # Required fields first: msgspec, like dataclasses, wants defaults last.
+        fields.sort(key=len)
+        found = msgspec.defstruct(schema.title.replace(" ", "").replace("(internal)", ""),
+                                  fields, frozen=True, gc=False, omit_defaults=False)
+        _TYPES[schema.name] = found
+    return found
+
+
+def to_dict(record: msgspec.Struct) -> dict[str, Any]:
+    """A decoded record as the plain dict the rest of the world reads."""
+    return msgspec.structs.asdict(record)
+
+
+_AT = re.compile(r" - at `\$\.([A-Za-z0-9_]+)")
+_MISSING = re.compile(r"Object missing required field `([A-Za-z0-9_]+)`")
+
+
+def _record_error(exc: Exception) -> RecordError:
+    """msgspec's message, reworded the way ``streams.schema`` words it, naming the field."""
+    text = str(exc)
+    if isinstance(exc, msgspec.DecodeError) and not isinstance(exc, msgspec.ValidationError):
+        return RecordError(f"malformed JSON: {text.removeprefix('JSON is malformed: ')}")
+    missing = _MISSING.search(text)
+    if missing:
+        return RecordError("required field is missing", missing.group(1))
+    at = _AT.search(text)
+    if at:
+        reason = text[: at.start()]
+        return RecordError(_reword(reason), at.group(1))
+    if text.startswith("Expected `object`"):
+        return RecordError(f"expected a JSON object, got {text.split('got `')[-1].rstrip('`')}")
+    return RecordError(text)
+
+
+def _reword(reason: str) -> str:
+    reason = reason.replace("`", "")
+    return reason[0].lower() + reason[1:] if reason else reason
+
+
+class BatchDecoder:
+    """Decode many values of one record type at once; bad ones come back with their reason."""
+
+    def __init__(self, schema: RecordSchema) -> None:
+        self.schema = schema
+        self.type = record_type(schema)
+        self._one = msgspec.json.Decoder(self.type)
+
+    def decode(self, value: bytes | None) -> msgspec.Struct:
+        """One value, or RecordError naming what is wrong."""
+        if value is None:
+            raise RecordError("record has no value (tombstone)")
+        try:
+            return self._one.decode(value)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise _record_error(exc) from None
+
+    def decode_many(self, values: Sequence[bytes | None]
+                    ) -> tuple[list[msgspec.Struct], list[tuple[int, RecordError]]]:
+        """(valid records in input order, [(input index, error), ...] for the rest).
+
+        Value by value: msgspec decodes a typical order in about 0.45 us, which
+        measured faster than joining the batch into one newline-delimited document.
+        """
+        records, bad = [], []
+        decode = self._one.decode
+        for i, value in enumerate(values):
+            try:
+                records.append(decode(value))
+            except (msgspec.DecodeError, msgspec.ValidationError, TypeError) as exc:
+                bad.append((i, RecordError("record has no value (tombstone)") if value is None
+                            else _record_error(exc)))
+        return records, bad
