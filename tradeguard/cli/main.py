@@ -4,6 +4,8 @@
     tradeguard topics create [--broker URL]          create every topic, idempotently
     tradeguard worker [--broker URL]                 one engine worker
     tradeguard demo                                  the whole thing on an embedded broker
+    tradeguard console [--port N]                    the analyst console (web)
+    tradeguard console add-user NAME --role ROLE     add an operator to its local user store
     tradeguard simulate --scenario FILE [--speed X]  produce a simulated scenario to Kafka
     tradeguard evaluate --scenario FILE --out DIR    scorecard: engine vs baselines, report
     tradeguard controls release TICKER               end a buy halt by hand
@@ -70,7 +72,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from tradeguard.demo.run import run_demo
 
-    return run_demo(quick=args.quick)
+    return run_demo(quick=args.quick, console=args.console)
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -161,6 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="broker + worker + a replayed takeover, then a summary")
     p.add_argument("--quick", action="store_true", help="a shorter session (for tests)")
+    p.add_argument("--console", action="store_true",
+                   help="serve the analyst console while the attack plays (prints its address)")
     p.set_defaults(func=cmd_demo)
 
     p = with_broker(sub.add_parser("simulate", help="produce a simulated scenario to Kafka"))
@@ -188,6 +192,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("key", metavar=what)
         p.add_argument("--reason", default="released by hand")
         p.set_defaults(func=cmd_controls_release, kind=kind)
+
+    from tradeguard.console.cli import add_console_parser
+
+    add_console_parser(sub, with_broker)
 
     contract = sub.add_parser("contract", help="the wire contract")
     contract_sub = contract.add_subparsers(dest="action", required=True, metavar="ACTION")

@@ -12,6 +12,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from contextlib import ExitStack
 from pathlib import Path
 
 from tradeguard.broker.admin import create_topics
@@ -115,12 +116,13 @@ def replay_session(settings: Settings, script: SessionScript, speed: float, out=
     return progress, time.monotonic() - wall0
 
 
-def run_demo(quick: bool = False, out=sys.stdout) -> int:
+def run_demo(quick: bool = False, out=sys.stdout, console: bool = False) -> int:
     script = scripted_session(minutes=14 if quick else 20, accounts=30 if quick else 40)
     speed = 60.0 if quick else 40.0  # event time runs this much faster than the wall clock
     workdir = Path(tempfile.mkdtemp(prefix="tradeguard-demo-"))
     broker = EmbeddedBroker(log_path=workdir / "broker.log")
     worker: WorkerProcess | None = None
+    consoles = ExitStack()  # --console: the analyst console, stopped in `finally`
     try:
         print(f"starting the embedded broker (logs in {workdir})", file=out, flush=True)
         broker.start()
@@ -128,6 +130,10 @@ def run_demo(quick: bool = False, out=sys.stdout) -> int:
                                      web_port=free_port(), web_host="127.0.0.1",
                                      state_dir=workdir / "state")
         create_topics(settings)
+        if console:
+            from tradeguard.console.demo import demo_console, wait_for_operator
+
+            shown = consoles.enter_context(demo_console(settings, workdir, out))
         started = time.monotonic()
         worker = WorkerProcess(settings, workdir / "worker.log").start()
         print(f"broker {broker.url} (pid {broker.process.pid}), worker pid {worker.process.pid}",
@@ -139,6 +145,8 @@ def run_demo(quick: bool = False, out=sys.stdout) -> int:
         print(file=out)
         _summary(script, progress, replay_s, out)
         _burst(settings, script, 2_000 if quick else 10_000, out)
+        if console:
+            wait_for_operator(shown, out)
         return 0
     except KeyboardInterrupt:
         print("\ninterrupted; stopping the worker and the broker", file=out, flush=True)
@@ -147,6 +155,7 @@ def run_demo(quick: bool = False, out=sys.stdout) -> int:
         print(f"\ndemo failed: {exc}", file=sys.stderr, flush=True)
         return 1
     finally:
+        consoles.close()
         if worker is not None:
             worker.stop()
         broker.stop()
