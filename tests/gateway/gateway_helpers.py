@@ -40,11 +40,11 @@ def isolated_settings(broker, tmp_path, name: str) -> Settings:
 
 def wait_for_engine(settings: Settings, worker: WorkerProcess, timeout_s: float = 90) -> None:
     """Until the worker decides an order: started, assigned, control board restored."""
+    deadline = time.monotonic() + timeout_s
     with GatewayClient(settings, mode="fail_closed") as gateway:
-        decision = gateway.submit(order("warm-up"), deadline_ms=timeout_s * 1000)
-    assert decision.decided_by == "engine", worker.log_tail()
-
-
+        while gateway.submit(order("warm-up"), deadline_ms=1_000).decided_by != "engine":
+            assert worker.alive, f"the worker exited:\n{worker.log_tail()}"
+            assert time.monotonic() < deadline, f"no decision in {timeout_s}s:\n{worker.log_tail()}"
 
 
 def read_topic(settings: Settings, name: str, done, timeout_s: float = 30.0) -> list[tuple]:

@@ -11,6 +11,8 @@
     tradeguard controls release TICKER               end a buy halt by hand
     tradeguard controls release-account ACCOUNT      end a step-up or freeze by hand
     tradeguard contract export [--out DIR]           write the JSON Schema files
+    tradeguard tail TOPIC [--account A] [--ticker T] [--action X] [--from-beginning]
+                                                     follow a topic, one readable line per record
 """
 
 from __future__ import annotations
@@ -140,6 +142,19 @@ def cmd_contract_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tail(args: argparse.Namespace) -> int:
+    from tradeguard.gateway.tail import Filters, tail
+
+    try:
+        filters = Filters(args.topic, account=args.account, ticker=args.ticker,
+                          action=args.action)
+    except (KeyError, ValueError) as exc:
+        print(f"tradeguard: error: {exc.args[0]}", file=sys.stderr)
+        return 2
+    return tail(_settings(args), args.topic, filters, from_beginning=args.from_beginning,
+                limit=args.limit, raw=args.json)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tradeguard", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -202,6 +217,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = contract_sub.add_parser("export", help="write JSON Schema files")
     p.add_argument("--out", help="directory (default: streams/jsonschema)")
     p.set_defaults(func=cmd_contract_export)
+
+    p = with_broker(sub.add_parser("tail", help="follow a topic, pretty-printed and filtered"))
+    p.add_argument("topic", metavar="TOPIC", help="registry name, e.g. decisions, "
+                   "controls.tickers (the prefix comes from $TRADEGUARD_TOPIC_PREFIX)")
+    p.add_argument("--account", help="only records of this account_id")
+    p.add_argument("--ticker", help="only records of this ticker")
+    p.add_argument("--action", help="only records with this action (allow, hold, block, "
+                   "halt_buys, freeze, ...)")
+    p.add_argument("--from-beginning", action="store_true",
+                   help="start at the oldest record instead of the next new one")
+    p.add_argument("--limit", type=int, help="stop after this many records")
+    p.add_argument("--json", action="store_true", help="print each value as it is, one per line")
+    p.set_defaults(func=cmd_tail)
     return parser
 
 

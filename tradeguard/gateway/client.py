@@ -259,7 +259,7 @@ class GatewayClient:
         except (orjson.JSONDecodeError, TypeError, RecordError) as exc:
             self._invalid(msg, exc)
             return
-        delivery = self._ledger.deliver(record, check=DECISION.validate)
+        delivery = self._ledger.deliver(record, check=_usable)
         if delivery.kind == "invalid":
             self._invalid(msg, delivery.error)
         elif delivery.kind == "duplicate":
@@ -297,6 +297,21 @@ class GatewayClient:
                         self._ledger.reconcile_s, answer.summary())
         counts = self._ledger.counts()
         self.metrics.awaiting_engine.set(counts["awaiting"])
+
+
+_ACTED_ON = tuple(f for f in DECISION.fields if f.name in ("order_id", "action"))
+
+
+def _usable(record: dict[str, Any]) -> None:
+    """Check what the client acts on (order_id, action) against the contract's declaration.
+
+    Every other field passes through untouched: an engine newer than this client
+    may add fields, or change ones the client only carries, during a rolling upgrade.
+    """
+    for f in _ACTED_ON:
+        if f.name not in record:
+            raise RecordError("required field is missing", f.name)
+        f.check(record[f.name])
 
 
 def _wake_in(loop: asyncio.AbstractEventLoop, event: asyncio.Event) -> None:

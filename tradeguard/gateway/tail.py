@@ -6,8 +6,9 @@ assignment of every partition (no consumer group, nothing committed).
 
 >>> print(render_line("decisions", 3, 1042, 1_764_072_927_123, b"acct-1",
 ...     b'{"order_id":"o-1","action":"block","score":0.93,'
-...     b'"reasons":[{"code":"ticker_halted","value":1.0}],"model_version":"policy v1"}'))
-2025-11-25T12:15:27.123Z decisions[3]@1042 key=acct-1 BLOCK order_id=o-1 score=0.93 reasons=[ticker_halted=1] model_version="policy v1"
+...     b'"reasons":[{"code":"ticker_halted","value":1.0}],"model_version":"policy v1",'
+...     b'"order_ts":1764072927110}'))
+2025-11-25T12:15:27.123Z decisions[3]@1042 key=acct-1 BLOCK order_id=o-1 score=0.93 reasons=[ticker_halted=1] model_version="policy v1" order_ts=2025-11-25T12:15:27.110Z
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from tradeguard.runtime.settings import Settings
 
 __all__ = ["Filters", "render_line", "tail"]
 
+_EPOCH_MS_RANGE = (946_684_800_000, 4_102_444_800_000)  # 2000-01-01 .. 2100-01-01
 _LEAD = ("action", "event", "label")  # shown first, upper-case: what the record says happened
 
 
@@ -59,9 +61,7 @@ class Filters:
 def render_line(name: str, partition: int, offset: int, ts_ms: int | None, key: bytes | None,
                 value: bytes | None) -> str:
     """One line: time, where, key, then the record's fields as ``field=value``."""
-    when = ("-" if not ts_ms or ts_ms < 0 else
-            datetime.fromtimestamp(ts_ms / 1000, timezone.utc)
-            .isoformat(timespec="milliseconds").replace("+00:00", "Z"))
+    when = _time(ts_ms) if ts_ms and ts_ms > 0 else "-"
     head = f"{when} {name}[{partition}]@{offset} key={decode_key(key)}"
     if value is None:
         return f"{head} <tombstone>"
@@ -72,8 +72,20 @@ def render_line(name: str, partition: int, offset: int, ts_ms: int | None, key: 
     if not isinstance(record, dict):
         return f"{head} {_value(record)}"
     lead = next((k for k in _LEAD if isinstance(record.get(k), str)), None)
-    fields = [f"{k}={_value(v)}" for k, v in record.items() if k != lead]
+    fields = [f"{k}={_time(v) if _is_time(k, v) else _value(v)}" for k, v in record.items()
+              if k != lead]
     return " ".join([head, *([record[lead].upper()] if lead else []), *fields])
+
+
+def _is_time(key: str, v: Any) -> bool:
+    """Epoch-millisecond fields (ts, order_ts, expires_at, ...) between 2000 and 2100."""
+    return ((key == "ts" or key.endswith(("_ts", "_at"))) and type(v) is int
+            and _EPOCH_MS_RANGE[0] <= v < _EPOCH_MS_RANGE[1])
+
+
+def _time(ms: int) -> str:
+    return (datetime.fromtimestamp(ms / 1000, timezone.utc).isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z"))
 
 
 def _value(v: Any) -> str:
