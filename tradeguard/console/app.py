@@ -62,6 +62,10 @@ class Console:
         return int(self.cfg.proposal_ttl_s * 1000)
 
 
+CONSOLE = web.AppKey("console", Console)
+SESSION = web.RequestKey("session", object)  # Session | None
+
+
 class AccessLog(AbstractAccessLogger):
     """Method, path without its query string, status, duration: nothing secret."""
 
@@ -91,7 +95,7 @@ def _user(session: Session) -> dict[str, str]:
 
 def build_app(console: Console) -> web.Application:
     app = web.Application(middlewares=[_headers, _authenticate], client_max_size=64 * 1024)
-    app["console"] = console
+    app[CONSOLE] = console
     app.router.add_get("/login", login_form)
     app.router.add_post("/login", login_submit)
     app.router.add_post("/logout", logout)
@@ -128,14 +132,14 @@ async def _headers(request: web.Request, handler):
 
 @web.middleware
 async def _authenticate(request: web.Request, handler):
-    console: Console = request.app["console"]
+    console: Console = request.app[CONSOLE]
     session = console.sessions.get(request.cookies.get(COOKIE), time.monotonic())
     if session is not None and session.user and session.auth == "local":
         user = console.users.get(session.user)  # a removed or changed user loses the session
         if user is None or user.role != session.role:
             console.sessions.close(session.sid)
             session = None
-    request["session"] = session
+    request[SESSION] = session
     if request.method == "POST" and not check_csrf(session, (await request.post()).get("csrf")):
         # No valid session or a forged form: nothing is done. A fresh login page gets a new token.
         return web.Response(status=403, content_type="text/html", text=message_page(
@@ -154,8 +158,8 @@ async def _authenticate(request: web.Request, handler):
 # --- logging in and out --------------------------------------------------------------------------
 
 async def login_form(request: web.Request) -> web.Response:
-    console: Console = request.app["console"]
-    session = request["session"]
+    console: Console = request.app[CONSOLE]
+    session = request[SESSION]
     if session is not None and session.user:
         raise web.HTTPSeeOther("/")
     if session is None:
@@ -178,7 +182,7 @@ def _remote(request: web.Request) -> str | None:
 async def open_session(request: web.Request, user: str, role: str, auth: str,
                        next_url: str) -> web.Response:
     """Log ``user`` in: a new session id (never the pre-login one), audited."""
-    console: Console = request.app["console"]
+    console: Console = request.app[CONSOLE]
     console.sessions.close(request.cookies.get(COOKIE))
     session = console.sessions.open(user, role, auth, time.monotonic())
     await _audit(console, audit_record(
@@ -190,7 +194,7 @@ async def open_session(request: web.Request, user: str, role: str, auth: str,
 
 
 async def login_submit(request: web.Request) -> web.Response:
-    console: Console = request.app["console"]
+    console: Console = request.app[CONSOLE]
     form = await request.post()
     name = str(form.get("username", "")).strip()[:128]
     password = str(form.get("password", ""))
@@ -211,14 +215,14 @@ async def login_submit(request: web.Request) -> web.Response:
         actor=name or "(empty)", role=None, auth="local", action="login_failed",
         target_kind="operator", target=name or "(empty)", reason="password login",
         outcome="denied", detail=error, remote_addr=_remote(request), now_ms=_now_ms()))
-    session = request["session"]
+    session = request[SESSION]
     return web.Response(status=401, content_type="text/html", text=login_page(
         session.csrf, error=error, next_url=next_url, oidc=console.oidc is not None, name=name))
 
 
 async def logout(request: web.Request) -> web.Response:
-    console: Console = request.app["console"]
-    session: Session = request["session"]
+    console: Console = request.app[CONSOLE]
+    session: Session = request[SESSION]
     if session.user:
         await _audit(console, audit_record(
             actor=session.user, role=session.role, auth=session.auth, action="logout",
@@ -237,7 +241,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    feed = request.app["console"].feed
+    feed = request.app[CONSOLE].feed
     ready = feed is not None and feed.caught_up.is_set() and feed.error is None
     return web.json_response({"ready": ready, "error": feed and feed.error},
                              status=200 if ready else 503)
@@ -254,8 +258,8 @@ def _page_of(request: web.Request) -> tuple[str, str]:
 
 
 def _ctx(request: web.Request, page: str, key: str) -> Ctx:
-    console: Console = request.app["console"]
-    session: Session = request["session"]
+    console: Console = request.app[CONSOLE]
+    session: Session = request[SESSION]
     query = dict(request.query)
     if page == "audit":
         query["all"] = "1"
@@ -268,8 +272,8 @@ _TITLES = {"dashboard": "Overview", "audit": "Audit trail", "ticker": "Ticker {}
 
 
 async def page(request: web.Request) -> web.Response:
-    console: Console = request.app["console"]
-    session: Session = request["session"]
+    console: Console = request.app[CONSOLE]
+    session: Session = request[SESSION]
     name, key = _page_of(request)
     ctx = _ctx(request, name, key)
     with console.lock:
@@ -283,7 +287,7 @@ async def page(request: web.Request) -> web.Response:
 
 
 async def fragments(request: web.Request) -> web.Response:
-    console: Console = request.app["console"]
+    console: Console = request.app[CONSOLE]
     name = request.match_info["page"]
     if name not in FRAGMENTS:
         return web.json_response({"error": f"unknown page {name!r}"}, status=404)
@@ -294,7 +298,7 @@ async def fragments(request: web.Request) -> web.Response:
 
 
 async def summary(request: web.Request) -> web.Response:
-    console: Console = request.app["console"]
+    console: Console = request.app[CONSOLE]
     now = _now_ms()
     with console.lock:
         data = console.view.summary(now)
@@ -305,8 +309,8 @@ async def summary(request: web.Request) -> web.Response:
 # --- acting -------------------------------------------------------------------------------------
 
 async def act(request: web.Request) -> web.Response:
-    console: Console = request.app["console"]
-    session: Session = request["session"]
+    console: Console = request.app[CONSOLE]
+    session: Session = request[SESSION]
     form = await request.post()
     back = _safe_next(str(form.get("next", "/")))
     user = _user(session)

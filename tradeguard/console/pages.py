@@ -69,13 +69,18 @@ def table(headers: Iterable[str], rows: list[str], empty: str) -> str:
 
 def svg_chart(points: list[tuple[int, float | None]], *, title: str, marker: int | None = None,
               unit: str = "", bars: bool = False, y_max: float | None = None,
-              width: int = 640, height: int = 110) -> str:
-    """A small line (or bar) chart of (event ms, value) points as inline SVG."""
+              x_range: tuple[int, int] | None = None, width: int = 640,
+              height: int = 110) -> str:
+    """A small line (or bar) chart of (event ms, value) points as inline SVG.
+
+    Charts drawn side by side share ``x_range`` so their times line up.
+    """
     pts = [(t, v) for t, v in points if v is not None]
     head = f'<figure class="chart"><figcaption>{esc(title)}</figcaption>'
     if not pts:
         return head + '<p class="empty">no data yet</p></figure>'
-    t0, t1 = pts[0][0], max(pts[-1][0], pts[0][0] + 1)
+    t0, t1 = x_range or (pts[0][0], pts[-1][0])
+    t1 = max(t1, t0 + 1)
     lo = 0.0 if bars or y_max is not None else min(v for _, v in pts)
     hi = y_max if y_max is not None else max(v for _, v in pts)
     hi = hi if hi > lo else lo + 1.0
@@ -88,7 +93,9 @@ def svg_chart(points: list[tuple[int, float | None]], *, title: str, marker: int
         return height - pad - (v - lo) / (hi - lo) * (height - 2 * pad)
 
     if bars:
-        w = max(1.0, (width - 2 * pad) / max(len(pts), 1) - 1)
+        gaps = [b - a for (a, _), (b, _) in zip(pts, pts[1:]) if b > a]
+        step = min(gaps) if gaps else (t1 - t0) / 50
+        w = max(1.0, step / (t1 - t0) * (width - 2 * pad) - 1)
         shape = "".join(f'<rect x="{x(t) - w / 2:.1f}" y="{y(v):.1f}" width="{w:.1f}" '
                         f'height="{height - pad - y(v):.1f}" class="bar"/>' for t, v in pts)
     else:
@@ -350,15 +357,15 @@ def frag_ticker(ctx: Ctx) -> str:
              if ev.get("trigger_order_id") else "–"),
             ("operator", esc(ev["operator"]["user"]) if "operator" in ev else "–")))
         state = f'<dl class="facts" id="ticker-state">{facts}</dl>'
-    series = t["series"]
+    series, common = t["series"], {"marker": t["halt_event_ts"], "x_range": t["range"]}
     charts = "".join((
         svg_chart([(b["ts"], b["price"]) for b in series], title="price (last trade per bucket)",
-                  marker=t["halt_event_ts"], unit=" ¥"),
+                  unit=" ¥", **common),
         svg_chart([(b["ts"], b["volume"]) for b in series], title="traded volume (shares)",
-                  marker=t["halt_event_ts"], bars=True),
+                  bars=True, **common),
         svg_chart([(b["ts"], b["risky_share"]) for b in series],
-                  title="risky buy share (held or blocked buy value ÷ buy value)",
-                  marker=t["halt_event_ts"], unit="%", bars=True, y_max=1.0)))
+                  title="risky buy share (held or blocked buy value ÷ buy value)", unit="%",
+                  bars=True, y_max=1.0, **common)))
     history = [f'<tr><td>{when(h["ts"])}</td><td>{badge(h["action"])}</td>'
                f'<td>{esc(h["reason"])}</td><td>{esc(h.get("source"))}</td>'
                f'<td>{when(h["expires_at"]) if h["expires_at"] else "–"}</td></tr>'

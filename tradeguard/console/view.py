@@ -338,26 +338,43 @@ class ConsoleView:
                  if a.control is not None and a.control["action"] != "release"]
         return sorted(found, key=lambda c: -c["ts"])
 
-    def ticker(self, ticker: str) -> dict[str, Any]:
-        """A ticker's control, its history, and chart buckets (event time)."""
+    def ticker(self, ticker: str, span_ms: int = 30 * 60_000) -> dict[str, Any]:
+        """A ticker's control, its history, and chart buckets (event time) around its halt.
+
+        The chart spans ``span_ms``: centred on the latest halt's event time when
+        there is one, else ending at the newest bucket.
+        """
         t = self.tickers.get(ticker)
         if t is None:
             return {"ticker": ticker, "control": None, "history": [], "series": [],
-                    "halt_event_ts": None}
+                    "halt_event_ts": None, "range": None}
+        halt_ts = self._halt_event_ts(t)
+        if not t.buckets:
+            lo = hi = None
+        elif halt_ts is not None:
+            lo, hi = halt_ts - span_ms // 2, halt_ts + span_ms // 2
+        else:
+            hi = max(t.buckets) + self.bucket_ms
+            lo = hi - span_ms
         series = [{"ts": ts, "price": b[0], "volume": b[1], "buy_value": b[2],
                    "risky_buy_value": b[3],
                    "risky_share": (b[3] / b[2]) if b[2] else None}
-                  for ts, b in sorted(t.buckets.items())]
+                  for ts, b in sorted(t.buckets.items()) if lo <= ts <= hi]
+        return {"ticker": ticker, "control": t.control, "history": list(reversed(t.history or ())),
+                "series": series, "halt_event_ts": halt_ts,
+                "range": None if lo is None else (lo, hi)}
+
+    def _halt_event_ts(self, t: _Ticker) -> int | None:
+        """The latest halt's moment in event time: its trigger order's, else the record's."""
         halt_ts = None
         for c in reversed(t.history or ()):
             if c["action"] == "halt_buys":
                 trigger = (c["evidence"] or {}).get("trigger_order_id")
                 entry = self.orders.get(trigger) if trigger else None
                 order = entry and entry["order"]
-                halt_ts = order["ts"] if order else c["ts"]  # the order's event time if known
+                halt_ts = order["ts"] if order else c["ts"]
                 break
-        return {"ticker": ticker, "control": t.control, "history": list(reversed(t.history or ())),
-                "series": series, "halt_event_ts": halt_ts}
+        return halt_ts
 
     def account(self, account_id: str) -> dict[str, Any]:
         """An account's control, logins (newest first, with what was new) and orders."""
