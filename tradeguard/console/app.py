@@ -27,7 +27,8 @@ from tradeguard.console.config import ConsoleSettings
 from tradeguard.console.feed import ConsoleFeed
 from tradeguard.console.operations import (ActionError, Operations, Operator, Request,
                                            audit_record, plan)
-from tradeguard.console.pages import (BODIES, FRAGMENTS, Ctx, layout, login_page, message_page)
+from tradeguard.console.pages import (BODIES, FRAGMENTS, Ctx, esc, layout, login_page,
+                                      message_page)
 from tradeguard.console.sessions import LoginThrottle, Session, SessionStore, check_csrf
 from tradeguard.console.users import UserStore
 from tradeguard.console.view import ConsoleView
@@ -179,8 +180,7 @@ def _remote(request: web.Request) -> str | None:
     return request.remote
 
 
-async def open_session(request: web.Request, user: str, role: str, auth: str,
-                       next_url: str) -> web.Response:
+async def start_session(request: web.Request, user: str, role: str, auth: str) -> Session:
     """Log ``user`` in: a new session id (never the pre-login one), audited."""
     console: Console = request.app[CONSOLE]
     console.sessions.close(request.cookies.get(COOKIE))
@@ -188,7 +188,23 @@ async def open_session(request: web.Request, user: str, role: str, auth: str,
     await _audit(console, audit_record(
         actor=user, role=role, auth=auth, action="login", target_kind="operator", target=user,
         reason=f"{auth} login", outcome="done", remote_addr=_remote(request), now_ms=_now_ms()))
-    response = web.HTTPSeeOther(_safe_next(next_url))
+    return session
+
+
+async def refuse_login(request: web.Request, name: str, auth: str, why: str,
+                       next_url: str = "/") -> web.Response:
+    """Audit a refused login and show the login form again with the reason."""
+    console: Console = request.app[CONSOLE]
+    await _audit(console, audit_record(
+        actor=name or "(empty)", role=None, auth=auth, action="login_failed",
+        target_kind="operator", target=name or "(empty)", reason=f"{auth} login",
+        outcome="denied", detail=why, remote_addr=_remote(request), now_ms=_now_ms()))
+    session = request[SESSION]
+    if session is None or session.user:
+        session = console.sessions.open(None, None, None, time.monotonic())
+    response = web.Response(status=401, content_type="text/html", text=login_page(
+        session.csrf, error=why, next_url=next_url, oidc=console.oidc is not None,
+        name=name if auth == "local" else ""))
     set_session_cookie(response, session.sid)
     return response
 
@@ -208,16 +224,13 @@ async def login_submit(request: web.Request) -> web.Response:
             None, console.users.authenticate, name, password)
         if user is not None:
             console.throttle.succeeded(name)
-            raise await open_session(request, user.name, user.role, "local", next_url)
+            session = await start_session(request, user.name, user.role, "local")
+            response = web.HTTPSeeOther(next_url)
+            set_session_cookie(response, session.sid)
+            raise response
         console.throttle.failed(name, now)
         error = "Wrong user name or password."
-    await _audit(console, audit_record(
-        actor=name or "(empty)", role=None, auth="local", action="login_failed",
-        target_kind="operator", target=name or "(empty)", reason="password login",
-        outcome="denied", detail=error, remote_addr=_remote(request), now_ms=_now_ms()))
-    session = request[SESSION]
-    return web.Response(status=401, content_type="text/html", text=login_page(
-        session.csrf, error=error, next_url=next_url, oidc=console.oidc is not None, name=name))
+    return await refuse_login(request, name, "local", error, next_url)
 
 
 async def logout(request: web.Request) -> web.Response:
