@@ -93,7 +93,8 @@ def test_control_verdict_matches_the_rules_stated_plainly(halts, accounts, accou
     if v is not None:
         codes = [r["code"] for r in v.reasons]
         assert ("ticker_halted" in codes) == halted
-        assert codes[0] == ("ticker_halted" if halted else f"account_{'frozen' if control == 'freeze' else 'step_up'}")
+        first = {"freeze": "account_frozen", "step_up": "account_step_up"}.get(control)
+        assert codes[0] == ("ticker_halted" if halted else first)
 
 
 class LedgerMachine(RuleBasedStateMachine):
@@ -138,9 +139,17 @@ class LedgerMachine(RuleBasedStateMachine):
         assert (record is not None) == (self.state[oid] == "answered")
         self.state[oid] = "reconciled" if record is not None else "awaiting"
 
+    @rule(oid=orders)
+    def submitter_gives_up(self, oid):
+        was_open = self.state[oid] in ("pending", "answered")
+        assert self.ledger.abandon(self.slots[oid]) == was_open
+        if was_open:
+            self.state[oid] = "reconciled"  # nothing awaits: a decision now is a repeat
+
     @rule()
     def someone_elses_decision(self):
-        assert self.ledger.deliver({"order_id": "other-gateway", "action": "hold"}).kind == "foreign"
+        other = {"order_id": "other-gateway", "action": "hold"}
+        assert self.ledger.deliver(other).kind == "foreign"
 
     @invariant()
     def counts_agree(self):

@@ -73,6 +73,20 @@ def test_bad_calls_get_clear_errors(settings):
             gateway.submit(first, 20)
 
 
+def test_a_cancelled_submit_leaves_nothing_pending(settings):
+    async def cancel_one(gateway) -> None:
+        task = asyncio.create_task(gateway.submit_async(order("acct-1"), deadline_ms=30_000))
+        await asyncio.sleep(0.2)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    with GatewayClient(settings, mode="fail_open") as gateway:
+        asyncio.run(cancel_one(gateway))
+        assert gateway.counts() == {"pending": 0, "awaiting": 0}
+        assert sample(gateway, "tradeguard_gateway_in_flight") == 0
+
+
 def control(kind: str, key: str, action: str, expires_at: int | None = None) -> dict:
     now = int(time.time() * 1000)
     if kind == "ticker":
@@ -142,7 +156,8 @@ def engine_decision(o: dict, action: str, **extra) -> dict:
     record = {"order_id": o["order_id"], "account_id": o["account_id"], "ticker": o["ticker"],
               "side": o["side"], "action": action, "score": 0.9 if action != "allow" else 0.1,
               "reasons": [{"code": "new_device", "value": 1.0}], "model_version": "m-test",
-              "order_ts": o["ts"], "ts": int(time.time() * 1000), **extra}
+              "policy_version": "policy-test", "order_ts": o["ts"],
+              "ts": int(time.time() * 1000), **extra}
     DECISION.validate(record)
     return record
 

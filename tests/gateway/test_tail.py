@@ -27,7 +27,8 @@ def decision(o: dict, action: str) -> dict:
             "side": o["side"], "action": action, "score": 0.87,
             "reasons": [{"code": "new_device", "value": 1.0},
                         {"code": "liquidation_ratio", "value": 0.93}],
-            "model_version": "m1", "order_ts": o["ts"], "ts": o["ts"] + 3}
+            "model_version": "m1", "policy_version": "policy-test", "order_ts": o["ts"],
+            "ts": o["ts"] + 3}
 
 
 @pytest.fixture
@@ -83,9 +84,10 @@ def test_tail_follows_new_records_only(settings):
 
 
 def test_tail_names_what_is_wrong(settings):
-    for args, message in ((["nosuch"], "unknown topic 'nosuch'"),
-                          (["orders", "--action", "hold"], "topic orders has no action field"),
-                          (["decisions", "--action", "maybe"], "one of ['allow', 'hold', 'block']")):
+    for args, message in (
+            (["nosuch"], "unknown topic 'nosuch'"),
+            (["orders", "--action", "hold"], "topic orders has no action field"),
+            (["decisions", "--action", "maybe"], "one of ['allow', 'hold', 'block']")):
         proc = tail(settings, *args)
         _, err = proc.communicate(timeout=60)
         assert proc.returncode == 2 and message in err, (args, err)
@@ -93,5 +95,6 @@ def test_tail_names_what_is_wrong(settings):
 
 def test_records_that_are_not_json_are_shown_not_skipped():
     line = render_line("state.snapshots", 0, 7, 0, b"accounts/0@1#0", b"\x00\x01zlib")
-    assert line == "- state.snapshots[0]@7 key=accounts/0@1#0 <6 bytes, not JSON: b'\\x00\\x01zlib'>"
+    assert line == ("- state.snapshots[0]@7 key=accounts/0@1#0 "
+                    "<6 bytes, not JSON: b'\\x00\\x01zlib'>")
     assert render_line("controls.accounts", 1, 2, 0, b"acct-1", None).endswith("<tombstone>")

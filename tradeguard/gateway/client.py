@@ -144,6 +144,9 @@ class GatewayClient:
             if sent and not self._blocked_by_controls(order):
                 woke.wait(max(0.0, deadline - time.monotonic()))
             return self._answer(order, slot, sent, start, deadline_ms)
+        except BaseException:
+            self._abandon(slot)
+            raise
         finally:
             self.metrics.in_flight.dec()
 
@@ -153,7 +156,7 @@ class GatewayClient:
         start = time.monotonic()
         self._check(order, deadline_ms)
         loop = asyncio.get_running_loop()
-        woke = asyncio.Event()
+        woke = loop.create_future()  # resolved by the decision or by the deadline, first wins
         slot = self._ledger.open(order["order_id"], lambda: _wake_in(loop, woke))
         deadline = start + deadline_ms / 1000.0
         self.metrics.in_flight.inc()
@@ -161,11 +164,15 @@ class GatewayClient:
             while not (sent := self._produce(order)) and time.monotonic() < deadline:
                 await asyncio.sleep(0.005)  # local queue full; the decisions thread polls
             if sent and not self._blocked_by_controls(order):
+                timer = loop.call_later(max(0.0, deadline - time.monotonic()), _resolve, woke)
                 try:
-                    await asyncio.wait_for(woke.wait(), max(0.0, deadline - time.monotonic()))
-                except TimeoutError:
-                    pass
+                    await woke
+                finally:
+                    timer.cancel()
             return self._answer(order, slot, sent, start, deadline_ms)
+        except BaseException:
+            self._abandon(slot)
+            raise
         finally:
             self.metrics.in_flight.dec()
 
@@ -227,6 +234,12 @@ class GatewayClient:
         self.metrics.decisions.labels(decided_by=decision.decided_by,
                                       action=decision.action).inc()
         return decision
+
+    def _abandon(self, slot: Slot) -> None:
+        """The caller gave up on an order (cancelled, interrupted): no answer, nothing awaits."""
+        if self._ledger.abandon(slot):
+            log.warning("submit of order %s was interrupted before an answer; the engine may "
+                        "still decide it", slot.order_id)
 
     def _on_delivery(self, err, msg) -> None:
         if err is not None:
@@ -314,9 +327,14 @@ def _usable(record: dict[str, Any]) -> None:
         f.check(record[f.name])
 
 
-def _wake_in(loop: asyncio.AbstractEventLoop, event: asyncio.Event) -> None:
-    """Set an asyncio event from the decisions thread (a closed loop has nobody to wake)."""
+def _resolve(future: asyncio.Future) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+def _wake_in(loop: asyncio.AbstractEventLoop, future: asyncio.Future) -> None:
+    """Resolve an asyncio future from the decisions thread (a closed loop has nobody to wake)."""
     try:
-        loop.call_soon_threadsafe(event.set)
+        loop.call_soon_threadsafe(_resolve, future)
     except RuntimeError:
         pass

@@ -136,6 +136,17 @@ class Ledger(Generic[A]):
                     self._overflow.append(oldest)
             return None
 
+    def abandon(self, slot: Slot) -> bool:
+        """Forget an order whose submitter stopped without an answer; False if already closed.
+
+        Its decision, if the engine still makes one, then counts as a duplicate.
+        """
+        with self._lock:
+            if self._pending.pop(slot.order_id, None) is None:
+                return False
+            self._mark_seen(slot.order_id)
+            return True
+
     def expire(self) -> list[A]:
         """Give up the answers whose engine decision has not come within ``reconcile_s``
         (or that more than ``remember`` newer ones pushed out)."""

@@ -8,7 +8,9 @@ assignment of every partition (no consumer group, nothing committed).
 ...     b'{"order_id":"o-1","action":"block","score":0.93,'
 ...     b'"reasons":[{"code":"ticker_halted","value":1.0}],"model_version":"policy v1",'
 ...     b'"order_ts":1764072927110}'))
-2025-11-25T12:15:27.123Z decisions[3]@1042 key=acct-1 BLOCK order_id=o-1 score=0.93 reasons=[ticker_halted=1] model_version="policy v1" order_ts=2025-11-25T12:15:27.110Z
+... # doctest: +NORMALIZE_WHITESPACE
+2025-11-25T12:15:27.123Z decisions[3]@1042 key=acct-1 BLOCK order_id=o-1 score=0.93
+    reasons=[ticker_halted=1] model_version="policy v1" order_ts=2025-11-25T12:15:27.110Z
 """
 
 from __future__ import annotations
