@@ -12,6 +12,8 @@ from aiokafka.partitioner import murmur2
 
 from streams.records import DECISION
 from streams.schema import RecordError
+from tradeguard.broker.admin import create_topics
+from tradeguard.broker.embedded import BrokerError
 from gateway_helpers import isolated_settings, order, read_topic, sample, wait_until
 from tradeguard.broker.clients import GatewayProducer
 from tradeguard.gateway import GatewayClient, OrderInFlight, kafka
@@ -212,3 +214,15 @@ def test_a_failing_callback_is_counted_and_the_client_goes_on(settings):
                    what="both callbacks")
         assert sample(gateway, "tradeguard_gateway_late_disagreements_total",
                       gateway_action="hold", engine_action="allow") == 2
+
+
+def test_a_missing_topic_is_named_and_the_client_can_start_later(settings):
+    elsewhere = settings.with_(topic_prefix="never-created.")
+    client = GatewayClient(elsewhere, mode="fail_open")
+    with pytest.raises(BrokerError, match="topic never-created.decisions does not exist"):
+        client.start(timeout_s=5)
+    with pytest.raises(RuntimeError, match="not started"):
+        client.submit(order("acct-1"), 20)
+    create_topics(elsewhere)
+    with client as gateway:  # the same client starts once the topics are there
+        assert gateway.submit(order("acct-1"), 20).fallback == "fail_open"

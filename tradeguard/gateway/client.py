@@ -84,6 +84,7 @@ class GatewayClient:
         """Connect, read the control topics to their end, start reading decisions from now."""
         if self._started:
             return self
+        self._stop.clear()
         self._controls = ControlsReplica(self.settings, self.metrics)
         self._consumer = kafka.reader(self.settings, "gateway-decisions")
         try:
@@ -96,9 +97,13 @@ class GatewayClient:
                                    for p in parts])
             self._controls.start(timeout_s)
         except BaseException:
+            self._controls.close()
             self._consumer.close()
             raise
-        self._producer = kafka.producer(self.settings, **self._producer_config)
+        # Delivery reports for failures only: one Python callback per order costs more than
+        # the rest of the produce path.
+        self._producer = kafka.producer(self.settings, **{"delivery.report.only.error": True,
+                                                          **self._producer_config})
         self._thread = threading.Thread(target=self._read_decisions, daemon=True,
                                         name="tradeguard-gateway-decisions")
         self._thread.start()

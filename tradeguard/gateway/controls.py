@@ -71,6 +71,9 @@ class ControlsReplica:
             return control_verdict(self.board, order, now_ms)
 
     def close(self) -> None:
+        """Stop the thread and the consumer. Idempotent."""
+        if self._stop.is_set():
+            return
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(5)
