@@ -106,6 +106,12 @@ def test_halts_and_account_controls_are_enforced_at_the_gateway_without_the_engi
     producer.send("controls.tickers", control("ticker", "8888", "halt_buys", now - 1))  # expired
     producer.flush()
     with GatewayClient(settings, mode="fail_open") as gateway:
+        # read in full before start() returns: the first order already sees the halt
+        assert sample(gateway, "tradeguard_gateway_controls_ready") == 1
+        assert sample(gateway, "tradeguard_gateway_control_records_total",
+                      topic="controls.tickers") == 2
+        first = gateway.submit(order("acct-1", "9999", "buy"), deadline_ms=30_000)
+        assert (first.action, first.reasons[0]["code"]) == ("block", "ticker_halted")
         # after it started: followed as they come
         producer.send("controls.accounts", control("account", "acct-frozen", "freeze"))
         producer.send("controls.accounts", control("account", "acct-step", "step_up"))
@@ -148,7 +154,7 @@ def test_halts_and_account_controls_are_enforced_at_the_gateway_without_the_engi
                                   topic="controls.accounts") == 3, what="the tombstone")
         assert gateway.submit(order("acct-frozen", "7203", "sell"), 100).action == "allow"
 
-        for reason, n in (("ticker_halted", 1), ("account_frozen", 1), ("account_step_up", 1)):
+        for reason, n in (("ticker_halted", 2), ("account_frozen", 1), ("account_step_up", 1)):
             assert sample(gateway, "tradeguard_gateway_control_overrides_total",
                           reason=reason) == n, reason
 
