@@ -34,6 +34,7 @@ def assert_engine_decided(decision, sent):
             record["order_ts"]) == (sent["order_id"], sent["account_id"], sent["ticker"],
                                     sent["side"], sent["ts"])
     assert decision.action == record["action"] and decision.model_version
+    assert decision.elapsed_ms < GENEROUS_MS  # woken by the decision, not by the deadline
 
 
 def test_the_engines_decisions_come_back_within_the_deadline(engine):
