@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import threading
+import time
 
 import pytest
 
@@ -27,6 +28,23 @@ def _wait(driver, condition, timeout=WAIT_S):
     from selenium.webdriver.support.ui import WebDriverWait
 
     return WebDriverWait(driver, timeout, poll_frequency=0.2).until(condition)
+
+
+def steady(action, attempts: int = 10):
+    """Run ``action(driver-side lookups)``, again if the page swapped the element meanwhile.
+
+    The page replaces its live fragments every refresh, so an element found a moment
+    ago may be gone when it is clicked or read.
+    """
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    for attempt in range(attempts):
+        try:
+            return action()
+        except StaleElementReferenceException:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.05)
 
 
 def log_in(driver, base: str, name: str) -> None:
@@ -65,7 +83,7 @@ def test_analyst_cannot_release_a_halt_a_supervisor_can_and_kafka_has_both(
     log_in(analyst, base, "ana")
     cookie = {c["name"]: c for c in analyst.get_cookies()}["__Host-tradeguard-session"]
     assert cookie["httpOnly"] and cookie["secure"] and cookie["sameSite"] == "Strict"
-    assert "No buy halts in force" in analyst.find_element(By.ID, "halts").text
+    assert "No buy halts in force" in steady(lambda: analyst.find_element(By.ID, "halts").text)
 
     # The attack plays while the analyst watches the overview: the halt arrives by the
     # page's own refresh, no reload.
@@ -77,9 +95,9 @@ def test_analyst_cannot_release_a_halt_a_supervisor_can_and_kafka_has_both(
     analyst.save_screenshot(str(artifacts / "1-analyst-overview-halt.png"))
 
     # The ticker page: the evidence, the charts, and no "Release now" for an analyst.
-    analyst.find_element(By.CSS_SELECTOR, f"{row} a").click()
+    steady(lambda: analyst.find_element(By.CSS_SELECTOR, f"{row} a").click())
     _wait(analyst, lambda d: d.find_elements(By.ID, "ticker-state"), 10)
-    state = analyst.find_element(By.ID, "ticker-state").text
+    state = steady(lambda: analyst.find_element(By.ID, "ticker-state").text)
     assert "halt_buys" in state and "cust-000" in state, state
     assert analyst.find_elements(By.CSS_SELECTOR, "#ticker svg polyline")
     assert not analyst.find_elements(By.ID, "release-halt-now")
@@ -99,8 +117,11 @@ def test_analyst_cannot_release_a_halt_a_supervisor_can_and_kafka_has_both(
     submit(analyst, "release-halt-propose", "issuer published results; buyers look genuine")
     assert "release_halt %s: proposed" % TARGET in analyst.find_element(By.CLASS_NAME,
                                                                          "flash").text
-    assert "halt_buys" in analyst.find_element(By.ID, "ticker-state").text  # still halted
+    assert "halt_buys" in steady(lambda: analyst.find_element(By.ID, "ticker-state").text)
     assert not analyst.find_elements(By.CSS_SELECTOR, "#proposals button[id^=approve-]")
+    analyst.get(base + "/")
+    _wait(analyst, lambda d: d.find_elements(By.CSS_SELECTOR, "#audit tr.audit.proposed"), 10)
+    analyst.save_screenshot(str(artifacts / "4-analyst-overview-proposed.png"))
 
     # The supervisor, in a browser of her own, releases it.
     supervisor = browser("supervisor")
@@ -110,10 +131,11 @@ def test_analyst_cannot_release_a_halt_a_supervisor_can_and_kafka_has_both(
     submit(supervisor, "release-halt-now", "checked with the issuer: results day")
     assert f"release_halt {TARGET}: done" in supervisor.find_element(By.CLASS_NAME,
                                                                       "flash").text
-    _wait(supervisor, lambda d: "release" in d.find_element(By.ID, "ticker-state").text, 10)
+    _wait(supervisor, lambda d: "release" in steady(
+        lambda: d.find_element(By.ID, "ticker-state").text), 10)
     supervisor.get(base + "/")
     _wait(supervisor, lambda d: d.find_elements(By.CSS_SELECTOR, "#audit tr.audit.done"), 10)
-    supervisor.save_screenshot(str(artifacts / "4-supervisor-released.png"))
+    supervisor.save_screenshot(str(artifacts / "5-supervisor-released.png"))
 
     # On Kafka: the release carries the supervisor's identity; the audit trail has the
     # refused attempt, the proposal and the release, each with who, why, before and after.

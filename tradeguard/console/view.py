@@ -405,16 +405,15 @@ class ConsoleView:
         return out
 
     def proposals(self, now_ms: int, ttl_ms: int) -> list[dict]:
-        """Pending proposals, each marked ``stale`` when the target changed or it lapsed."""
+        """Proposals not yet lapsed, newest first, ``stale`` when the target changed since."""
         out = []
         for p in sorted(self._proposals.values(), key=lambda p: -p["ts"]):
+            if now_ms - p["ts"] > ttl_ms:
+                continue
             current = (self.ticker_control(p["target"]) if p["target_kind"] == "ticker"
                        else self.account_control(p["target"]))
-            stale = ""
-            if now_ms - p["ts"] > ttl_ms:
-                stale = "lapsed"
-            elif current != p["before"]:
-                stale = "the target's state changed since it was proposed"
+            stale = "" if current == p["before"] else (
+                "the target's state changed since it was proposed")
             out.append({**p, "stale": stale})
         return out
 
