@@ -28,7 +28,8 @@ import asyncio
 import logging
 import threading
 import time
-from typing import Any, Callable, Mapping
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, Mapping
 
 import orjson
 from confluent_kafka import KafkaError, TopicPartition
@@ -138,34 +139,23 @@ class GatewayClient:
     def submit(self, order: Mapping[str, Any], deadline_ms: float) -> GatewayDecision:
         """Send ``order``; the engine's decision within ``deadline_ms``, else the fallback."""
         start = time.monotonic()
-        self._check(order, deadline_ms)
         woke = threading.Event()
-        slot = self._ledger.open(order["order_id"], woke.set)
-        deadline = start + deadline_ms / 1000.0
-        self.metrics.in_flight.inc()
-        try:
+        with self._in_flight(order, deadline_ms, woke.set) as slot:
+            deadline = start + deadline_ms / 1000.0
             while not (sent := self._produce(order)) and time.monotonic() < deadline:
                 self._producer.poll(0.005)  # local queue full: let librdkafka drain it
             if sent and not self._blocked_by_controls(order):
                 woke.wait(max(0.0, deadline - time.monotonic()))
             return self._answer(order, slot, sent, start, deadline_ms)
-        except BaseException:
-            self._abandon(slot)
-            raise
-        finally:
-            self.metrics.in_flight.dec()
 
     async def submit_async(self, order: Mapping[str, Any], deadline_ms: float
                            ) -> GatewayDecision:
         """``submit`` for asyncio: the wait does not block the event loop."""
         start = time.monotonic()
-        self._check(order, deadline_ms)
         loop = asyncio.get_running_loop()
         woke = loop.create_future()  # resolved by the decision or by the deadline, first wins
-        slot = self._ledger.open(order["order_id"], lambda: _wake_in(loop, woke))
-        deadline = start + deadline_ms / 1000.0
-        self.metrics.in_flight.inc()
-        try:
+        with self._in_flight(order, deadline_ms, lambda: _wake_in(loop, woke)) as slot:
+            deadline = start + deadline_ms / 1000.0
             while not (sent := self._produce(order)) and time.monotonic() < deadline:
                 await asyncio.sleep(0.005)  # local queue full; the decisions thread polls
             if sent and not self._blocked_by_controls(order):
@@ -175,15 +165,27 @@ class GatewayClient:
                 finally:
                     timer.cancel()
             return self._answer(order, slot, sent, start, deadline_ms)
-        except BaseException:
-            self._abandon(slot)
-            raise
-        finally:
-            self.metrics.in_flight.dec()
 
     def counts(self) -> dict[str, int]:
         """Orders waiting for an answer, and gateway answers waiting for the engine's word."""
         return self._ledger.counts()
+
+    @contextmanager
+    def _in_flight(self, order: Mapping[str, Any], deadline_ms: float,
+                   wake: Callable[[], None]) -> Iterator[Slot]:
+        """Check the call, open the order's slot; a submitter that stops early leaves none."""
+        self._check(order, deadline_ms)
+        slot = self._ledger.open(order["order_id"], wake)
+        self.metrics.in_flight.inc()
+        try:
+            yield slot
+        except BaseException:
+            if self._ledger.abandon(slot):
+                log.warning("submit of order %s stopped before an answer; the engine may "
+                            "still decide it", slot.order_id)
+            raise
+        finally:
+            self.metrics.in_flight.dec()
 
     def _check(self, order: Mapping[str, Any], deadline_ms: float) -> None:
         if not self._started:
@@ -239,12 +241,6 @@ class GatewayClient:
         self.metrics.decisions.labels(decided_by=decision.decided_by,
                                       action=decision.action).inc()
         return decision
-
-    def _abandon(self, slot: Slot) -> None:
-        """The caller gave up on an order (cancelled, interrupted): no answer, nothing awaits."""
-        if self._ledger.abandon(slot):
-            log.warning("submit of order %s was interrupted before an answer; the engine may "
-                        "still decide it", slot.order_id)
 
     def _on_delivery(self, err, msg) -> None:
         if err is not None:
