@@ -6,24 +6,124 @@ compacted and small; each worker reads all their partitions from the start
 restarted worker rebuilds the board before it reports ready. ``auth.events``
 is read the same way from one infrastructure window back, for the shared
 attacker-infrastructure signal, which no single account partition can see.
+
+A confluent-kafka consumer in a thread reads; what it reads is applied on the
+event loop (``call_soon_threadsafe``), so the board only ever changes between
+two engine steps, never in the middle of one.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
 import time
+from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.partitioner import murmur2
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, KafkaError, TopicPartition
 
-from agents.context import WorkerContext, now_ms
+from agents.context import WorkerContext
+from agents.state import reader
 from streams.schema import RecordError
+from streams.topics import topic as topic_spec
+from streams.wire import BatchDecoder, to_dict
 
 __all__ = ["register"]
 
 log = logging.getLogger("tradeguard.controls")
 REPLICATED = ("controls.tickers", "controls.accounts", "tickers.profile", "auth.events")
-INFRA_LOOKBACK_MS = 3_600_000  # the infrastructure window (InfraParams.window_s)
+INFRA_LOOKBACK_MS = 3_600_000  # the infrastructure window (InfrastructureWatch.window_s)
+
+
+class ControlReplica:
+    """Reads the replicated topics in a thread; applies them on the loop."""
+
+    def __init__(self, ctx: WorkerContext, loop: asyncio.AbstractEventLoop) -> None:
+        self.ctx, self.loop = ctx, loop
+        self.names = {ctx.settings.topic(n): n for n in REPLICATED}
+        self.decoders = {n: BatchDecoder(topic_spec(n).schema) for n in REPLICATED}
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="tradeguard-controls", daemon=True)
+        self.ignored = 0
+
+    def _run(self) -> None:
+        consumer = reader(self.ctx.settings)
+        try:
+            parts = self._start_positions(consumer)
+            consumer.assign(parts)
+            eof: set[tuple[str, int]] = set()
+            wanted = {(tp.topic, tp.partition) for tp in parts}
+            ready = False
+            while not self.stop.is_set():
+                messages = consumer.consume(5000, 0.2)
+                by_topic: dict[str, list[Any]] = {}
+                for msg in messages:
+                    err = msg.error()
+                    if err is not None:
+                        if err.code() == KafkaError._PARTITION_EOF:
+                            eof.add((msg.topic(), msg.partition()))
+                        continue
+                    eof.discard((msg.topic(), msg.partition()))
+                    by_topic.setdefault(self.names[msg.topic()], []).append(msg)
+                if by_topic:
+                    self.loop.call_soon_threadsafe(self._apply, by_topic)
+                # Caught up: every partition at EOF *and* a fetch came back empty, because
+                # some brokers (the embedded Tansu) report end offsets short of the end.
+                if not ready and not messages and eof >= wanted:
+                    ready = True
+                    self.loop.call_soon_threadsafe(self._ready)
+        except Exception:  # pragma: no cover - reported and re-raised for the supervisor
+            log.exception("control board reader failed")
+            raise
+        finally:
+            consumer.close()
+
+    def _start_positions(self, consumer) -> list[TopicPartition]:
+        parts = []
+        since = int(time.time() * 1000) - INFRA_LOOKBACK_MS
+        for full, name in self.names.items():
+            meta = consumer.list_topics(full, timeout=10).topics.get(full)
+            if meta is None or meta.error is not None or not meta.partitions:
+                raise RuntimeError(f"topic {full} does not exist: run `tradeguard topics create`")
+            for p in meta.partitions:
+                if name == "auth.events":  # logins only as far back as the window reaches
+                    found = consumer.offsets_for_times([TopicPartition(full, p, since)],
+                                                       timeout=10)[0]
+                    offset = found.offset if found.offset >= 0 else OFFSET_END
+                    parts.append(TopicPartition(full, p, offset))
+                else:
+                    parts.append(TopicPartition(full, p, OFFSET_BEGINNING))
+        return parts
+
+    def _apply(self, by_topic: dict[str, list[Any]]) -> None:
+        shared = self.ctx.shared
+        for name, messages in by_topic.items():
+            records, bad = self.decoders[name].decode_many([m.value() for m in messages])
+            if bad and name != "auth.events":  # the engine dead-letters bad logins, once
+                # Compacted topics are written by us, the CLI and the console; a bad
+                # record is logged and counted here (the board must not stop), never
+                # silently dropped.
+                for i, error in bad:
+                    self.ignored += 1
+                    self.ctx.metrics.observe_deadletter(name, error)
+                    log.error("ignored bad %s record at %d@%d: %s", name,
+                              messages[i].partition(), messages[i].offset(), error)
+            if name == "auth.events":
+                shared.infra.observe(records)
+            elif name == "controls.tickers":
+                for r in records:
+                    shared.board.apply_ticker(to_dict(r))
+            elif name == "controls.accounts":
+                for r in records:
+                    shared.board.apply_account(to_dict(r))
+            else:
+                shared.apply_profiles(records)
+
+    def _ready(self) -> None:
+        board = self.ctx.shared.board
+        self.ctx.board_ready.set()
+        log.info("control board restored: %d halts, %d account controls",
+                 len(board.active_halts(int(time.time() * 1000))), len(board.account_controls()))
 
 
 def register(ctx: WorkerContext) -> None:
@@ -31,92 +131,14 @@ def register(ctx: WorkerContext) -> None:
 
     @app.task
     async def replicate_controls() -> None:
-        names = {ctx.settings.topic(n): n for n in REPLICATED}
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=ctx.settings.bootstrap_servers, enable_auto_commit=False,
-            group_id=None, fetch_max_wait_ms=ctx.settings.fetch_max_wait_ms,
-            **ctx.aiokafka_security())
-        await consumer.start()
+        replica = ControlReplica(ctx, asyncio.get_running_loop())
+        replica.thread.start()
         try:
-            parts = [TopicPartition(t, p) for t in names
-                     for p in (consumer.partitions_for_topic(t) or await _partitions(consumer, t))]
-            consumer.assign(parts)
-            await consumer.seek_to_beginning(*parts)
-            logins = [tp for tp in parts if names[tp.topic] == "auth.events"]
-            if logins:  # logins only as far back as the infrastructure window reaches
-                since = int(time.time() * 1000) - INFRA_LOOKBACK_MS
-                found = await consumer.offsets_for_times({tp: since for tp in logins})
-                for tp in logins:
-                    if found.get(tp) is not None:
-                        consumer.seek(tp, found[tp].offset)
-                    else:
-                        await consumer.seek_to_end(tp)
-            end = await consumer.end_offsets(parts)
-            while True:
-                batches = await consumer.getmany(timeout_ms=200, max_records=5000)
-                for tp, messages in batches.items():
-                    for msg in messages:
-                        _apply(ctx, names[tp.topic], msg)
-                # Caught up: past the end offsets *and* a fetch came back empty, because
-                # some brokers (the embedded Tansu) report end offsets short of the end.
-                if (not ctx.board_ready.is_set() and not batches
-                        and all([await consumer.position(tp) >= end[tp] for tp in parts])):
-                    ctx.board_ready.set()
-                    log.info("control board restored: %d halts, %d account controls",
-                             len(ctx.board.active_halts(now_ms())),
-                             len(ctx.board.account_controls()))
+            while replica.thread.is_alive():
+                await asyncio.sleep(0.5)
+            raise RuntimeError("the control board reader stopped")
         finally:
-            await consumer.stop()
-
-    @app.timer(interval=1.0)
-    async def release_expired_halts() -> None:
-        """Publish a release for every expired halt on a ticker this worker owns.
-
-        The owner is the worker assigned the ticker's ``tickers.flow`` partition,
-        so exactly one worker releases each ticker, the same one that halts it.
-        """
-        flow = ctx.settings.topic("tickers.flow")
-        owned = {tp.partition for tp in app.consumer.assignment() if tp.topic == flow}
-        for halt in ctx.board.expired_halts(now_ms()):
-            if _partition_of(halt["ticker"], ctx.settings.partitions) not in owned:
-                continue
-            release = {"ticker": halt["ticker"], "action": "release",
-                       "reason": "halt expired", "evidence": {"halt_ts": halt["ts"]},
-                       "expires_at": None, "source": "engine", "ts": now_ms()}
-            ctx.board.apply_ticker(release)
-            await ctx.send("controls.tickers", halt["ticker"], release)
-            ctx.counters["halt_releases"] += 1
+            replica.stop.set()
 
 
-def _partition_of(key: str, partitions: int) -> int:
-    """The partition the Java/aiokafka default partitioner (murmur2) puts ``key`` in."""
-    return (murmur2(key.encode("utf-8")) & 0x7FFFFFFF) % partitions
-
-
-async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
-    await consumer._client.force_metadata_update()
-    found = consumer.partitions_for_topic(topic)
-    if not found:
-        raise RuntimeError(f"topic {topic} does not exist: run `tradeguard topics create`")
-    return found
-
-
-def _apply(ctx: WorkerContext, name: str, msg) -> None:
-    try:
-        record = ctx.schema(name).decode(msg.value)
-    except RecordError as exc:
-        if name == "auth.events":
-            return  # the accounts agent dead-letters it, once, with the reason
-        # Compacted topics are written by us and the CLI; a bad one is logged and
-        # skipped here (the board must not stop), never silently.
-        ctx.counters[f"deadletter:{name}"] += 1
-        log.error("ignored bad %s record at %d@%d: %s", name, msg.partition, msg.offset, exc)
-        return
-    if name == "auth.events":
-        ctx.infra.observe([record])
-    elif name == "controls.tickers":
-        ctx.board.apply_ticker(record)
-    elif name == "controls.accounts":
-        ctx.board.apply_account(record)
-    else:
-        ctx.profiles[record["ticker"]] = (record["adv_value"], record["last_price"])
+assert RecordError  # bad records are reported through the decoder's RecordError

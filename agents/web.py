@@ -17,9 +17,10 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from agents.context import WorkerContext, now_ms
-from streams.topics import TOPICS
-from tradeguard.runtime.metrics import MetricFamily, counter_families, render
+from prometheus_client import Gauge
+
+from agents.context import WorkerContext
+from tradeguard.runtime.metrics import CONTENT_TYPE
 
 __all__ = ["Heartbeat", "register"]
 
@@ -28,9 +29,6 @@ log = logging.getLogger("tradeguard.web")
 #: A beat older than this means the loop was blocked that long: a wedged worker.
 #: Far above any batch (milliseconds), below the liveness probe's failure window.
 STALL_AFTER_S = 10.0
-#: Lag look-ups go through the consumer thread and the broker; a scrape must not hang.
-LAG_TIMEOUT_S = 5.0
-PROMETHEUS_TEXT = "text/plain; version=0.0.4"
 
 
 @dataclass
@@ -80,51 +78,70 @@ def liveness(ctx: WorkerContext, hb: Heartbeat, now: float) -> dict[str, Any]:
         "event_loop": not hb.stalled(now, STALL_AFTER_S),
         "agents": not crashed,
         "app": not ctx.app.crashed,
+        "engine": not getattr(ctx.engine, "crashed", False),
     }
     return {"live": all(checks.values()), "checks": checks, "crashed_agents": crashed,
             "heartbeat_age_s": round(now - hb.last, 3), "loop_lag_s": round(hb.lag_s, 3)}
 
 
 def readiness(ctx: WorkerContext, live: bool) -> dict[str, Any]:
-    app = ctx.app
-    assigned = _assignment(ctx)
+    engine = ctx.engine
+    pipe = getattr(engine, "pipe", None)
+    assigned = set(pipe.assignment) if pipe is not None else set()
     checks = {
         "live": live,
-        "partitions_assigned": bool(assigned),
-        "rebalance_done": not app.rebalancing,
         "control_board_restored": ctx.board_ready.is_set(),
-        "consuming": bool(assigned) and app.consumer.can_resume_flow.is_set(),
+        "consuming": bool(getattr(engine, "started_consuming", False)),
+        "partitions_assigned": bool(assigned),
     }
-    return {"ready": all(checks.values()), "checks": checks, "partitions": len(assigned)}
+    return {"ready": all(checks.values()), "checks": checks,
+            "partitions": len({p for _, p in assigned})}
 
 
-def _assignment(ctx: WorkerContext) -> set:
-    """Assigned partitions of registry topics (Faust's own leader topic left out)."""
-    ours = {ctx.settings.topic(t.name) for t in TOPICS}
-    try:
-        return {tp for tp in ctx.app.consumer.assignment() if tp.topic in ours}
-    except Exception:  # consumer thread not started yet (ConsumerNotStarted)
-        return set()
+def consumer_lag(ctx: WorkerContext) -> dict[tuple[str, int], int]:
+    """Per assigned partition: the highwater the last fetch carried minus the next offset to
+    decide (no broker round trip; partitions not fetched yet are left out)."""
+    pipe = getattr(ctx.engine, "pipe", None)
+    if pipe is None:
+        return {}
+    out = {}
+    from confluent_kafka import TopicPartition
 
-
-async def consumer_lag(ctx: WorkerContext) -> dict[tuple[str, int], int]:
-    """Per assigned partition: highwater minus the consumer's position (records not yet read).
-
-    The highwater is the one the last fetch response carried (no extra broker
-    round trip); a partition not fetched yet has none and is left out.
-    """
-    consumer = ctx.app.consumer
-    highwaters = {tp: hw for tp in _assignment(ctx) if (hw := consumer.highwater(tp)) is not None}
-    tps = sorted(highwaters)
-    positions = await asyncio.gather(*(consumer.position(tp) for tp in tps))
-    return {(tp.topic, tp.partition): max(0, highwaters[tp] - pos)
-            for tp, pos in zip(tps, positions) if pos is not None}
+    for topic, partition in sorted(pipe.assignment):
+        try:
+            _, high = pipe.consumer.get_watermark_offsets(TopicPartition(topic, partition),
+                                                          cached=True)
+        except Exception:  # not fetched yet, or mid-rebalance
+            continue
+        position = pipe.positions.get((topic, partition))
+        if high is not None and high >= 0 and position is not None:
+            out[(topic, partition)] = max(0, high - position)
+    return out
 
 
 def register(ctx: WorkerContext) -> Heartbeat:
     """Add the heartbeat task and the three views to ``ctx.app``."""
     app = ctx.app
     hb = Heartbeat(interval_s=1.0, started=time.monotonic())
+    r = ctx.metrics.registry
+    gauges = {
+        "halts": Gauge("tradeguard_active_ticker_halts", "Tickers with a buy halt in force.",
+                       registry=r),
+        "controls": Gauge("tradeguard_active_account_controls",
+                          "Accounts under a step-up or freeze, by action.", ["action"],
+                          registry=r),
+        "ready": Gauge("tradeguard_ready", "1 when /readyz would answer 200.", registry=r),
+        "partitions": Gauge("tradeguard_assigned_partitions",
+                            "Input partitions assigned to this worker.", registry=r),
+        "loop_lag": Gauge("tradeguard_event_loop_lag_seconds",
+                          "How late the last 1 s heartbeat fired.", registry=r),
+        "lag": Gauge("tradeguard_consumer_lag",
+                     "Records not yet decided per assigned partition (highwater - position).",
+                     ["topic", "partition"], registry=r),
+        "snapshot_age": Gauge("tradeguard_last_snapshot_age_seconds",
+                              "Seconds since this worker last wrote a state snapshot.",
+                              registry=r),
+    }
 
     @app.task
     async def heartbeat() -> None:
@@ -146,46 +163,29 @@ def register(ctx: WorkerContext) -> Heartbeat:
 
     @app.page("/metrics")
     async def metrics(web, request):
-        text = render(await _families(ctx, hb))
-        return web.text(text, content_type=PROMETHEUS_TEXT)
+        _scrape(ctx, hb, gauges)
+        return web.bytes(ctx.metrics.exposition(), content_type=CONTENT_TYPE.split(";")[0])
 
     return hb
 
 
-async def _families(ctx: WorkerContext, hb: Heartbeat) -> list[MetricFamily]:
-    now = now_ms()
-    fams = counter_families(ctx.counters)
-    fams += ctx.metrics.families()
-    if ctx.last_snapshot_at is not None:  # absent until a snapshot exists: never faked
-        fams.append(MetricFamily("tradeguard_last_snapshot_age_seconds", "gauge",
-                                 "Seconds since this worker last wrote a state snapshot.")
-                    .add(round(max(0.0, now / 1000.0 - ctx.last_snapshot_at), 3)))
-    halts = ctx.board.active_halts(now)
-    fams.append(MetricFamily("tradeguard_active_ticker_halts", "gauge",
-                             "Tickers with a buy halt in force.").add(len(halts)))
-    controls = MetricFamily("tradeguard_active_account_controls", "gauge",
-                            "Accounts under a step-up or freeze, by action.")
-    by_action: dict[str, int] = {"step_up": 0, "freeze": 0}
-    for c in ctx.board.account_controls():
+def _scrape(ctx: WorkerContext, hb: Heartbeat, gauges: dict[str, Gauge]) -> None:
+    """Values read at scrape time: controls in force, readiness, lag."""
+    now = int(time.time() * 1000)
+    board = ctx.shared.board
+    gauges["halts"].set(len(board.active_halts(now)))
+    by_action = {"step_up": 0, "freeze": 0}
+    for c in board.account_controls():
         by_action[c["action"]] = by_action.get(c["action"], 0) + 1
-    for action, n in sorted(by_action.items()):
-        controls.add(n, action=action)
-    fams.append(controls)
-
+    for action, n in by_action.items():
+        gauges["controls"].labels(action=action).set(n)
     ready = readiness(ctx, liveness(ctx, hb, time.monotonic())["live"])
-    fams.append(MetricFamily("tradeguard_ready", "gauge", "1 when /readyz would answer 200.")
-                .add(int(ready["ready"])))
-    fams.append(MetricFamily("tradeguard_assigned_partitions", "gauge",
-                             "Input partitions assigned to this worker.").add(ready["partitions"]))
-    fams.append(MetricFamily("tradeguard_event_loop_lag_seconds", "gauge",
-                             "How late the last 1 s heartbeat fired.").add(round(hb.lag_s, 6)))
-    lag = MetricFamily("tradeguard_consumer_lag", "gauge",
-                       "Records not yet read per assigned partition (highwater - position).")
-    try:
-        for (topic, partition), n in sorted(
-                (await asyncio.wait_for(consumer_lag(ctx), LAG_TIMEOUT_S)).items()):
-            lag.add(n, topic=topic, partition=str(partition))
-    except Exception as exc:  # broker slow or rebalancing: omit lag, keep the rest
-        log.warning("consumer lag unavailable for this scrape: %r", exc)
-    fams.append(lag)
-    return fams
+    gauges["ready"].set(int(ready["ready"]))
+    gauges["partitions"].set(ready["partitions"])
+    gauges["loop_lag"].set(round(hb.lag_s, 6))
+    gauges["lag"].clear()
+    for (topic, partition), n in consumer_lag(ctx).items():
+        gauges["lag"].labels(topic=topic, partition=str(partition)).set(n)
+    last = getattr(ctx.engine, "last_snapshot_at", None)
+    if last is not None:  # absent until a snapshot exists: never faked
+        gauges["snapshot_age"].set(round(max(0.0, time.time() - last), 3))

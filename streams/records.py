@@ -170,7 +170,10 @@ DECISION = RecordSchema(
         ),
         Field("score", "number", "Risk score in [0, 1].", minimum=0, maximum=1),
         Field("reasons", "array", "Top reasons, strongest first.", items=_REASONS),
-        Field("model_version", "string", "Version of the scoring models and policy used."),
+        Field("model_version", "string", "Versions of the scoring models that scored it."),
+        Field("policy_version", "string",
+              "Content hash of the policy in force (thresholds and weights), e.g. "
+              "policy-f2b2c196b5fb: with model_version, what it takes to replay the decision."),
         Field("order_ts", "integer", "The order's own ts, copied.", minimum=0),
         Field("ts", "integer", _ENGINE_TS, minimum=0),
     ),
@@ -283,7 +286,9 @@ SNAPSHOT_MANIFEST = RecordSchema(
     "`state.snapshots` (compacted), key `kind/partition`; the zlib-compressed state itself is in "
     "binary chunks keyed `kind/partition@slot#i`, each prefixed by its 8-byte generation.",
     (
-        Field("kind", "string", "accounts or tickers.", enum=("accounts", "tickers")),
+        Field("kind", "string", "partition: the whole decision core of one input partition "
+              "(accounts and tickers: the layout before it).",
+              enum=("partition", "accounts", "tickers")),
         Field("partition", "integer", "Input partition.", minimum=0),
         Field("generation", "integer", "Snapshot number, counting up.", minimum=1),
         Field("slot", "integer", "Which of the two chunk slots holds it.", minimum=0, maximum=1),

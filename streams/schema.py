@@ -67,11 +67,11 @@ class Field:
         if self.enum and value not in self.enum:
             raise RecordError(f"must be one of {list(self.enum)}, got {value!r}", self.name)
         if self.exclusive_minimum is not None and not value > self.exclusive_minimum:
-            raise RecordError(f"must be > {self.exclusive_minimum:g}, got {value!r}", self.name)
+            raise RecordError(f"must be > {_n(self.exclusive_minimum)}, got {value!r}", self.name)
         if self.minimum is not None and value < self.minimum:
-            raise RecordError(f"must be >= {self.minimum:g}, got {value!r}", self.name)
+            raise RecordError(f"must be >= {_n(self.minimum)}, got {value!r}", self.name)
         if self.maximum is not None and value > self.maximum:
-            raise RecordError(f"must be <= {self.maximum:g}, got {value!r}", self.name)
+            raise RecordError(f"must be <= {_n(self.maximum)}, got {_short(value)}", self.name)
         if self.max_length is not None and len(value) > self.max_length:
             raise RecordError(f"longer than {self.max_length} characters", self.name)
         if self.type == "string" and not value and self.required:
@@ -98,6 +98,16 @@ class Field:
         return base
 
 
+def _n(bound: float) -> str:
+    """A bound as written: 946684800000, not 9.46685e+11."""
+    return str(int(bound)) if float(bound).is_integer() else f"{bound:g}"
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:20]}...({len(text)} digits)"
+
+
 def _json_type(value: Any) -> str:
     for name, types in _PY_TYPES.items():
         if isinstance(value, types) and not (isinstance(value, bool) and name != "boolean"):
@@ -117,6 +127,9 @@ class RecordSchema:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_by_name", {f.name: f for f in self.fields})
+
+    def field(self, name: str) -> Field | None:
+        return self._by_name.get(name)
 
     def validate(self, obj: Any) -> dict[str, Any]:
         """Check a parsed JSON value; return a dict with every declared field present.

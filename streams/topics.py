@@ -14,11 +14,12 @@ and its orders. confluent-kafka producers must set
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from streams import records
 from streams.schema import RecordSchema
 
-__all__ = ["TOPICS", "TopicSpec", "topic", "topic_names"]
+__all__ = ["TOPICS", "TopicSpec", "partition_for", "topic", "topic_names"]
 
 DAY_MS = 24 * 3600 * 1000
 
@@ -97,3 +98,40 @@ def topic(name: str) -> TopicSpec:
 
 def topic_names(prefix: str = "") -> list[str]:
     return [t.full_name(prefix) for t in TOPICS]
+
+
+@lru_cache(maxsize=1 << 16)
+def partition_for(key: str, partitions: int) -> int:
+    """The partition the Java client's default partitioner (murmur2) puts ``key`` in.
+
+    >>> partition_for("acct-000042", 8), partition_for("7203", 8)
+    (2, 5)
+    """
+    data = key.encode("utf-8")
+    return (_murmur2(data) & 0x7FFFFFFF) % partitions
+
+
+def _murmur2(data: bytes) -> int:
+    """Kafka's murmur2 (seed 0x9747b28c), as org.apache.kafka.common.utils.Utils.murmur2."""
+    length, m, r = len(data), 0x5BD1E995, 24
+    h = (0x9747B28C ^ length) & 0xFFFFFFFF
+    for i in range(0, length - length % 4, 4):
+        k = int.from_bytes(data[i:i + 4], "little")
+        k = (k * m) & 0xFFFFFFFF
+        k ^= k >> r
+        k = (k * m) & 0xFFFFFFFF
+        h = (h * m) & 0xFFFFFFFF
+        h ^= k
+    tail = length % 4
+    if tail:
+        rest = data[length - tail:]
+        if tail == 3:
+            h ^= rest[2] << 16
+        if tail >= 2:
+            h ^= rest[1] << 8
+        h ^= rest[0]
+        h = (h * m) & 0xFFFFFFFF
+    h ^= h >> 13
+    h = (h * m) & 0xFFFFFFFF
+    h ^= h >> 15
+    return h

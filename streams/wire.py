@@ -15,7 +15,7 @@ A bad value costs its own dead letter and nothing else:
 >>> good = b'{"ticker": "7203", "price": 2500.5, "qty": 100, "ts": 1744761600000}'
 >>> records, bad = decoder.decode_many([good, b'{"ticker": "7203", "qty": -1}', b"\\xff"])
 >>> [r.ticker for r in records], [(i, str(e)) for i, e in bad]   # doctest: +NORMALIZE_WHITESPACE
-(['7203'], [(1, 'qty: expected int >= 1'),
+(['7203'], [(1, 'qty: must be > 0, got -1'),
             (2, 'malformed JSON: invalid character (byte 0)')])
 """
 
@@ -28,7 +28,7 @@ import msgspec
 
 from streams.schema import Field, RecordError, RecordSchema
 
-__all__ = ["BatchDecoder", "record_type", "to_dict"]
+__all__ = ["BatchDecoder", "encode_decisions", "encode_flows", "record_type", "to_dict"]
 
 _BASE = {"string": str, "integer": int, "number": float, "boolean": bool,
          "array": list, "object": dict}
@@ -103,12 +103,19 @@ def _record_error(exc: Exception) -> RecordError:
         reason = text[: at.start()]
         return RecordError(_reword(reason), at.group(1))
     if text.startswith("Expected `object`"):
-        return RecordError(f"expected a JSON object, got {text.split('got `')[-1].rstrip('`')}")
+        got = text.split("got `")[-1].rstrip("`")
+        return RecordError(f"expected a JSON object, got {_JSON_NAMES.get(got, got)}")
     return RecordError(text)
 
 
+_JSON_NAMES = {"int": "integer", "str": "string", "float": "number", "bool": "boolean",
+               "dict": "object", "list": "array"}
+_WORD = re.compile(r"\b(int|str|float|bool|dict|list)\b")
+
+
 def _reword(reason: str) -> str:
-    reason = reason.replace("`", "")
+    """msgspec's words for types, in JSON Schema's (the contract gateways read)."""
+    reason = _WORD.sub(lambda m: _JSON_NAMES[m.group(1)], reason.replace("`", ""))
     return reason[0].lower() + reason[1:] if reason else reason
 
 
@@ -127,7 +134,20 @@ class BatchDecoder:
         try:
             return self._one.decode(value)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            raise _record_error(exc) from None
+            raise self._explain(value, exc) from None
+
+    def _explain(self, value: bytes, exc: Exception) -> RecordError:
+        """The error, worded by the field's own check where it can say more (the bad value)."""
+        error = _record_error(exc)
+        f = self.schema.field(error.field) if error.field else None
+        if f is not None and isinstance(exc, msgspec.ValidationError):
+            try:
+                f.check(msgspec.json.decode(value)[f.name])
+            except RecordError as precise:
+                return precise
+            except Exception:  # noqa: BLE001 - keep msgspec's wording
+                pass
+        return error
 
     def decode_many(self, values: Sequence[bytes | None]
                     ) -> tuple[list[msgspec.Struct], list[tuple[int, RecordError]]]:
@@ -143,5 +163,56 @@ class BatchDecoder:
                 records.append(decode(value))
             except (msgspec.DecodeError, msgspec.ValidationError, TypeError) as exc:
                 bad.append((i, RecordError("record has no value (tombstone)") if value is None
-                            else _record_error(exc)))
+                            else self._explain(value, exc)))
         return records, bad
+
+
+class _Decision(msgspec.Struct, gc=False):
+    """The ``decisions`` value as it is encoded (field order as in streams/records.py)."""
+
+    order_id: str
+    account_id: str
+    ticker: str
+    side: str
+    action: str
+    score: float
+    reasons: msgspec.Raw
+    model_version: str
+    policy_version: str
+    order_ts: int
+    ts: int
+
+
+class _Flow(msgspec.Struct, gc=False):
+    """The ``tickers.flow`` value as it is encoded."""
+
+    ticker: str
+    account_id: str
+    side: str
+    order_id: str
+    notional: float
+    account_risk: float
+    ts: int
+
+
+_ENCODER = msgspec.json.Encoder()
+_ACTION_NAMES = ("allow", "hold", "block")
+
+
+def encode_decisions(block: Any, now_ms: int) -> list[bytes]:
+    """One ``decisions`` value per row of a ``tradeguard.core.DecisionBlock``; ``ts`` = now_ms."""
+    encode, raw = _ENCODER.encode, msgspec.Raw
+    policy = block.policy_version
+    return [encode(_Decision(o, a, t, s, _ACTION_NAMES[c], sc, raw(r), m, policy, ot, now_ms))
+            for o, a, t, s, c, sc, r, m, ot in zip(
+                block.order_id, block.account_id, block.ticker, block.side,
+                block.action.tolist(), block.score.tolist(), block.reasons,
+                block.model_version, block.order_ts.tolist())]
+
+
+def encode_flows(block: Any) -> list[bytes]:
+    """One ``tickers.flow`` value per row of a ``tradeguard.core.FlowBlock``."""
+    encode = _ENCODER.encode
+    return [encode(_Flow(t, a, s, o, n, r, ts)) for t, a, s, o, n, r, ts in zip(
+        block.ticker, block.account_id, block.side, block.order_id, block.notional.tolist(),
+        block.account_risk.tolist(), block.ts.tolist())]

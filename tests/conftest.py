@@ -27,7 +27,9 @@ def engine_settings(broker, tmp_path) -> Settings:
     tag = uuid.uuid4().hex[:8]
     settings = Settings.from_env(
         env={}, broker=broker.url, topic_prefix=f"t{tag}.", app_id=f"tradeguard-{tag}",
-        partitions=4, web_port=free_port(), web_host="127.0.0.1", state_dir=tmp_path / "state")
+        partitions=4, web_port=free_port(), web_host="127.0.0.1", state_dir=tmp_path / "state",
+        # The tests replay scripted sessions with fixed timestamps: no bound on event age.
+        max_event_age_s=0)
     create_topics(settings)
     return settings
 

@@ -63,7 +63,7 @@ def test_every_workload_record_is_valid_for_the_contract():
     for trade in w.trades:
         TRADE.validate(trade)
     for i, order in enumerate(w.orders):
-        ORDER.validate({**order, "order_id": workload.order_id("r5000", i), "ts": 1})
+        ORDER.validate({**order, "order_id": workload.order_id("r5000", i), "ts": 1_760_000_000_000})
     run, _, seq = workload.order_id("r5000", 42).rpartition("-")
     assert (run, int(seq)) == ("r5000", 42)
 

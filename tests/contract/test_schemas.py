@@ -42,7 +42,7 @@ def test_json_schema_describes_required_fields_and_constraints():
 
 
 VALID_ORDER = {"order_id": "o1", "account_id": "a1", "ticker": "7203", "side": "buy", "qty": 100,
-               "price": 2500.0, "margin": False, "session_id": None, "ts": 1}
+               "price": 2500.0, "margin": False, "session_id": None, "ts": 1_760_000_000_000}
 
 
 @pytest.mark.parametrize("mutation, message", [
@@ -53,7 +53,10 @@ VALID_ORDER = {"order_id": "o1", "account_id": "a1", "ticker": "7203", "side": "
     ({"price": "12"}, "price: expected number, got string"),
     ({"side": "SELL"}, "side: must be one of ['buy', 'sell'], got 'SELL'"),
     ({"margin": "no"}, "margin: expected boolean, got string"),
-    ({"ts": -5}, "ts: must be >= 0, got -5"),
+    ({"ts": -5}, "ts: must be >= 946684800000, got -5"),
+    ({"ts": 0}, "ts: must be >= 946684800000, got 0"),
+    ({"ts": 2**62}, "ts: must be <= 4102444800000, got 4611686018427387904"),
+    ({"ts": 10**15}, "ts: must be <= 4102444800000, got 1000000000000000"),
     ({"account_id": ""}, "account_id: must not be empty"),
     ({"order_id": None}, "order_id: must not be null"),
     ({"order_type": "iceberg"}, "order_type: must be one of"),
@@ -83,7 +86,7 @@ orders = st.fixed_dictionaries({
     "ticker": st.text(min_size=1, max_size=10), "side": st.sampled_from(["buy", "sell"]),
     "qty": st.integers(1, 10**9), "price": st.none() | st.floats(0.01, 1e7),
     "margin": st.booleans(), "session_id": st.none() | st.text(min_size=1, max_size=30),
-    "ts": st.integers(0, 2**53),
+    "ts": st.integers(946_684_800_000, 4_102_444_800_000),
 })
 
 
@@ -114,4 +117,5 @@ def test_arbitrary_bytes_never_escape_as_anything_but_record_error(raw):
 
 
 def test_trade_schema_accepts_a_print():
-    assert TRADE.validate({"ticker": "7203", "price": 2500.5, "qty": 100, "ts": 5})["qty"] == 100
+    assert TRADE.validate({"ticker": "7203", "price": 2500.5, "qty": 100,
+                           "ts": 1_760_000_000_000})["qty"] == 100

@@ -8,7 +8,10 @@ from worker_probe import parse_exposition
 
 from agents.web import Heartbeat, crashed_agents
 from streams.schema import RecordError
-from tradeguard.runtime.metrics import EngineMetrics, MetricFamily, counter_families, render
+import numpy as np
+
+from tradeguard.core.blocks import DecisionBlock
+from tradeguard.runtime.metrics import EngineMetrics
 
 
 def _agent(name: str, *actors, should_stop: bool = False):
@@ -43,33 +46,50 @@ def test_a_heartbeat_older_than_the_limit_is_a_stall_and_late_beats_are_lag():
     assert round(hb.lag_s, 3) == 15.99 and not hb.stalled(now=20.5, after_s=10.0)
 
 
-def test_exposition_escapes_labels_and_every_series_has_a_type():
-    fam = MetricFamily("tradeguard_x_total", "counter", 'help with "quotes"\nand a newline')
-    fam.add(3, topic='a"b\\c\nd')
-    text = render([fam])
-    assert '# HELP tradeguard_x_total help with "quotes"\\nand a newline' in text
-    assert 'tradeguard_x_total{topic="a\\"b\\\\c\\nd"} 3' in text
-    samples = parse_exposition(text)
-    assert list(samples.values()) == [3.0]
+def _decisions(actions, order_ts, version="hst-v1/w3;logreg-v1+0"):
+    n = len(actions)
+    return DecisionBlock(order_id=[f"o{i}" for i in range(n)], account_id=["a"] * n,
+                         ticker=["7203"] * n, side=["buy"] * n,
+                         action=np.array(actions, dtype=np.int8), score=np.zeros(n),
+                         reasons=[b"[]"] * n, model_version=[version] * n,
+                         policy_version="policy-x", order_ts=np.array(order_ts, dtype=np.int64))
 
 
 def test_engine_metrics_render_as_valid_exposition():
     m = EngineMetrics()
-    m.observe_decisions([{"order_ts": 1000, "model_version": "v1"}] * 3, now_ms=1030)
-    m.observe_batch("accounts", 3)
+    m.observe_decisions(_decisions([0, 0, 2], [1000, 1000, 1000]), now_ms=1030)
+    m.observe_step(records=3, decided=3, seconds=0.002)
     m.observe_deadletter("orders", RecordError("malformed JSON: unexpected end"))
     m.observe_deadletter("orders", RecordError("required field is missing", "ticker"))
-    fams = counter_families({"orders": 3, "decision:allow": 2, "decision:block": 1,
-                             "deadletter:orders": 2}) + m.families()
-    samples = parse_exposition(render(fams))
-    assert all(name.startswith("tradeguard_") for name, _ in samples)
+    m.observe_controls("controls.tickers", [{"action": "halt_buys"}, {"action": "release"}])
+    samples = parse_exposition(m.exposition().decode())
+    ours = {name for name, _ in samples if name.startswith("tradeguard_")}
+    assert ours and all(name.startswith(("tradeguard_", "process_", "python_"))
+                        for name, _ in samples)
     get = lambda name, **labels: samples[(name, frozenset(labels.items()))]  # noqa: E731
+    assert get("tradeguard_decisions_total", action="allow") == 2
     assert get("tradeguard_decisions_total", action="hold") == 0
+    assert get("tradeguard_decisions_total", action="block") == 1
     assert get("tradeguard_decision_latency_seconds_bucket", le="0.025") == 0
     assert get("tradeguard_decision_latency_seconds_bucket", le="0.05") == 3
-    assert get("tradeguard_decision_latency_seconds_sum") == 0.09
-    assert get("tradeguard_batch_size_count", agent="accounts") == 1
+    assert abs(get("tradeguard_decision_latency_seconds_sum") - 0.09) < 1e-9
+    assert get("tradeguard_batch_size_count", agent="engine") == 1
     assert get("tradeguard_deadletter_total", topic="orders", reason="missing_field") == 1
     assert get("tradeguard_deadletter_total", topic="orders", reason="malformed_json") == 1
     assert get("tradeguard_invalid_records_total", topic="orders") == 2
-    assert get("tradeguard_model_info", version="v1") == 1
+    assert get("tradeguard_model_info", version="hst-v1/w3;logreg-v1+0") == 1
+    assert get("tradeguard_halts_published_total") == 1
+    assert get("tradeguard_halt_releases_published_total") == 1
+    # prometheus_client's own collectors come with it: process and garbage collector.
+    assert any(name.startswith("process_") for name, _ in samples)
+    assert any(name.startswith("python_gc_") for name, _ in samples)
+
+
+def test_a_new_model_version_replaces_the_old_info_series():
+    m = EngineMetrics()
+    m.observe_decisions(_decisions([0], [0], "v1"), now_ms=1)
+    m.observe_decisions(_decisions([0], [0], "v2"), now_ms=1)
+    samples = parse_exposition(m.exposition().decode())
+    versions = {dict(labels)["version"] for name, labels in samples
+                if name == "tradeguard_model_info"}
+    assert versions == {"v2"}

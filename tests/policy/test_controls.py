@@ -1,4 +1,4 @@
-from tradeguard.surveillance.controls import ControlBoard
+from tradeguard.core.board import ControlBoard
 
 
 def halt(ticker, expires_at, ts=0):

@@ -1,14 +1,16 @@
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tradeguard.surveillance.infrastructure import InfrastructureWatch
+from types import SimpleNamespace
+
+from tradeguard.core.infrastructure import InfrastructureWatch
 
 HOUR = 3_600_000
 
 
 def login(account, ts, ip="203.0.113.1", device=None, event="login_success"):
-    return {"account_id": account, "event": event, "ip": ip, "device_id": device or f"d-{account}",
-            "ts": ts}
+    return SimpleNamespace(account_id=account, event=event, ip=ip,
+                           device_id=device or f"d-{account}", ts=ts)
 
 
 def test_accounts_sharing_an_ip_or_a_device_are_counted():
@@ -52,3 +54,28 @@ def test_the_answer_does_not_depend_on_the_order_logins_arrive_in(events, rnd, a
         other.observe([r])
     assert ([one.shared_accounts(a, at) for a in "abcdef"]
             == [other.shared_accounts(a, at) for a in "abcdef"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(logins, st.lists(st.tuples(st.sampled_from("abcdefg"), st.integers(-1, 4 * HOUR)),
+                        max_size=20))
+def test_the_batch_answer_equals_the_one_by_one_answer(events, orders):
+    """shared_accounts_many has a fast path for unshared logins; it must not change an answer."""
+    watch = InfrastructureWatch()
+    watch.observe([login(a, t, ip=ip) for a, t, ip in events])
+    accounts, times = [a for a, _ in orders], [t for _, t in orders]
+    assert watch.shared_accounts_many(accounts, times) == [
+        watch.shared_accounts(a, t) for a, t in orders]
+
+
+@settings(max_examples=200, deadline=None)
+@given(logins, st.integers(0, 4 * HOUR), st.integers(1, 3 * HOUR))
+def test_logins_after_the_order_do_not_change_its_answer(events, at, later_by):
+    """A restored worker replays old orders with later logins already indexed: same answer."""
+    records = [login(a, t, ip=ip) for a, t, ip in events]
+    then, now = InfrastructureWatch(), InfrastructureWatch()
+    then.observe([r for r in records if r.ts <= at])
+    later = {a: ip for a, _, ip in events}  # one later login per account, within KEEP_LOGINS
+    now.observe(records + [login(a, at + later_by, ip=ip) for a, ip in later.items()])
+    assert ([then.shared_accounts(a, at) for a in "abcdef"]
+            == [now.shared_accounts(a, at) for a in "abcdef"])

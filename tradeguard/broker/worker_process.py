@@ -47,6 +47,10 @@ class WorkerProcess:
             "TRADEGUARD_FETCH_MAX_WAIT_MS": str(s.fetch_max_wait_ms),
             "TRADEGUARD_SNAPSHOT_INTERVAL_S": str(s.snapshot_interval_s),
             "TRADEGUARD_ANOMALY_WINDOW": str(s.anomaly_window),
+            "TRADEGUARD_MAX_EVENT_AGE_S": str(s.max_event_age_s),
+            "TRADEGUARD_MAX_EVENT_LEAD_S": str(s.max_event_lead_s),
+            "TRADEGUARD_POLL_MAX": str(s.poll_max),
+            "TRADEGUARD_COMMIT_INTERVAL_S": str(s.commit_interval_s),
         }
 
     @property

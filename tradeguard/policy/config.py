@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 import tomllib
@@ -9,7 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DEFAULT_POLICY_FILE", "PolicyConfig", "PolicyError", "PolicyFile", "Signal"]
+__all__ = ["DEFAULT_POLICY_FILE", "PolicyConfig", "PolicyError", "PolicyFile", "Signal",
+           "policy_version"]
 
 DEFAULT_POLICY_FILE = Path(__file__).with_name("default.toml")
 log = logging.getLogger(__name__)
@@ -41,6 +43,8 @@ class PolicyConfig:
     halt_risky_share: float
     window_s: float
     halt_ttl_s: float
+    #: Content hash of the policy in force (the merged document), carried by every decision.
+    version: str = "policy-unversioned"
 
     @classmethod
     def defaults(cls) -> "PolicyConfig":
@@ -92,12 +96,25 @@ class PolicyConfig:
             halt_risky_share=num("ticker", "halt_risky_share", 0, 1),
             window_s=num("ticker", "window_s", 1),
             halt_ttl_s=num("ticker", "halt_ttl_s", 1),
+            version=policy_version(doc),
         )
         if cfg.hold_at > cfg.block_at:
             raise PolicyError("[order] hold_at must not exceed block_at")
         if cfg.step_up_at > cfg.freeze_at:
             raise PolicyError("[account] step_up_at must not exceed freeze_at")
         return cfg
+
+
+def policy_version(doc: dict[str, Any]) -> str:
+    """``policy-<12 hex>``: a hash of the policy's content, not of its file's bytes.
+
+    Comments, key order and keys restating a default do not change it; any value
+    that changes a decision does.
+    """
+    import orjson
+
+    canonical = orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
+    return "policy-" + hashlib.sha256(canonical).hexdigest()[:12]
 
 
 def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:

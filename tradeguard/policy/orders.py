@@ -34,6 +34,11 @@ class OrderVerdicts:
         return [BLOCK if s >= cfg.block_at else HOLD if s >= cfg.hold_at else ALLOW
                 for s in self.scores.tolist()]
 
+    def action_codes(self, cfg: PolicyConfig) -> np.ndarray:
+        """Action codes (0 allow, 1 hold, 2 block; ``tradeguard.core.blocks.ACTIONS``), as int8."""
+        return ((self.scores >= cfg.hold_at).astype(np.int8)
+                + (self.scores >= cfg.block_at).astype(np.int8))
+
     def action(self, i: int, cfg: PolicyConfig) -> str:
         return self.actions(cfg)[i]
 

@@ -67,6 +67,15 @@ class Settings:
     sasl_password_file: str = ""
     #: CA bundle for TLS to the brokers.
     ssl_cafile: str = ""
+    #: Records the hot path takes from the consumer per poll at most.
+    poll_max: int = 5000
+    #: Seconds between offset commits (only of records whose outputs were delivered).
+    commit_interval_s: float = 0.5
+    #: Event time older than this many seconds before the worker's clock is dead-lettered;
+    #: 0 accepts any age (replaying recorded days, the scorecard).
+    max_event_age_s: float = 7 * 86400.0
+    #: Event time more than this many seconds ahead of the worker's clock is dead-lettered.
+    max_event_lead_s: float = 300.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
@@ -89,6 +98,11 @@ class Settings:
             raise SettingsError(f"TRADEGUARD_WEB_PORT must be 0..65535, got {self.web_port}")
         if self.batch_max < 1:
             raise SettingsError(f"TRADEGUARD_BATCH_MAX must be >= 1, got {self.batch_max}")
+        if self.poll_max < 1:
+            raise SettingsError(f"TRADEGUARD_POLL_MAX must be >= 1, got {self.poll_max}")
+        if self.max_event_age_s < 0 or self.max_event_lead_s < 0:
+            raise SettingsError("TRADEGUARD_MAX_EVENT_AGE_S and TRADEGUARD_MAX_EVENT_LEAD_S "
+                                "must be >= 0")
         if self.log_format not in ("text", "json"):
             raise SettingsError(
                 f"TRADEGUARD_LOG_FORMAT must be text or json, got {self.log_format!r}")
@@ -121,7 +135,12 @@ class Settings:
         return self.sasl_password
 
     def kafka_client_config(self) -> dict[str, str]:
-        """librdkafka (confluent-kafka) connection settings, security included."""
+        """librdkafka (confluent-kafka) connection settings, security included.
+
+        The one place Kafka connection settings are built: every client of the
+        engine, the CLI, the gateway client, the console and the tests start from it
+        (the worker's Faust app runs no Kafka client of its own).
+        """
         conf = {"bootstrap.servers": self.bootstrap_servers,
                 "security.protocol": self.security_protocol}
         if self.security_protocol.startswith("SASL"):

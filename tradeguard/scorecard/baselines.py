@@ -35,8 +35,11 @@ from tradeguard.policy.config import PolicyConfig
 from tradeguard.scorecard.outcome import AccountAction, Halt, Outcome, session_orders
 from tradeguard.runtime.settings import Settings
 from tradeguard.simulator.generate import Session
-from tradeguard.surveillance.accounts import AccountSurveillance
-from tradeguard.surveillance.tickers import TickerSurveillance
+from tradeguard.core import ControlBoard, FlowBlock, typed
+from tradeguard.core.accounts import AccountCore, _runs
+from tradeguard.core.tickers import TickerCore
+
+_NO_BOARD = ControlBoard()  # the baseline halts nothing: an empty board for the ticker side
 
 __all__ = ["RiverRules", "StaticRules", "anomaly_scores", "no_engine", "river_anomaly",
            "run_baselines", "static_rules"]
@@ -112,23 +115,29 @@ def static_rules(session: Session, rules: StaticRules = StaticRules()) -> Outcom
 
 
 def anomaly_scores(session: Session, window: int = Settings().anomaly_window) -> dict[str, float]:
-    """AccountAnomaly's prequential score of every session order, features computed in-process."""
-    accounts = AccountSurveillance(anomaly_window=window)
-    tickers, cfg = TickerSurveillance(), PolicyConfig.defaults()
+    """AccountAnomaly's prequential score of every session order, features computed in-process.
+
+    The engine's own feature plumbing (``AccountCore``: columns and the merged
+    login/order kernel), without its policy; ticker profiles from ``market.trades``
+    as the engine learns them.
+    """
+    accounts, tickers, cfg = AccountCore(anomaly_window=window), TickerCore(), PolicyConfig.defaults()
     scores: dict[str, float] = {}
     for name, run in groupby(session.records, key=lambda tr: tr[0]):
-        records = [r for _, r in run]
+        records = [typed(name, r) for _, r in run]
         if name == "market.trades":
-            for p in tickers.learn_trades(records, cfg, records[-1]["ts"]):
-                accounts.profiles[p["ticker"]] = (p["adv_value"], p["last_price"])
-        elif name == "auth.events":
-            accounts.learn_auth(records)
-        elif name == "orders":
-            # The engine's own feature plumbing, without its policy.
-            features = accounts.features.transform_orders(accounts.order_batch(records))
-            model_scores, _ = accounts.anomaly.score_learn_many(features)
-            scores.update((r["order_id"], float(s)) for r, s in zip(records, model_scores)
-                          if r["ts"] >= session.open_ms)
+            out = tickers.process(records, FlowBlock.empty(), _NO_BOARD, cfg)
+            for p in out.profiles + tickers.close_periods(records[-1].ts):
+                accounts.profiles.apply(p["ticker"], p["ts"], p["adv_value"], p["last_price"])
+        elif name in ("auth.events", "orders"):
+            auth, orders = (records, []) if name == "auth.events" else ([], records)
+            batch = accounts.order_batch(orders)
+            features = accounts.features.process(
+                accounts.auth_batch(auth), batch, _runs([a.ts for a in auth], [o.ts for o in orders]))
+            if orders:
+                model_scores, _ = accounts.anomaly.score_learn_many(features)
+                scores.update((o.order_id, float(s)) for o, s in zip(orders, model_scores)
+                              if o.ts >= session.open_ms)
     return scores
 
 

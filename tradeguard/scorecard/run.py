@@ -217,7 +217,9 @@ def evaluate(scenario_path: str | Path, out_dir: str | Path, broker_url: str | N
             env={} if broker is not None else None,
             broker=broker.url if broker is not None else broker_url,
             topic_prefix=f"eval-{tag}.", app_id=f"tradeguard-eval-{tag}", partitions=partitions,
-            web_port=free_port(), web_host="127.0.0.1", state_dir=workdir / "state")
+            web_port=free_port(), web_host="127.0.0.1", state_dir=workdir / "state",
+            # Scenarios replay a recorded day (2025): no bound on event age.
+            max_event_age_s=0)
         create_topics(settings)
         # Faust keeps its data directory in the working directory unless told otherwise.
         worker = WorkerProcess(settings, out_dir / "worker.log",

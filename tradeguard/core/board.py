@@ -3,8 +3,9 @@
 Fed by the compacted ``controls.tickers`` and ``controls.accounts`` topics,
 which every worker reads in full, so a halt decided on the worker that owns a
 ticker is enforced by every worker that scores a buy of it. Expiry is judged
-at read time: a halt past its ``expires_at`` is not enforced even before its
-release record arrives.
+at read time, in event time: an order is checked against the halts in force
+at its own ``ts``, so a halt past its ``expires_at`` is not enforced even before
+its release record arrives, however fast or slow the records are replayed.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ class ControlBoard:
     >>> board.ticker_halt("9999", now_ms=1_500)["action"]
     'halt_buys'
     >>> board.ticker_halt("9999", now_ms=2_000) is None   # expired
+    True
+    >>> board.ticker_halt("9999", now_ms=999) is None     # an order from before the halt
     True
     """
 
@@ -43,9 +46,9 @@ class ControlBoard:
             self._accounts[record["account_id"]] = record
 
     def ticker_halt(self, ticker: str, now_ms: int) -> dict[str, Any] | None:
-        """The halt in force on ``ticker`` at ``now_ms``, or None."""
+        """The halt in force on ``ticker`` at ``now_ms``: issued at or before it, not expired."""
         halt = self._tickers.get(ticker)
-        if halt is None:
+        if halt is None or now_ms < halt["ts"]:
             return None
         expires = halt.get("expires_at")
         if expires is not None and now_ms >= expires:
@@ -66,3 +69,13 @@ class ControlBoard:
 
     def account_controls(self) -> list[dict[str, Any]]:
         return list(self._accounts.values())
+
+    def has_account_controls(self, accounts: list[str]) -> list[bool]:
+        """For each account: is any control recorded for it? (a batch-wide membership test)"""
+        controlled = self._accounts
+        return [a in controlled for a in accounts]
+
+    def has_ticker_controls(self, tickers: list[str]) -> list[bool]:
+        """For each ticker: is a halt recorded (expired or not)? Confirm with ``ticker_halt``."""
+        halted = self._tickers
+        return [t in halted for t in tickers]

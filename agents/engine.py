@@ -1,0 +1,315 @@
+"""The engine: polls of input records in, the decision core per partition, outputs out.
+
+A Faust service (started and stopped with the app, on SIGTERM too) that loops
+over what ``KafkaPipe`` hands it: one poll of thousands of records is one
+step. Per step: decode each (topic, partition) group with the typed decoder
+(bad records to ``deadletter`` with the reason), drop what a restored snapshot
+already covers, bound event time against the clock, run each partition's
+``PartitionCore``, encode the output blocks and produce them, and queue the
+poll's offsets for commit once they are delivered. The wall clock is read here
+for the decision's ``ts`` (latency) and for metrics; never inside the core.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import time
+from typing import Any
+
+import mode
+import orjson
+
+from agents.pipe import Assigned, Delivery, KafkaPipe, Poll, Revoked
+from agents.state import PartitionState, SnapshotStore, restore_partitions
+from streams.codec import deadletter_record, encode_value
+from streams.schema import RecordError
+from streams.topics import topic as topic_spec
+from streams.wire import BatchDecoder, encode_decisions, encode_flows
+from tradeguard.core import INPUT_TOPICS, Inputs, PartitionCore, Shared
+from tradeguard.core.profiles import PROFILE_LAG_MS
+from tradeguard.policy.config import PolicyFile
+from tradeguard.runtime.metrics import EngineMetrics
+from tradeguard.runtime.settings import Settings
+
+__all__ = ["EngineService", "now_ms"]
+
+log = logging.getLogger("tradeguard.engine")
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class EngineService(mode.Service):
+    """The hot path of one worker."""
+
+    def __init__(self, settings: Settings, shared: Shared, policy: PolicyFile,
+                 metrics: EngineMetrics, board_ready: asyncio.Event, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.settings = settings
+        self.shared = shared
+        self.policy = policy
+        self.metrics = metrics
+        self.board_ready = board_ready
+        self.names = {settings.topic(n): n for n in INPUT_TOPICS}
+        self.decoders = {n: BatchDecoder(topic_spec(n).schema) for n in INPUT_TOPICS}
+        self.out_topics = {n: settings.topic(n) for n in (
+            "decisions", "tickers.flow", "controls.accounts", "controls.tickers",
+            "tickers.profile", "deadletter", "state.snapshots")}
+        self.partitions: dict[int, PartitionState] = {}
+        self.pipe: KafkaPipe | None = None
+        self.snapshots = SnapshotStore(settings)
+        self._snapshot_cursor = 0
+        self.last_snapshot_at: float | None = None
+        self.started_consuming = False
+
+    def _fresh(self) -> PartitionCore:
+        return PartitionCore(self.shared, self.settings.home_market, self.settings.anomaly_window)
+
+    async def on_start(self) -> None:
+        self.add_future(self._start_when_board_ready())
+
+    async def _start_when_board_ready(self) -> None:
+        # Decide nothing before the control board holds every halt and freeze in force.
+        await self.board_ready.wait()
+        # Long-lived state (models, feature arrays, Faust's own objects) never needs the
+        # cyclic collector again: freezing it keeps full collections off the hot path.
+        gc.collect()
+        gc.freeze()
+        self.pipe = KafkaPipe(self.settings, list(self.names), asyncio.get_running_loop())
+        self.pipe.start()
+        self.started_consuming = True
+        self.add_future(self._run())
+        self.add_future(self._commit_loop())
+
+    async def on_stop(self) -> None:
+        pipe = self.pipe
+        if pipe is None:
+            return
+        # Graceful stop: no new polls; what was decided is delivered and committed.
+        pipe._stop.set()
+        await asyncio.get_running_loop().run_in_executor(None, pipe._thread.join, 10)
+        while not pipe.queue.empty():
+            item = pipe.queue.get_nowait()
+            if isinstance(item, Poll):
+                self._step(item)
+        await pipe.drain()
+        pipe._commit_ready(asynchronous=False)
+        pipe.stop()
+        log.info("engine stopped: outputs delivered, offsets committed")
+
+    # -- the loop -------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        pipe = self.pipe
+        assert pipe is not None
+        while not self.should_stop:
+            item = await pipe.queue.get()
+            if isinstance(item, Poll):
+                self._step(item)
+                await self._snapshot_due()
+            elif isinstance(item, Assigned):
+                await self._assigned(item)
+            elif isinstance(item, Revoked):
+                await self._revoked(item)
+
+    async def _commit_loop(self) -> None:
+        pipe = self.pipe
+        assert pipe is not None
+        while not self.should_stop:
+            await asyncio.sleep(self.settings.commit_interval_s)
+            pipe.commit_delivered()
+
+    def _step(self, poll: Poll) -> None:
+        pipe = self.pipe
+        assert pipe is not None
+        started = time.perf_counter()
+        cfg = self.policy.current()
+        delivery = Delivery({})
+        wall = now_ms()
+        oldest = wall - int(self.settings.max_event_age_s * 1000) \
+            if self.settings.max_event_age_s else None
+        newest = wall + int(self.settings.max_event_lead_s * 1000)
+        touched: set[int] = set()
+        for (full, p), messages in poll.records.items():
+            pipe.positions[(full, p)] = messages[-1].offset() + 1
+            state = self.partitions.get(p)
+            if state is None:
+                state = self.partitions[p] = PartitionState(self._fresh())
+            skip = state.skip_below.get(full, 0)
+            if messages[0].offset() < skip:
+                messages = [m for m in messages if m.offset() >= skip]
+                if not messages:
+                    state.next_offsets[full] = max(state.next_offsets.get(full, 0), skip)
+                    continue
+            name = self.names[full]
+            records, bad = self.decoders[name].decode_many([m.value() for m in messages])
+            for i, error in bad:
+                self._deadletter(name, messages[i], error, delivery, wall)
+            if bad:
+                bad_rows = {i for i, _ in bad}
+                messages = [m for i, m in enumerate(messages) if i not in bad_rows]
+            records, messages = self._in_time(name, records, messages, oldest, newest,
+                                              delivery, wall)
+            state.stash(name, records, [m.offset() for m in messages],
+                        messages[-1].offset() + 1 if messages else None)
+            if not messages:  # all dead: nothing to hold back, the offsets can move on
+                state.next_offsets[full] = max(state.next_offsets.get(full, 0),
+                                               poll.records[(full, p)][-1].offset() + 1)
+            touched.add(p)
+            self.metrics.records.labels(topic=name).inc(len(records))
+        # Event-time alignment: records wait while a sibling topic of their partition has
+        # records on the broker this worker has not received yet, so logins, orders,
+        # trades and flow are merged in event time even when catching up on a backlog.
+        lagging = {(self.names[t], p) for t, p in poll.lagging if t in self.names}
+        # Across this worker's partitions: an order waits for the logins of every local
+        # partition up to its time (the shared-infrastructure signal) and for the trades
+        # that close the ticker-profile period it is valued with (one period before it).
+        limits = [self.partitions[p].last_ts("auth.events")
+                  for name, p in lagging if name == "auth.events" and p in self.partitions]
+        limits += [self.partitions[p].last_ts("market.trades") + PROFILE_LAG_MS
+                   for name, p in lagging if name == "market.trades" and p in self.partitions]
+        account_limit = min(limits) if limits else None
+        ready: dict[int, Inputs] = {}
+        now = time.monotonic()
+        for p, state in self.partitions.items():
+            if state.stashed or p in touched:
+                inputs = state.release(lagging, p, now, account_limit)
+                if inputs is not None:
+                    ready[p] = inputs
+        # Every login released is indexed for the shared-infrastructure signal before any
+        # order is decided, whichever partition each is on (the index answers by event
+        # time), so the answer does not depend on the order partitions are walked.
+        for inputs in ready.values():
+            self.shared.infra.observe(inputs.auth)
+        # Ticker sides first: a profile one of them publishes is applied here at once (it
+        # reaches other workers through tickers.profile), so the orders after it see it
+        # as they would had it come back from Kafka, without waiting for the round trip.
+        decided = 0
+        outs = {}
+        for p, inputs in ready.items():
+            outs[p] = self.partitions[p].core.process_tickers(inputs, cfg)
+            self.shared.apply_profiles(outs[p].profiles)
+        for p, inputs in ready.items():
+            out = self.partitions[p].core.process_accounts(inputs, cfg, outs[p])
+            decided += len(out.decisions)
+            self._publish(out, delivery)
+        for p, state in self.partitions.items():
+            for name, offset in state.commit_offsets().items():
+                full = self.settings.topic(name)
+                delivery.offsets[(full, p)] = offset
+                state.next_offsets[full] = offset
+        pipe.track(delivery)
+        self.metrics.observe_step(poll.count, decided, time.perf_counter() - started)
+
+    def _in_time(self, name: str, records: list, messages: list, oldest: int | None,
+                 newest: int, delivery: Delivery, wall: int) -> tuple[list, list]:
+        """Records whose event time is plausible against this worker's clock; the rest dead."""
+        late = [i for i, r in enumerate(records)
+                if r.ts > newest or (oldest is not None and r.ts < oldest)]
+        if not late:
+            return records, messages
+        for i in late:
+            ts = records[i].ts
+            why = (f"event time {ts} is more than {self.settings.max_event_lead_s:g} s ahead of "
+                   "the worker's clock" if ts > newest else
+                   f"event time {ts} is more than {self.settings.max_event_age_s:g} s old")
+            self._deadletter(name, messages[i], RecordError(why, "ts"), delivery, wall)
+        drop = set(late)
+        return ([r for i, r in enumerate(records) if i not in drop],
+                [m for i, m in enumerate(messages) if i not in drop])
+
+    def _publish(self, out, delivery: Delivery) -> None:
+        produce, topics = self.pipe.produce, self.out_topics
+        if len(out.decisions):
+            wall = now_ms()
+            for key, value in zip(out.decisions.account_id, encode_decisions(out.decisions, wall)):
+                produce(topics["decisions"], key.encode(), value, delivery)
+            for key, value in zip(out.flows.ticker, encode_flows(out.flows)):
+                produce(topics["tickers.flow"], key.encode(), value, delivery)
+            self.metrics.observe_decisions(out.decisions, wall)
+        for name, key, records in (("controls.accounts", "account_id", out.account_controls),
+                                   ("controls.tickers", "ticker", out.ticker_controls),
+                                   ("tickers.profile", "ticker", out.profiles)):
+            for record in records:
+                produce(topics[name], record[key].encode(), encode_value(record), delivery)
+            if records and name != "tickers.profile":
+                self.metrics.observe_controls(name, records)
+
+    def _deadletter(self, name: str, message: Any, error: Exception, delivery: Delivery,
+                    wall: int) -> None:
+        self.metrics.observe_deadletter(name, error)
+        log.warning("dead-lettered %s[%d]@%d: %s", message.topic(), message.partition(),
+                    message.offset(), error)
+        record = deadletter_record(source_topic=message.topic(), partition=message.partition(),
+                                   offset=message.offset(), key=message.key(),
+                                   value=message.value(), error=error, now_ms=wall)
+        self.pipe.produce(self.out_topics["deadletter"], name.encode(), orjson.dumps(record),
+                          delivery)
+
+    # -- partitions come and go ---------------------------------------------------------------
+
+    async def _assigned(self, item: Assigned) -> None:
+        new = {p for _, p in item.partitions} - set(self.partitions)
+        if not new:
+            return
+        restored = await asyncio.get_running_loop().run_in_executor(
+            None, restore_partitions, self.settings, self.shared, new, item.committed,
+            self.policy.current, self._fresh)
+        self.partitions.update(restored)
+        self.metrics.restored.inc(len(restored))
+
+    async def _revoked(self, item: Revoked) -> None:
+        pipe = self.pipe
+        assert pipe is not None
+        await pipe.drain()
+        item.offsets = pipe.offsets_for(item.partitions)
+        gone = {p for _, p in item.partitions}
+        for p in gone:
+            # The next owner restores it from the snapshot; state kept here would go stale.
+            self.partitions.pop(p, None)
+        item.done.set()
+
+    # -- snapshots ------------------------------------------------------------------------
+
+    async def _snapshot_due(self, force: bool = False) -> None:
+        """Snapshot at most one partition per step, so no step pays for all of them."""
+        if not self.partitions:
+            return
+        interval = self.settings.snapshot_interval_s
+        per_partition = interval / max(len(self.partitions), 1)
+        now = time.monotonic()
+        if not force and self.last_snapshot_at is not None and \
+                time.monotonic() - self._last_snapshot_mono < per_partition:
+            return
+        ps = sorted(self.partitions)
+        for _ in range(len(ps)):
+            p = ps[self._snapshot_cursor % len(ps)]
+            self._snapshot_cursor += 1
+            state = self.partitions[p]
+            if force or now - state.snapshot_at >= interval:
+                self._snapshot(p, state)
+                return
+
+    _last_snapshot_mono = 0.0
+
+    def _snapshot(self, p: int, state: PartitionState) -> None:
+        """Serialise now; produce once every output of the state it reflects is delivered."""
+        pipe = self.pipe
+        assert pipe is not None
+        started = time.perf_counter()
+        records = self.snapshots.records(p, state)
+        topic = self.out_topics["state.snapshots"]
+
+        def write() -> None:
+            for key, value in records:
+                pipe.producer.produce(topic, value, key)
+            self.last_snapshot_at = time.time()
+
+        after = Delivery({})
+        after.after.append(write)
+        pipe.track(after)
+        self._last_snapshot_mono = time.monotonic()
+        self.metrics.observe_snapshot(time.perf_counter() - started)

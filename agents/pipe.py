@@ -1,0 +1,290 @@
+"""The hot path's Kafka edge: librdkafka (confluent-kafka) moving records in batches.
+
+One consumer thread polls thousands of records at a time and hands each poll,
+as one object, to the event loop; one producer takes the outputs. This is what
+replaced Faust's per-event stream for the high-rate topics (measurements in
+docs/architecture.md): Faust still runs the application around it.
+
+Rebalances arrive as markers in the same queue as the records, so the engine
+sees them in order: a revoke waits until every batch polled before it has been
+decided, its outputs delivered and its offsets committed (eager ``range``
+assignment: every input topic's partition p lands on the same worker, which is
+what co-partitioning needs).
+
+At-least-once: a poll's offsets are committed only after every record it
+produced has been delivered (``Delivery``), in poll order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+
+from tradeguard.runtime.settings import Settings
+
+__all__ = ["Assigned", "Delivery", "KafkaPipe", "Poll", "Revoked"]
+
+log = logging.getLogger("tradeguard.pipe")
+
+
+@dataclass
+class Poll:
+    """Records of one poll, grouped by (topic, partition), each group in offset order.
+
+    ``lagging``: assigned (topic, partition)s the broker holds more records of than
+    this worker has received (its high watermark is past them): the engine waits for
+    them before deciding later records of sibling topics (event-time alignment).
+    """
+
+    records: dict[tuple[str, int], list[Any]]  # confluent Message objects
+    count: int
+    lagging: set[tuple[str, int]] = field(default_factory=set)
+
+
+@dataclass
+class Assigned:
+    """Partitions given to this worker, and where consumption resumes in each."""
+
+    partitions: list[tuple[str, int]]
+    committed: dict[tuple[str, int], int | None]
+
+
+@dataclass
+class Revoked:
+    """Partitions taken away; ``done`` is set once their work is delivered and committed."""
+
+    partitions: list[tuple[str, int]]
+    offsets: list[TopicPartition] = field(default_factory=list)
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+class Delivery:
+    """Counts the outputs of one poll until the broker has acknowledged them all."""
+
+    __slots__ = ("pending", "failed", "offsets", "after")
+
+    def __init__(self, offsets: dict[tuple[str, int], int]) -> None:
+        self.pending = 0
+        self.failed: str | None = None
+        self.offsets = offsets  # next offset per (topic, partition) once delivered
+        self.after: list[Callable[[], None]] = []  # run once delivered (snapshots)
+
+    def __call__(self, err: KafkaError | None, _msg: Any) -> None:
+        self.pending -= 1
+        if err is not None and self.failed is None:
+            self.failed = str(err)
+
+    @property
+    def delivered(self) -> bool:
+        return self.pending <= 0
+
+
+class KafkaPipe:
+    """One consumer (in a thread) and one producer for the engine's input and output topics."""
+
+    def __init__(self, settings: Settings, topics: list[str], loop: asyncio.AbstractEventLoop,
+                 depth: int = 2) -> None:
+        self.settings = settings
+        self.topics = topics
+        self.loop = loop
+        self.queue: asyncio.Queue = asyncio.Queue(maxsize=depth)
+        base = settings.kafka_client_config()
+        self.consumer = Consumer({
+            **base,
+            "group.id": settings.app_id,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            # Every input topic's partition p on one worker: the core of partition p
+            # needs orders, logins, labels, trades and flow of p together.
+            "partition.assignment.strategy": "range",
+            "fetch.wait.max.ms": settings.fetch_max_wait_ms,
+            "session.timeout.ms": 10_000,
+            "heartbeat.interval.ms": 1_000,
+            "max.poll.interval.ms": 60_000,
+            "queued.max.messages.kbytes": 65536,
+            "log_level": 3,
+        })
+        self.producer = Producer({
+            **base,
+            "partitioner": "murmur2_random",
+            "linger.ms": 1,
+            "batch.num.messages": 10_000,
+            "queue.buffering.max.messages": 1_000_000,
+            "enable.idempotence": True,
+            "log_level": 3,
+        })
+        self._commits: queue.SimpleQueue = queue.SimpleQueue()
+        self._pending: deque[Delivery] = deque()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll_loop, name="tradeguard-consumer",
+                                        daemon=True)
+        self.assignment: set[tuple[str, int]] = set()
+        self.positions: dict[tuple[str, int], int] = {}
+        self._received: dict[tuple[str, int], int] = {}  # next offset not yet handed over
+        self._was_lagging = False
+
+    # -- consumer thread -------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.consumer.subscribe(self.topics, on_assign=self._on_assign,
+                                on_revoke=self._on_revoke, on_lost=self._on_revoke)
+        self._thread.start()
+
+    def _put(self, item: Any) -> None:
+        """Hand an item to the event loop; blocks while the engine is two polls behind."""
+        while not self._stop.is_set():
+            future = asyncio.run_coroutine_threadsafe(self.queue.put(item), self.loop)
+            try:
+                future.result(timeout=1.0)
+                return
+            except TimeoutError:
+                future.cancel()
+            except RuntimeError:  # the loop is gone: we are shutting down
+                return
+
+    def _poll_loop(self) -> None:
+        consumer, n = self.consumer, self.settings.poll_max
+        while not self._stop.is_set():
+            self._commit_ready()
+            first = consumer.poll(0.05)
+            if first is None:
+                # Records known to exist but not here yet, or that just cleared: tell the
+                # engine, which may hold records back until they arrive.
+                lagging = self._lagging()
+                if lagging or self._was_lagging:
+                    self._put(Poll({}, 0, lagging))
+                self._was_lagging = bool(lagging)
+                continue
+            # Then whatever else is already fetched, without waiting for more.
+            messages = [first] + consumer.consume(n - 1, 0) if n > 1 else [first]
+            grouped: dict[tuple[str, int], list[Any]] = {}
+            count = 0
+            for msg in messages:
+                if msg.error() is not None:
+                    if msg.error().code() != KafkaError._PARTITION_EOF:
+                        log.warning("consumer error: %s", msg.error())
+                    continue
+                grouped.setdefault((msg.topic(), msg.partition()), []).append(msg)
+                count += 1
+            for tp, group in grouped.items():
+                self._received[tp] = group[-1].offset() + 1
+            if count:
+                lagging = self._lagging()
+                self._was_lagging = bool(lagging)
+                self._put(Poll(grouped, count, lagging))
+
+    def _lagging(self) -> set[tuple[str, int]]:
+        """Assigned partitions whose last fetch showed records beyond what was handed over."""
+        out = set()
+        for tp in self.assignment:
+            try:
+                _, high = self.consumer.get_watermark_offsets(TopicPartition(*tp), cached=True)
+            except KafkaException:
+                continue
+            received = self._received.get(tp)
+            if received is not None and high is not None and high > received:
+                out.add(tp)
+        return out
+
+    def _commit_ready(self, asynchronous: bool = True) -> None:
+        while True:
+            try:
+                offsets = self._commits.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                self.consumer.commit(offsets=offsets, asynchronous=asynchronous)
+            except KafkaException as exc:  # e.g. during a rebalance; the next one covers it
+                log.warning("offset commit failed: %s", exc)
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        tps = [(tp.topic, tp.partition) for tp in partitions]
+        committed = {}
+        if partitions:
+            for tp in consumer.committed(partitions, timeout=30):
+                key = (tp.topic, tp.partition)
+                committed[key] = tp.offset if tp.offset >= 0 else None
+                if committed[key] is None:
+                    low, _ = consumer.get_watermark_offsets(tp, timeout=10)
+                    self._received[key] = max(low, 0)
+                else:
+                    self._received[key] = committed[key]
+        self.assignment |= set(tps)
+        self._put(Assigned(tps, committed))
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        marker = Revoked([(tp.topic, tp.partition) for tp in partitions])
+        self._put(marker)
+        # Wait until the engine has decided everything polled before the revoke and
+        # its outputs are delivered; then commit them before the partitions move.
+        while not marker.done.wait(0.1):
+            if self._stop.is_set():
+                break
+        if marker.offsets:
+            try:
+                consumer.commit(offsets=marker.offsets, asynchronous=False)
+            except KafkaException as exc:
+                log.warning("commit on revoke failed: %s", exc)
+        self.assignment -= set(marker.partitions)
+        for tp in marker.partitions:
+            self._received.pop(tp, None)
+
+    # -- event loop side -------------------------------------------------------------------
+
+    def produce(self, topic: str, key: bytes, value: bytes, delivery: Delivery) -> None:
+        delivery.pending += 1
+        while True:
+            try:
+                self.producer.produce(topic, value, key, on_delivery=delivery)
+                return
+            except BufferError:  # local queue full: let librdkafka drain it
+                self.producer.poll(0.01)
+
+    def track(self, delivery: Delivery) -> None:
+        """Queue a poll's offsets for commit once its outputs are delivered."""
+        self._pending.append(delivery)
+        self.producer.poll(0)
+
+    def commit_delivered(self) -> int:
+        """Commit the offsets of the leading run of fully delivered polls; how many."""
+        self.producer.poll(0)
+        latest: dict[tuple[str, int], int] = {}
+        done = 0
+        while self._pending and self._pending[0].delivered:
+            delivery = self._pending.popleft()
+            if delivery.failed is not None:
+                # librdkafka retried and gave up: these offsets must not be committed,
+                # and later ones neither. Crash; the restart redoes them.
+                raise KafkaException(f"output not delivered: {delivery.failed}")
+            latest.update(delivery.offsets)
+            for action in delivery.after:
+                action()
+            done += 1
+        if latest:
+            self._commits.put([TopicPartition(t, p, o) for (t, p), o in latest.items()])
+        return done
+
+    async def drain(self, timeout_s: float = 30.0) -> None:
+        """Wait until every output produced so far is delivered, then commit."""
+        await self.loop.run_in_executor(None, self.producer.flush, timeout_s)
+        self.commit_delivered()
+
+    def offsets_for(self, partitions: list[tuple[str, int]]) -> list[TopicPartition]:
+        return [TopicPartition(t, p, self.positions[(t, p)]) for t, p in partitions
+                if (t, p) in self.positions]
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        self._commit_ready()
+        try:
+            self.consumer.close()
+        except RuntimeError:
+            pass

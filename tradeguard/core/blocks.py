@@ -1,0 +1,167 @@
+"""The core's outputs as columns: one block of decisions, one of order flow, per call.
+
+A block holds one list or array per field, in the order of the orders that
+produced it; ``streams.wire`` encodes a block to Kafka values without ever
+building a dict per record. Reasons are the one nested field: they are encoded
+to JSON once per distinct reason set in a batch (``ReasonsEncoder``), since
+most orders share a handful of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+import orjson
+
+__all__ = ["ACTIONS", "ALLOW", "BLOCK", "DecisionBlock", "FlowBlock", "HOLD", "ReasonsEncoder"]
+
+#: Action codes in a DecisionBlock, ordered by severity; ACTIONS[code] is the wire name.
+ALLOW, HOLD, BLOCK = 0, 1, 2
+ACTIONS = ("allow", "hold", "block")
+#: Signals that added less risk than this are not named: a reason an analyst reads should have
+#: mattered.
+MIN_REASON_RISK = 0.01
+
+
+class _Block:
+    """Shared helpers: length, concatenation, row selection."""
+
+    def __len__(self) -> int:
+        return len(self.order_id)  # type: ignore[attr-defined]
+
+    @classmethod
+    def empty(cls):
+        return cls(**{f.name: _empty(f.type) for f in fields(cls)})
+
+    def concat(self, other):
+        if not len(other):
+            return self
+        if not len(self):
+            return other
+        return type(self)(**{f.name: _join(getattr(self, f.name), getattr(other, f.name))
+                             for f in fields(self)})
+
+    def take(self, rows: list[int] | np.ndarray):
+        """The rows at ``rows``, as a block of the same kind."""
+        rows = list(rows)
+        out = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, np.ndarray):
+                out[f.name] = value[rows]
+            elif isinstance(value, list):
+                out[f.name] = [value[i] for i in rows]
+            else:
+                out[f.name] = value
+        return type(self)(**out)
+
+
+def _empty(annotation: str) -> Any:
+    if "ndarray" in annotation:
+        return np.empty(0, dtype=np.float64)
+    return [] if "list" in annotation else ""
+
+
+def _join(a: Any, b: Any) -> Any:
+    if isinstance(a, np.ndarray):
+        return np.concatenate([a, b]) if len(a) else b
+    if isinstance(a, list):
+        return a + b
+    return a if a == b else b  # a per-block constant (the policy version): the later one
+
+
+@dataclass
+class DecisionBlock(_Block):
+    """One decision per order: the ``decisions`` record's fields, as columns."""
+
+    order_id: list[str]
+    account_id: list[str]
+    ticker: list[str]
+    side: list[str]
+    action: np.ndarray  # int8 codes, ACTIONS[code]
+    score: np.ndarray  # float64, rounded to 4 places
+    reasons: list[bytes]  # each a JSON array of {"code", "value"}, strongest first
+    model_version: list[str]
+    policy_version: str
+    order_ts: np.ndarray  # int64 event time of the order
+
+    def rows(self) -> list[dict[str, Any]]:
+        """The decisions as dicts (tests, the scorecard, replay reports; never the hot path)."""
+        return [{"order_id": self.order_id[i], "account_id": self.account_id[i],
+                 "ticker": self.ticker[i], "side": self.side[i],
+                 "action": ACTIONS[int(self.action[i])], "score": float(self.score[i]),
+                 "reasons": orjson.loads(self.reasons[i]),
+                 "model_version": self.model_version[i], "policy_version": self.policy_version,
+                 "order_ts": int(self.order_ts[i])} for i in range(len(self))]
+
+
+@dataclass
+class FlowBlock(_Block):
+    """One record per order for the ticker side: the ``tickers.flow`` record's fields."""
+
+    ticker: list[str]
+    account_id: list[str]
+    side: list[str]
+    order_id: list[str]
+    notional: np.ndarray  # float64 yen
+    account_risk: np.ndarray  # float64, the order's score
+    ts: np.ndarray  # int64 event time of the order
+
+    @classmethod
+    def from_records(cls, records: list[Any]) -> "FlowBlock":
+        """From typed ``tickers.flow`` records (``streams.wire`` structs)."""
+        return cls(ticker=[r.ticker for r in records], account_id=[r.account_id for r in records],
+                   side=[r.side for r in records], order_id=[r.order_id for r in records],
+                   notional=np.array([r.notional for r in records], dtype=np.float64),
+                   account_risk=np.array([r.account_risk for r in records], dtype=np.float64),
+                   ts=np.array([r.ts for r in records], dtype=np.int64))
+
+    def sorted_by_time(self) -> "FlowBlock":
+        if len(self) < 2 or bool(np.all(self.ts[1:] >= self.ts[:-1])):
+            return self
+        return self.take(np.argsort(self.ts, kind="stable"))
+
+
+class ReasonsEncoder:
+    """The strongest signals of each order as JSON, encoded once per distinct set in a batch.
+
+    >>> import numpy as np
+    >>> from types import SimpleNamespace
+    >>> v = SimpleNamespace(contributions=np.array([[0.3, 0.0, 0.2], [0.3, 0.0, 0.2]]),
+    ...                     values=np.array([[1.0, 5.0, 0.93], [1.0, 5.0, 0.93]]),
+    ...                     signal_names=("new_device", "new_ip", "liquidation_ratio"))
+    >>> ReasonsEncoder().encode(v, limit=4)[0]
+    b'[{"code":"new_device","value":1.0},{"code":"liquidation_ratio","value":0.93}]'
+    """
+
+    def encode(self, verdicts: Any, limit: int) -> list[bytes]:
+        contributions = verdicts.contributions
+        n = contributions.shape[0]
+        if n == 0:
+            return []
+        if contributions.shape[1] == 0:
+            return [b"[]"] * n
+        order = np.argsort(-contributions, axis=1, kind="stable")[:, :limit]
+        strong = np.take_along_axis(contributions, order, axis=1) >= MIN_REASON_RISK
+        values = np.round(np.take_along_axis(verdicts.values, order, axis=1), 4)
+        # One key row per order: which signal in each slot (-1 when too weak), and its value.
+        slots = np.where(strong, order, -1).astype(np.float64)
+        keys = np.concatenate([slots, np.where(strong, values, 0.0)], axis=1)
+        unique, inverse = np.unique(keys, axis=0, return_inverse=True)
+        names = verdicts.signal_names
+        k = order.shape[1]
+        encoded = [orjson.dumps([{"code": names[int(j)], "value": float(v)}
+                                 for j, v in zip(row[:k], row[k:]) if j >= 0])
+                   for row in unique.tolist()]
+        return [encoded[i] for i in inverse.reshape(-1).tolist()]
+
+    @staticmethod
+    def decode(reasons: bytes) -> list[dict[str, Any]]:
+        return orjson.loads(reasons)
+
+    def prepend(self, codes: list[str], reasons: bytes, limit: int) -> bytes:
+        """Control reasons (``ticker_halted``, ...) first, then the score's, at most ``limit``."""
+        merged = [{"code": c, "value": 1.0} for c in codes] + orjson.loads(reasons)
+        return orjson.dumps(merged[:limit])

@@ -1,0 +1,118 @@
+"""Campaign signal: attacker infrastructure shared across accounts.
+
+A campaign logs many hijacked accounts in from the same few IPs and devices
+(BRIEF.md). Those accounts live on different partitions, so no account-keyed
+worker sees the sharing: every worker instead reads all of ``auth.events``
+(logins are few next to orders) into this index, and the account side asks it,
+per order, how many distinct accounts used the IP or device of the account's
+latest login within the hour before the order.
+
+The answer depends only on which logins exist at or before the order's own
+time, not on the order they arrived in nor on logins that came later: logins of
+different accounts come from different partitions, in no particular order, and
+a restarted worker replaying an old order already holds logins from after it.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right, insort
+from typing import Any
+
+__all__ = ["InfrastructureWatch"]
+
+_LOGINS = ("login_success", "login_failure", "session_start")
+KEEP_LOGINS = 32  # per account: enough to find the login before an order replayed after a restart
+KEEP_ACCOUNTS = 32  # per IP or device: counts saturate there
+KEEP_TIMES = 8  # login times per (IP or device, account): the latest few
+
+class InfrastructureWatch:
+    """Accounts per login IP and device over time, and each account's recent logins.
+
+    >>> from types import SimpleNamespace as Login
+    >>> watch = InfrastructureWatch()
+    >>> watch.observe([Login(account_id=a, event="login_success", ip="198.51.100.7",
+    ...                      device_id=f"dev-{a}", ts=t) for t, a in enumerate("abc")])
+    >>> watch.shared_accounts("a", at_ms=10), watch.shared_accounts("a", at_ms=0)
+    (3, 1)
+    >>> watch.shared_accounts("z", at_ms=10)
+    0
+    """
+
+    def __init__(self, window_s: float = 3600.0) -> None:
+        self.window_ms = int(window_s * 1000)
+        # ("ip" | "device", value) -> {account: its latest login times there, sorted}.
+        # IPs and devices only: a big ISP's ASN is shared by everybody.
+        self._users: dict[tuple[str, str], dict[str, list[int]]] = {}
+        # account -> its last logins as (ts, ip, device) ("" if absent), oldest first
+        self._logins: dict[str, list[tuple[int, str, str]]] = {}
+
+    def observe(self, events: list[Any]) -> None:
+        """Index the login attempts among ``events`` (typed auth.events records).
+
+        Idempotent: a login seen twice (from its own partition and again from the
+        replicated reader) is indexed once.
+        """
+        for e in events:
+            if e.event not in _LOGINS:
+                continue
+            account, ts = e.account_id, e.ts
+            ip, device = e.ip, e.device_id
+            login = (ts, ip or "", device or "")
+            history = self._logins.setdefault(account, [])
+            if login in history:
+                continue
+            history.append(login)
+            history.sort()  # the full tuple: two logins in the same ms tie-break alike
+            del history[:-KEEP_LOGINS]
+            for key in (("ip", ip), ("device", device)):
+                if key[1]:
+                    self._seen(key, account, ts)
+
+    def _seen(self, key: tuple[str, str], account: str, ts: int) -> None:
+        users = self._users.setdefault(key, {})
+        times = users.setdefault(account, [])
+        insort(times, ts)
+        del times[:-KEEP_TIMES]
+        if len(users) > KEEP_ACCOUNTS:  # forget the account seen longest ago
+            del users[min(users, key=lambda a: (users[a][-1], a))]
+
+    def shared_accounts_many(self, accounts: list[str], at_ms: list[int]) -> list[int]:
+        """``shared_accounts`` for each (account, time), with a fast path for the usual case.
+
+        Most orders come from an account whose latest login's IP and device no other
+        account has used: that answer (1) needs no scan of who used them when.
+        """
+        logins, users, one = self._logins, self._users, self.shared_accounts
+        out = []
+        for account, t in zip(accounts, at_ms):
+            history = logins.get(account)
+            if history is None:
+                out.append(0)
+                continue
+            last = history[-1]
+            if last[0] <= t and len(users.get(("ip", last[1]), ())) <= 1 \
+                    and len(users.get(("device", last[2]), ())) <= 1:
+                out.append(1)
+            else:
+                out.append(one(account, t))
+        return out
+
+    def shared_accounts(self, account_id: str, at_ms: int) -> int:
+        """1 + the other accounts that logged in from the IP or device of ``account_id``'s
+        latest login before ``at_ms``, within the hour up to ``at_ms``; 0 if no login is known."""
+        login = next((l for l in reversed(self._logins.get(account_id, ())) if l[0] <= at_ms),
+                     None)
+        if login is None:
+            return 0
+        since = at_ms - self.window_ms
+        others = [0]
+        for key in (("ip", login[1]), ("device", login[2])):
+            users = self._users.get(key, {})
+            others.append(sum(1 for account, times in users.items()
+                              if account != account_id and _any_within(times, since, at_ms)))
+        return 1 + max(others)
+
+
+def _any_within(times: list[int], since: int, until: int) -> bool:
+    """Whether a sorted list holds a time in [since, until]."""
+    return bisect_right(times, until) > bisect_left(times, since)
