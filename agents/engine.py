@@ -75,9 +75,12 @@ class EngineService(mode.Service):
         # Decide nothing before the control board holds every halt and freeze in force.
         await self.board_ready.wait()
         # Long-lived state (models, feature arrays, Faust's own objects) never needs the
-        # cyclic collector again: freezing it keeps full collections off the hot path.
+        # cyclic collector again: freezing it keeps full collections off the hot path. A
+        # step allocates thousands of short-lived containers: collecting the young
+        # generation every 700 allocations would walk them dozens of times per step.
         gc.collect()
         gc.freeze()
+        gc.set_threshold(50_000, 20, 100)
         self.pipe = KafkaPipe(self.settings, list(self.names), asyncio.get_running_loop())
         self.pipe.start()
         self.started_consuming = True

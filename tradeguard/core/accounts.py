@@ -15,7 +15,6 @@ a label are decided by the models as they were before it.
 from __future__ import annotations
 
 import pickle
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Sequence
@@ -80,7 +79,7 @@ class AccountCore:
         # Feature rows of recent orders, so a label arriving later can teach the
         # classifier what that order looked like. Bounded: oldest forgotten first.
         self.remember_orders = remember_orders
-        self._recent: OrderedDict[str, tuple[str, np.ndarray]] = OrderedDict()
+        self._recent = RecentOrders(remember_orders)
         # Each ticker's normal daily traded value and last price, from tickers.profile, by
         # event time; shared by every partition of a worker (a collaborator, not snapshotted).
         self.profiles = ProfileBook() if profiles is None else profiles
@@ -257,7 +256,7 @@ class AccountCore:
                 found = self._recent.get(label.order_id)
                 matches = [found[1]] if found and found[0] == label.account_id else []
             else:
-                matches = [r for a, r in self._recent.values() if a == label.account_id]
+                matches = self._recent.of_account(label.account_id)
             rows += matches
             ys += [label.label == "fraud"] * len(matches)
         if rows:
@@ -280,11 +279,7 @@ class AccountCore:
         return out
 
     def _remember(self, orders: list, features: np.ndarray) -> None:
-        recent = self._recent
-        for order, row in zip(orders, features):
-            recent[order.order_id] = (order.account_id, row)
-        while len(recent) > self.remember_orders:
-            recent.popitem(last=False)
+        self._recent.add([o.order_id for o in orders], [o.account_id for o in orders], features)
 
     # -- snapshots ------------------------------------------------------------------------
 
@@ -297,7 +292,7 @@ class AccountCore:
             "features": self.features.to_bytes(),
             "anomaly": self.anomaly.to_bytes(),
             "classifier": self.classifier.to_bytes(),
-            "recent": list(self._recent.items()),
+            "recent": self._recent.to_state(),
         }, protocol=pickle.HIGHEST_PROTOCOL)
 
     @classmethod
@@ -315,8 +310,62 @@ class AccountCore:
         restored.features = AccountFeatures.from_bytes(state["features"])
         restored.anomaly = AccountAnomaly.from_bytes(state["anomaly"])
         restored.classifier = FraudClassifier.from_bytes(state["classifier"])
-        restored._recent = OrderedDict(state["recent"])
+        restored._recent = RecentOrders.from_state(state["recent"], state["remember_orders"])
         return restored
+
+
+class RecentOrders:
+    """Feature rows of the last ``capacity`` orders, kept by batch, oldest batches forgotten
+    first. The index maps an order id to a plain int (batch number and row), so the garbage
+    collector has nothing to walk in it however many orders it holds."""
+
+    _ROWS = 1 << 24  # rows per batch number in an index entry
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._batches: dict[int, tuple[list[str], list[str], np.ndarray]] = {}
+        self._index: dict[str, int] = {}
+        self._first = self._next = 0  # batch numbers held: [first, next)
+        self._size = 0
+
+    def add(self, order_ids: list[str], accounts: list[str], rows: np.ndarray) -> None:
+        if not order_ids:
+            return
+        number, base = self._next, self._next * self._ROWS
+        self._batches[number] = (order_ids, accounts, np.array(rows, copy=True))
+        self._next += 1
+        self._index.update(zip(order_ids, range(base, base + len(order_ids))))
+        self._size += len(order_ids)
+        while self._size - len(self._batches[self._first][0]) >= self.capacity:
+            old_ids, _, _ = self._batches.pop(self._first)
+            low, high = self._first * self._ROWS, (self._first + 1) * self._ROWS
+            self._first += 1
+            self._size -= len(old_ids)
+            index = self._index
+            for order_id in old_ids:
+                if low <= index.get(order_id, -1) < high:  # not since re-added
+                    del index[order_id]
+
+    def get(self, order_id: str) -> tuple[str, np.ndarray] | None:
+        entry = self._index.get(order_id)
+        if entry is None:
+            return None
+        _, accounts, rows = self._batches[entry // self._ROWS]
+        return accounts[entry % self._ROWS], rows[entry % self._ROWS]
+
+    def of_account(self, account_id: str) -> list[np.ndarray]:
+        return [rows[i] for ids, accounts, rows in self._batches.values()
+                for i, a in enumerate(accounts) if a == account_id]
+
+    def to_state(self) -> list:
+        return list(self._batches.values())
+
+    @classmethod
+    def from_state(cls, batches: list, capacity: int) -> "RecentOrders":
+        recent = cls(capacity)
+        for order_ids, accounts, rows in batches:
+            recent.add(order_ids, accounts, rows)
+        return recent
 
 
 def _ts(record: Any) -> int:

@@ -125,7 +125,12 @@ class FlowBlock(_Block):
 
 
 class ReasonsEncoder:
-    """The strongest signals of each order as JSON, encoded once per distinct set in a batch.
+    """The strongest signals of each order as JSON, each distinct set encoded once.
+
+    Most orders share a handful of reason sets (no reason, ``first_buy_of_ticker``,
+    the takeover signature with its flags at 1.0), so the JSON of a set is kept and
+    found again by the bytes of its (signal, value) row: a dictionary lookup per
+    order instead of building lists of dicts.
 
     >>> import numpy as np
     >>> from types import SimpleNamespace
@@ -135,6 +140,12 @@ class ReasonsEncoder:
     >>> ReasonsEncoder().encode(v, limit=4)[0]
     b'[{"code":"new_device","value":1.0},{"code":"liquidation_ratio","value":0.93}]'
     """
+
+    #: Distinct reason sets remembered; the memo starts over past this (a bounded cache).
+    MEMO = 200_000
+
+    def __init__(self) -> None:
+        self._memo: dict[bytes, bytes] = {}
 
     def encode(self, verdicts: Any, limit: int) -> list[bytes]:
         contributions = verdicts.contributions
@@ -147,15 +158,25 @@ class ReasonsEncoder:
         strong = np.take_along_axis(contributions, order, axis=1) >= MIN_REASON_RISK
         values = np.round(np.take_along_axis(verdicts.values, order, axis=1), 4)
         # One key row per order: which signal in each slot (-1 when too weak), and its value.
-        slots = np.where(strong, order, -1).astype(np.float64)
-        keys = np.concatenate([slots, np.where(strong, values, 0.0)], axis=1)
-        unique, inverse = np.unique(keys, axis=0, return_inverse=True)
-        names = verdicts.signal_names
-        k = order.shape[1]
-        encoded = [orjson.dumps([{"code": names[int(j)], "value": float(v)}
-                                 for j, v in zip(row[:k], row[k:]) if j >= 0])
-                   for row in unique.tolist()]
-        return [encoded[i] for i in inverse.reshape(-1).tolist()]
+        keys = np.ascontiguousarray(np.concatenate(
+            [np.where(strong, order, -1).astype(np.float64), np.where(strong, values, 0.0)],
+            axis=1))
+        raw, width = keys.tobytes(), keys.shape[1] * 8
+        memo = self._memo
+        if len(memo) > self.MEMO:
+            memo.clear()
+        names, k = verdicts.signal_names, order.shape[1]
+        out = []
+        for start in range(0, n * width, width):
+            key = raw[start:start + width]
+            found = memo.get(key)
+            if found is None:
+                row = keys[start // width].tolist()
+                found = memo[key] = orjson.dumps(
+                    [{"code": names[int(j)], "value": v} for j, v in zip(row[:k], row[k:])
+                     if j >= 0])
+            out.append(found)
+        return out
 
     @staticmethod
     def decode(reasons: bytes) -> list[dict[str, Any]]:

@@ -45,6 +45,10 @@ class InfrastructureWatch:
         self._users: dict[tuple[str, str], dict[str, list[int]]] = {}
         # account -> its last logins as (ts, ip, device) ("" if absent), oldest first
         self._logins: dict[str, list[tuple[int, str, str]]] = {}
+        # Keys more than one account used, and the accounts whose latest login used none of
+        # them (-> that login's ts): the usual case, answered with one dictionary lookup.
+        self._shared: set[tuple[str, str]] = set()
+        self._alone: dict[str, int] = {}
 
     def observe(self, events: list[Any]) -> None:
         """Index the login attempts among ``events`` (typed auth.events records).
@@ -67,6 +71,7 @@ class InfrastructureWatch:
             for key in (("ip", ip), ("device", device)):
                 if key[1]:
                     self._seen(key, account, ts)
+            self._refresh(account)
 
     def _seen(self, key: tuple[str, str], account: str, ts: int) -> None:
         users = self._users.setdefault(key, {})
@@ -75,6 +80,17 @@ class InfrastructureWatch:
         del times[:-KEEP_TIMES]
         if len(users) > KEEP_ACCOUNTS:  # forget the account seen longest ago
             del users[min(users, key=lambda a: (users[a][-1], a))]
+        if len(users) > 1 and key not in self._shared:
+            self._shared.add(key)
+            for other in users:  # their latest logins may have used it
+                self._alone.pop(other, None)
+
+    def _refresh(self, account: str) -> None:
+        _, ip, device = last = self._logins[account][-1]
+        if ("ip", ip) in self._shared or ("device", device) in self._shared:
+            self._alone.pop(account, None)
+        else:
+            self._alone[account] = last[0]
 
     def shared_accounts_many(self, accounts: list[str], at_ms: list[int]) -> list[int]:
         """``shared_accounts`` for each (account, time), with a fast path for the usual case.
@@ -82,19 +98,16 @@ class InfrastructureWatch:
         Most orders come from an account whose latest login's IP and device no other
         account has used: that answer (1) needs no scan of who used them when.
         """
-        logins, users, one = self._logins, self._users, self.shared_accounts
+        alone, logins, one = self._alone, self._logins, self.shared_accounts
         out = []
         for account, t in zip(accounts, at_ms):
-            history = logins.get(account)
-            if history is None:
-                out.append(0)
-                continue
-            last = history[-1]
-            if last[0] <= t and len(users.get(("ip", last[1]), ())) <= 1 \
-                    and len(users.get(("device", last[2]), ())) <= 1:
+            since = alone.get(account)
+            if since is not None and since <= t:
                 out.append(1)
-            else:
+            elif account in logins:
                 out.append(one(account, t))
+            else:
+                out.append(0)
         return out
 
     def shared_accounts(self, account_id: str, at_ms: int) -> int:
