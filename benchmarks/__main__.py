@@ -31,6 +31,7 @@ from benchmarks.memory import run_memory
 from benchmarks.rig import Rig
 from benchmarks.throughput import quix_python, run_throughput
 from benchmarks.workload import Workload
+from tradeguard.runtime.signals import Terminated, stop_on_signals
 
 PARTS = ("cost", "memory", "e2e", "throughput")
 CONTENDERS = ("tradeguard", "quix", "faust_naive", "tradeguard_x2")
@@ -73,8 +74,12 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown parts {unknown}; choose from {list(PARTS)}")
     plan = QUICK if args.quick else FULL
-    return run(plan, parts, args.out, args.profile,
-               command="python -m benchmarks" + " ".join([""] + (argv or sys.argv[1:])))
+    try:
+        with stop_on_signals():  # SIGTERM unwinds like Ctrl-C: the rig stops what it started
+            return run(plan, parts, args.out, args.profile,
+                       command="python -m benchmarks" + " ".join([""] + (argv or sys.argv[1:])))
+    except Terminated as exc:
+        return exc.exit_status
 
 
 def run(plan: Plan, parts: list[str], out_dir: Path, profile: bool, command: str) -> int:

@@ -40,6 +40,7 @@ from tradeguard.broker.clients import GatewayProducer
 from tradeguard.broker.embedded import EmbeddedBroker, free_port
 from tradeguard.console.users import UserStore
 from tradeguard.runtime.settings import Settings
+from tradeguard.runtime.signals import die_with_parent
 
 PASSWORD = "benchmark-password-1"
 LAG_PROBE = """
@@ -157,7 +158,8 @@ def main(argv: list[str] | None = None) -> int:
                "TRADEGUARD_CONSOLE_PORT": str(port)}
         console = subprocess.Popen([sys.executable, "-m", "tradeguard.cli.main", "console"],
                                    env=env, stdout=open(workdir / "console.log", "wb"),
-                                   stderr=subprocess.STDOUT, start_new_session=True)
+                                   stderr=subprocess.STDOUT, start_new_session=True,
+                                   preexec_fn=die_with_parent())
         driver = None
         load = Load(settings, args.rate)
         try:

@@ -30,6 +30,7 @@ from tradeguard.broker.clients import GatewayProducer
 from tradeguard.broker.embedded import EmbeddedBroker
 from tradeguard.broker.worker_process import WorkerProcess
 from tradeguard.runtime.settings import Settings
+from tradeguard.runtime.signals import die_with_parent
 
 __all__ = ["Child", "Collector", "Rig", "rss_bytes"]
 
@@ -69,7 +70,8 @@ class Child:
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 self.argv, env={**os.environ, **self.env}, cwd=REPO, stdout=log,
-                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+                preexec_fn=die_with_parent())  # the kernel stops it if the rig dies first
         return self
 
     @property

@@ -15,6 +15,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tradeguard.runtime.signals import die_with_parent
+
 __all__ = ["BrokerError", "EmbeddedBroker", "free_port", "port_is_free"]
 
 
@@ -90,6 +92,8 @@ class EmbeddedBroker:
                 # Own process group: a Ctrl-C aimed at our terminal must not kill the
                 # broker before we have stopped the workers that still talk to it.
                 start_new_session=True,
+                # ... and if we die without stopping it (SIGKILL), the kernel stops it.
+                preexec_fn=die_with_parent(),
             )
         finally:
             if out is not subprocess.DEVNULL:

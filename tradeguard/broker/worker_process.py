@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tradeguard.runtime.settings import Settings
+from tradeguard.runtime.signals import die_with_parent
 
 __all__ = ["WorkerProcess"]
 
@@ -29,6 +30,7 @@ class WorkerProcess:
                 [sys.executable, "-m", "tradeguard.cli.main", "worker"],
                 env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True,  # our Ctrl-C is handled by us, then we stop it
+                preexec_fn=die_with_parent(),  # SIGTERM from the kernel if we die first
             )
         return self
 

@@ -27,6 +27,7 @@ from streams.schema import RecordError
 from tradeguard.broker.embedded import BrokerError, EmbeddedBroker
 from tradeguard.policy.config import PolicyError
 from tradeguard.runtime.settings import Settings, SettingsError
+from tradeguard.runtime.signals import Terminated, stop_on_signals
 
 __all__ = ["main"]
 
@@ -41,7 +42,7 @@ def cmd_broker(args: argparse.Namespace) -> int:
         raise SettingsError(f"--listen expects HOST:PORT, got {args.listen!r}")
     broker = EmbeddedBroker(host=host, port=int(port)).start()
     print(f"embedded broker listening on {broker.url} (pid {broker.process.pid}); "
-          "Ctrl-C stops it", flush=True)
+          "Ctrl-C or SIGTERM stops it", flush=True)
     try:
         while broker.process.poll() is None:
             time.sleep(0.5)
@@ -236,11 +237,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
+    # SIGTERM (kill, systemd, Kubernetes) unwinds like Ctrl-C: every `finally` below stops
+    # the brokers and workers it started. The worker's Faust loop installs its own.
     try:
-        return args.func(args)
+        with stop_on_signals():
+            return args.func(args)
     except (BrokerError, SettingsError, PolicyError, RecordError) as exc:
         print(f"tradeguard: error: {exc}", file=sys.stderr)
         return 2
+    except Terminated as exc:
+        return exc.exit_status
     except KeyboardInterrupt:
         return 130
 
