@@ -27,13 +27,15 @@ from pathlib import Path
 from benchmarks import report
 from benchmarks.cost import run_cost
 from benchmarks.e2e import run_e2e
+from benchmarks.gateway import run_gateway
 from benchmarks.memory import run_memory
+from benchmarks.mixed import run_mixed
 from benchmarks.rig import Rig
 from benchmarks.throughput import quix_python, run_throughput
 from benchmarks.workload import Workload
 from tradeguard.runtime.signals import Terminated, stop_on_signals
 
-PARTS = ("cost", "memory", "e2e", "throughput")
+PARTS = ("cost", "memory", "e2e", "throughput", "mixed", "gateway")
 CONTENDERS = ("tradeguard", "quix", "faust_naive", "tradeguard_x2")
 
 
@@ -45,6 +47,7 @@ class Plan:
     templates: int
     cost_orders: int
     memory_sizes: tuple[int, ...]
+    mixed_orders: int
     rates: tuple[float, ...]  # 0 = flat out
     step_s: float
     flat_count: int
@@ -52,10 +55,10 @@ class Plan:
 
 
 QUICK = Plan(accounts=2_000, templates=20_000, cost_orders=5_000,
-             memory_sizes=(100_000, 1_000_000), rates=(1_000, 5_000, 0), step_s=2.5,
+             memory_sizes=(100_000, 1_000_000), mixed_orders=10_000, rates=(1_000, 5_000, 0), step_s=2.5,
              flat_count=10_000, backlog=15_000)
 FULL = Plan(accounts=20_000, templates=100_000, cost_orders=20_000,
-            memory_sizes=(100_000, 1_000_000), rates=(1_000, 5_000, 10_000, 20_000, 0),
+            memory_sizes=(100_000, 1_000_000), mixed_orders=100_000, rates=(1_000, 5_000, 10_000, 20_000, 0),
             step_s=10.0, flat_count=100_000, backlog=100_000)
 
 
@@ -112,13 +115,16 @@ def run(plan: Plan, parts: list[str], out_dir: Path, profile: bool, command: str
 
     part("cost", lambda: run_cost(workload, orders=plan.cost_orders, log=log))
     part("memory", lambda: run_memory(plan.memory_sizes, log=log))
-    if {"e2e", "throughput"} & set(parts):
+    if {"e2e", "throughput", "mixed", "gateway"} & set(parts):
         with Rig() as rig:
             log(f"embedded broker {rig.broker.url}, logs in {rig.workdir}")
             part("e2e", lambda: run_e2e(rig, workload, spec, list(plan.rates), plan.step_s,
                                         plan.flat_count, log=log))
             part("throughput", lambda: run_throughput(rig, workload, spec, plan.backlog,
                                                       list(CONTENDERS), profile=profile, log=log))
+            part("mixed", lambda: run_mixed(rig, workload, plan.mixed_orders, log=log))
+            part("gateway", lambda: run_gateway(rig, workload, rates=(1_000, 5_000),
+                                                step_s=plan.step_s, log=log))
     results["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
     results["elapsed_s"] = round(time.monotonic() - t0, 1)
     if results.get("throughput", {}).get("tradeguard", {}).get("profile"):
@@ -143,7 +149,7 @@ def _missing(results: dict) -> int:
     n = results.get("e2e", {}).get("missing_decisions", 0)
     for r in results.get("throughput", {}).values():
         n += r.get("missing", 0)
-    return n
+    return n + results.get("mixed", {}).get("missing", 0)
 
 
 def _plain(value):
