@@ -25,6 +25,7 @@ from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, KafkaError, TopicParti
 from agents.context import WorkerContext
 from agents.state import reader
 from streams.schema import RecordError
+from streams.signing import CONTROL_TOPICS, ControlKeys, unsigned_or_forged
 from streams.topics import topic as topic_spec
 from streams.wire import BatchDecoder, to_dict
 
@@ -45,6 +46,14 @@ class ControlReplica:
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, name="tradeguard-controls", daemon=True)
         self.ignored = 0
+        # Only signed control records are enforced (streams/signing.py, docs/security.md).
+        self.keys = ControlKeys.from_settings(ctx.settings)
+        ctx.metrics.development_key.set(1 if self.keys.is_development else 0)
+        if self.keys.is_development:
+            log.warning("control records are signed and checked with the public development "
+                        "key: anyone who can write controls.* can forge them; set "
+                        "TRADEGUARD_CONTROL_KEY_FILE in any deployment")
+        self.refused = 0
 
     def _run(self) -> None:
         consumer = reader(self.ctx.settings)
@@ -98,6 +107,8 @@ class ControlReplica:
     def _apply(self, by_topic: dict[str, list[Any]]) -> None:
         shared = self.ctx.shared
         for name, messages in by_topic.items():
+            if name in CONTROL_TOPICS:
+                messages = self._signed(name, messages)
             records, bad = self.decoders[name].decode_many([m.value() for m in messages])
             if bad and name != "auth.events":  # the engine dead-letters bad logins, once
                 # Compacted topics are written by us, the CLI and the console; a bad
@@ -118,6 +129,19 @@ class ControlReplica:
                     shared.board.apply_account(to_dict(r))
             else:
                 shared.apply_profiles(records)
+
+    def _signed(self, name: str, messages: list[Any]) -> list[Any]:
+        """The messages whose signature checks out; the rest are logged, counted, ignored."""
+        refused = unsigned_or_forged([m.value() for m in messages], self.keys)
+        if not refused:
+            return messages
+        for i, error in refused:
+            self.refused += 1
+            self.ctx.metrics.observe_refused_control(name, error)
+            log.error("refused %s record at %d@%d (key %r): %s", name, messages[i].partition(),
+                      messages[i].offset(), messages[i].key(), error)
+        drop = {i for i, _ in refused}
+        return [m for i, m in enumerate(messages) if i not in drop]
 
     def _ready(self) -> None:
         board = self.ctx.shared.board

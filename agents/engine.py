@@ -24,7 +24,9 @@ import orjson
 from agents.pipe import Assigned, Delivery, KafkaPipe, Poll, Revoked
 from agents.state import PartitionState, SnapshotStore, restore_partitions
 from streams.codec import deadletter_record, encode_value
+from streams.partitioning import misplaced
 from streams.schema import RecordError
+from streams.signing import CONTROL_TOPICS, ControlKeys, sign
 from streams.topics import topic as topic_spec
 from streams.wire import BatchDecoder, encode_decisions, encode_flows
 from tradeguard.core import INPUT_TOPICS, Inputs, PartitionCore, Shared
@@ -61,6 +63,7 @@ class EngineService(mode.Service):
         self.partitions: dict[int, PartitionState] = {}
         self.pipe: KafkaPipe | None = None
         self.snapshots = SnapshotStore(settings)
+        self.control_keys = ControlKeys.from_settings(settings)  # signs controls.*
         self._snapshot_cursor = 0
         self.last_snapshot_at: float | None = None
         self.started_consuming = False
@@ -148,6 +151,14 @@ class EngineService(mode.Service):
                     state.next_offsets[full] = max(state.next_offsets.get(full, 0), skip)
                     continue
             name = self.names[full]
+            # -- partitioning contract (streams/partitioning.py): off its key's partition, dead
+            wrong = misplaced([m.key() for m in messages], p, self.settings.partitions)
+            if wrong:
+                for i, error in wrong:
+                    self._deadletter(name, messages[i], error, delivery, wall)
+                wrong_rows = {i for i, _ in wrong}
+                messages = [m for i, m in enumerate(messages) if i not in wrong_rows]
+            # --
             records, bad = self.decoders[name].decode_many([m.value() for m in messages])
             for i, error in bad:
                 self._deadletter(name, messages[i], error, delivery, wall)
@@ -236,6 +247,8 @@ class EngineService(mode.Service):
         for name, key, records in (("controls.accounts", "account_id", out.account_controls),
                                    ("controls.tickers", "ticker", out.ticker_controls),
                                    ("tickers.profile", "ticker", out.profiles)):
+            if name in CONTROL_TOPICS:  # unsigned, no worker or gateway would enforce them
+                records = [sign(r, self.control_keys) for r in records]
             for record in records:
                 produce(topics[name], record[key].encode(), encode_value(record), delivery)
             if records and name != "tickers.profile":

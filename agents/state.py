@@ -26,6 +26,7 @@ from typing import Any, Callable
 import orjson
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
+from streams.partitioning import belongs
 from streams.topics import topic as topic_spec
 from streams.wire import BatchDecoder
 from tradeguard.core import ACCOUNT_TOPICS, INPUT_TOPICS, TICKER_TOPICS, Inputs, PartitionCore, Shared
@@ -287,7 +288,9 @@ def replay(settings: Settings, core: PartitionCore, messages: list[Any],
     names = {settings.topic(n): n for n in INPUT_TOPICS}
     by_topic: dict[str, list[bytes]] = {}
     for msg in messages:
-        by_topic.setdefault(names[msg.topic()], []).append(msg.value())
+        # What the live path dead-lettered stays out here too (streams/partitioning.py).
+        if belongs(msg.key(), msg.partition(), settings.partitions):
+            by_topic.setdefault(names[msg.topic()], []).append(msg.value())
     inputs = Inputs()
     for name, values in by_topic.items():
         records, _ = BatchDecoder(topic_spec(name).schema).decode_many(values)

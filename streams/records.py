@@ -196,6 +196,10 @@ TICKER_CONTROL = RecordSchema(
         Field("source", "string", "Who decided: engine, cli, analyst, ...", required=False,
               nullable=True),
         Field("ts", "integer", _ENGINE_TS, minimum=0),
+        Field("signature", "string", "v1:<key id>:<hex HMAC-SHA256> over the record's RFC 8785 "
+              "canonical JSON without this field, made with the control key "
+              "(streams/signing.py). Unsigned or forged records are ignored.", required=False,
+              nullable=True),
     ),
 )
 
@@ -214,6 +218,10 @@ ACCOUNT_CONTROL = RecordSchema(
         Field("source", "string", "Who decided: engine, cli, feedback, ...", required=False,
               nullable=True),
         Field("ts", "integer", _ENGINE_TS, minimum=0),
+        Field("signature", "string", "v1:<key id>:<hex HMAC-SHA256> over the record's RFC 8785 "
+              "canonical JSON without this field, made with the control key "
+              "(streams/signing.py). Unsigned or forged records are ignored.", required=False,
+              nullable=True),
     ),
 )
 
@@ -362,3 +370,21 @@ AUDIT = RecordSchema(
 
 SCHEMAS[AUDIT.name] = AUDIT
 __all__ += ["AUDIT", "AUDIT_ACTIONS", "AUDIT_OUTCOMES"]
+
+# --- Plausible bounds (streams/bounds.py) ---------------------------------------------------
+#: Beyond these an order or a trade is a mistake or an attack on the engine, not trading:
+#: the engine dead-letters it with a reason naming the field. Defaults for a Japanese retail
+#: broker (yen, shares); each is a setting (TRADEGUARD_MAX_ORDER_QTY, ...). No order of a
+#: retail account is for more than 100 million shares (Toyota has ~15.8 billion listed), no
+#: share costs more than one billion yen (Berkshire Hathaway A, the dearest listed share,
+#: is about 0.1 billion), and no single order is worth more than 100 billion yen (the whole
+#: 2025 takeover wave bought about 267 billion in six months).
+PLAUSIBLE_ORDER_QTY = 100_000_000
+PLAUSIBLE_PRICE = 1_000_000_000.0
+PLAUSIBLE_ORDER_NOTIONAL = 100_000_000_000.0
+#: A market print can be a block trade far larger than any retail order.
+PLAUSIBLE_TRADE_QTY = 10_000_000_000
+#: An account's holdings: ten trillion yen is more than any individual holds.
+PLAUSIBLE_HOLDINGS_VALUE = 10_000_000_000_000.0
+__all__ += ["PLAUSIBLE_HOLDINGS_VALUE", "PLAUSIBLE_ORDER_NOTIONAL", "PLAUSIBLE_ORDER_QTY",
+            "PLAUSIBLE_PRICE", "PLAUSIBLE_TRADE_QTY"]

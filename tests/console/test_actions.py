@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from streams.signing import ControlKeys, sign
 from tradeguard.broker.clients import GatewayProducer, TopicReader
 from tests.console.client import Client
 from tests.console.conftest import OPERATORS
@@ -36,7 +37,7 @@ def _engine_output(settings) -> dict:
                 "reasons": [{"code": "new_device", "value": 1.0}], "model_version": "t",
                 "order_ts": now, "ts": now}
     gateway = GatewayProducer(settings)
-    gateway.send("controls.tickers", halt)
+    gateway.send("controls.tickers", sign(halt, ControlKeys.development()))  # as the engine does
     gateway.send("orders", order)
     gateway.send("decisions", decision)
     gateway.flush()

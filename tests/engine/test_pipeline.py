@@ -8,6 +8,7 @@ import time
 import orjson
 import pytest
 
+from streams.signing import ControlKeys, sign
 from tradeguard.broker.clients import GatewayProducer, TopicReader
 
 pytestmark = pytest.mark.broker
@@ -115,10 +116,10 @@ def test_halted_ticker_blocks_buys_not_sells_and_the_halt_expires(engine_setting
 
         # Halts are judged in event time: in force from their ts until expires_at.
         halt_s = 4
-        gateway.send("controls.tickers", {
+        gateway.send("controls.tickers", sign({  # signed: the engine enforces no other
             "ticker": "4592", "action": "halt_buys", "reason": "analyst: targeted ticker",
             "evidence": {"accounts": ["a1", "a2"]}, "expires_at": T0 + halt_s * 1000,
-            "source": "analyst", "ts": T0})
+            "source": "analyst", "ts": T0}, ControlKeys.development()))
         gateway.flush()
         wait_for(lambda rs: any(n == "controls.tickers" for n, _ in rs), 30)
         time.sleep(0.5)  # the worker's replicated board reads the same record

@@ -9,6 +9,7 @@ from confluent_kafka import Producer
 
 from streams.codec import encode_key, encode_value
 from streams.records import ACCOUNT_CONTROL, TICKER_CONTROL
+from streams.signing import ControlKeys, sign
 from tradeguard.broker.admin import wait_reachable
 from tradeguard.broker.embedded import BrokerError
 from tradeguard.runtime.settings import Settings
@@ -28,6 +29,7 @@ def publish_release(settings: Settings, kind: str, key: str, reason: str) -> dic
         record = {"account_id": key, "action": "release", "reason": reason, "evidence": None,
                   "source": "cli", "ts": now}
     schema.validate(record)  # the CLI names a bad key before the broker sees it
+    record = sign(record, ControlKeys.from_settings(settings))  # or no worker enforces it
     wait_reachable(settings)
     errors: list[str] = []
     producer = Producer({**settings.kafka_client_config(), "partitioner": "murmur2_random"})

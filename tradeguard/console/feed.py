@@ -4,7 +4,8 @@ Manual partition assignment (no consumer group: a console only watches, and a
 group join costs seconds on the embedded broker) and short fetch waits.
 Compacted control topics are read from the beginning; the live topics from
 ``lookback_s`` back; the audit trail from ``audit_lookback_s`` back. A record
-that does not decode is counted per topic and logged with its position, never
+that does not decode, and a control record without a valid signature
+(streams/signing.py), is counted per topic and logged with its position, never
 silently dropped.
 """
 
@@ -18,6 +19,7 @@ import uuid
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaException, TopicPartition
 
 from streams.schema import RecordError
+from streams.signing import CONTROL_TOPICS, ControlKeys, check
 from streams.topics import topic
 from tradeguard.console.view import ConsoleView
 from tradeguard.runtime.settings import Settings
@@ -45,6 +47,7 @@ class ConsoleFeed:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="console-feed", daemon=True)
         self._names = {settings.topic(n): n for n in FEED_TOPICS}
+        self.keys = ControlKeys.from_settings(settings)
 
     def start(self) -> "ConsoleFeed":
         self._thread.start()
@@ -121,7 +124,10 @@ class ConsoleFeed:
                 continue  # partition EOF and transient errors: nothing to decode
             name = self._names[msg.topic()]
             try:
-                decoded.append((name, topic(name).schema.decode(msg.value())))
+                record = topic(name).schema.decode(msg.value())
+                if name in CONTROL_TOPICS:  # what the engine ignores, the console must not show
+                    check(record, self.keys)
+                decoded.append((name, record))
             except RecordError as exc:
                 self.view.rejected[name] += 1
                 log.error("console: skipped a bad %s record at %d@%d: %s", name,

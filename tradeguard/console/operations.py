@@ -9,7 +9,8 @@ audit record says ``failed``.
 
 Records the console writes name the operator: ``source`` is
 ``console:<user>`` and ``evidence.operator`` holds user, role and how they
-logged in (plus the approver under the two-person rule).
+logged in (plus the approver under the two-person rule). Control records are
+signed with the control key as they are sent (streams/signing.py).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 from confluent_kafka import KafkaException
 
 from streams.records import ACCOUNT_CONTROL, AUDIT, FEEDBACK, TICKER_CONTROL
+from streams.signing import CONTROL_TOPICS, ControlKeys, sign
 from tradeguard.broker.clients import GatewayProducer
 from tradeguard.console.access import ACTIONS, authorize, may_approve
 from tradeguard.console.view import ConsoleView
@@ -256,12 +258,15 @@ class Operations:
 
     def __init__(self, settings: Settings, view: ConsoleView, lock: threading.Lock) -> None:
         self.settings, self.view, self.lock = settings, view, lock
+        self.keys = ControlKeys.from_settings(settings)  # controls are signed (docs/security.md)
         self._producer: GatewayProducer | None = None
         self._send_lock = threading.Lock()
 
     def _send(self, topic: str, record: dict[str, Any]) -> None:
         if self._producer is None:
             self._producer = GatewayProducer(self.settings, **{"linger.ms": 0})
+        if topic in CONTROL_TOPICS:
+            record = sign(record, self.keys)
         try:
             self._producer.send(topic, record)
             self._producer.flush(10.0)

@@ -5,7 +5,9 @@
 partition by manual assignment, into a :class:`ControlBoard`, so the gateway
 enforces halts and freezes even while the engine is slow or down. A tombstone
 (null value) ends the key's control like a release. A record that breaks the
-contract is logged and counted, and changes nothing.
+contract is logged and counted, and changes nothing. A gateway given the control
+key (``TRADEGUARD_CONTROL_KEY_FILE``) also refuses unsigned and forged control
+records, tombstones included, as the engine does (streams/signing.py).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
 
 from streams.records import ACCOUNT_CONTROL, TICKER_CONTROL
 from streams.schema import RecordError
+from streams.signing import ControlKeys, unsigned_or_forged
 from tradeguard.broker.embedded import BrokerError
 from tradeguard.gateway import kafka
 from tradeguard.gateway.decision import Verdict, control_verdict
@@ -44,6 +47,10 @@ class ControlsReplica:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._names = {settings.topic(n): n for n in _TOPICS}
+        # Signatures are checked only where the gateway holds the control key (optional:
+        # Kafka ACLs already keep gateways' and strangers' writes off these topics).
+        self.keys = (ControlKeys.from_file(settings.control_key_file)
+                     if settings.control_key_file else None)
         self._consumer = kafka.reader(settings, "gateway-controls")
         self._ends: dict[tuple[str, int], int] = {}
         self._thread = threading.Thread(target=self._run, name="tradeguard-gateway-controls",
@@ -103,6 +110,10 @@ class ControlsReplica:
             del self._ends[ends_key]
         schema, key_field = _TOPICS[name]
         try:
+            if self.keys is not None:  # a gateway that holds the control key checks it
+                refused = unsigned_or_forged([msg.value()], self.keys)
+                if refused:
+                    raise refused[0][1]
             if msg.value() is None:  # tombstone: the key's control is gone
                 key = (msg.key() or b"").decode("utf-8")
                 if not key:

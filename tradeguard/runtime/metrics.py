@@ -39,6 +39,9 @@ def deadletter_reason(error: Exception) -> str:
     >>> deadletter_reason(RecordError("event time 0 is more than 604800 s old", "ts"))
     'event_time'
     """
+    label = getattr(error, "label", None)  # errors that carry their own (streams/bounds.py, ...)
+    if label:
+        return label
     text = str(getattr(error, "reason", error))
     if text.startswith("malformed JSON"):
         return "malformed_json"
@@ -100,6 +103,19 @@ class EngineMetrics:
                                           buckets=STEP_BUCKETS, registry=r)
         self.restored = Counter("tradeguard_partitions_restored_total",
                                 "Partitions restored from a snapshot plus replay.", registry=r)
+        self.misplaced = Counter(
+            "tradeguard_partitioning_violations_total",
+            "Records dead-lettered because their key hashes (murmur2) to another partition "
+            "than the one they sit on, or they have no key: a producer breaks the contract.",
+            ["topic"], registry=r)
+        self.refused_controls = Counter(
+            "tradeguard_control_records_refused_total",
+            "Control records ignored for want of a valid signature, by topic and reason.",
+            ["topic", "reason"], registry=r)
+        self.development_key = Gauge(
+            "tradeguard_control_key_development",
+            "1 while control records are signed and checked with the public development key "
+            "(TRADEGUARD_CONTROL_KEY_FILE unset): anyone can forge them.", registry=r)
         self._model_version: str | None = None
 
     def observe_step(self, records: int, decided: int, seconds: float) -> None:
@@ -134,8 +150,14 @@ class EngineMetrics:
                 self.account_controls.labels(action=r["action"]).inc()
 
     def observe_deadletter(self, topic: str, error: Exception) -> None:
-        self.deadletters.labels(topic=topic, reason=deadletter_reason(error)).inc()
+        reason = deadletter_reason(error)
+        self.deadletters.labels(topic=topic, reason=reason).inc()
         self.invalid.labels(topic=topic).inc()
+        if reason == "wrong_partition":
+            self.misplaced.labels(topic=topic).inc()
+
+    def observe_refused_control(self, topic: str, error: Exception) -> None:
+        self.refused_controls.labels(topic=topic, reason=getattr(error, "kind", "invalid")).inc()
 
     def observe_snapshot(self, seconds: float) -> None:
         self.snapshots.inc()

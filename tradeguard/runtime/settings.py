@@ -11,6 +11,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Mapping
 
+from streams import records
+
 __all__ = ["Settings", "SettingsError"]
 
 
@@ -76,6 +78,19 @@ class Settings:
     max_event_age_s: float = 7 * 86400.0
     #: Event time more than this many seconds ahead of the worker's clock is dead-lettered.
     max_event_lead_s: float = 300.0
+    #: Plausible bounds (streams/bounds.py): an order for more shares, a price (orders and
+    #: trades) above, an order worth more yen, a print of more shares, or holdings worth more
+    #: yen than these is dead-lettered with a reason naming the field.
+    max_order_qty: int = records.PLAUSIBLE_ORDER_QTY
+    max_price: float = records.PLAUSIBLE_PRICE
+    max_order_notional: float = records.PLAUSIBLE_ORDER_NOTIONAL
+    max_trade_qty: int = records.PLAUSIBLE_TRADE_QTY
+    max_holdings_value: float = records.PLAUSIBLE_HOLDINGS_VALUE
+    #: File with the shared secret that signs control records (streams/signing.py), one key
+    #: per line: the first signs, every one verifies (rotation). Empty: the public
+    #: development key, which protects nothing (the embedded demo and tests use it; the
+    #: worker logs a warning). The engine, `tradeguard controls` and the console need it.
+    control_key_file: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
@@ -103,6 +118,11 @@ class Settings:
         if self.max_event_age_s < 0 or self.max_event_lead_s < 0:
             raise SettingsError("TRADEGUARD_MAX_EVENT_AGE_S and TRADEGUARD_MAX_EVENT_LEAD_S "
                                 "must be >= 0")
+        for name in ("max_order_qty", "max_price", "max_order_notional", "max_trade_qty",
+                     "max_holdings_value"):
+            if not getattr(self, name) > 0:
+                raise SettingsError(f"TRADEGUARD_{name.upper()} must be > 0, "
+                                    f"got {getattr(self, name)!r}")
         if self.log_format not in ("text", "json"):
             raise SettingsError(
                 f"TRADEGUARD_LOG_FORMAT must be text or json, got {self.log_format!r}")
