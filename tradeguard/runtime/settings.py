@@ -48,16 +48,12 @@ class Settings:
     policy_file: str = ""
     #: Market the broker calls home; orders on any other market count as overseas.
     home_market: str = "JP"
-    #: Orders scored per batch at most (latency/throughput trade-off).
-    batch_max: int = 2000
-    #: Longest wait to fill a batch, seconds.
-    batch_within_s: float = 0.005
     #: Orders the anomaly model learns per reference window (it scores 0 until the first).
     anomaly_window: int = 250
     #: Seconds between state snapshots per partition (bounds the replay on restart).
     snapshot_interval_s: float = 30.0
     #: Longest a consumer fetch waits for data, ms (latency of every Kafka hop on
-    #: brokers that do not answer long-polls early; see agents/transport.py).
+    #: brokers that do not answer long-polls early; see docs/architecture.md).
     fetch_max_wait_ms: int = 10
     #: Kafka security: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.
     security_protocol: str = "PLAINTEXT"
@@ -111,8 +107,6 @@ class Settings:
             raise SettingsError(f"TRADEGUARD_PARTITIONS must be >= 1, got {self.partitions}")
         if not 0 <= self.web_port <= 65535:
             raise SettingsError(f"TRADEGUARD_WEB_PORT must be 0..65535, got {self.web_port}")
-        if self.batch_max < 1:
-            raise SettingsError(f"TRADEGUARD_BATCH_MAX must be >= 1, got {self.batch_max}")
         if self.poll_max < 1:
             raise SettingsError(f"TRADEGUARD_POLL_MAX must be >= 1, got {self.poll_max}")
         if self.max_event_age_s < 0 or self.max_event_lead_s < 0:
