@@ -265,8 +265,6 @@ class Operations:
     def _send(self, topic: str, record: dict[str, Any]) -> None:
         if self._producer is None:
             self._producer = GatewayProducer(self.settings, **{"linger.ms": 0})
-        if topic in CONTROL_TOPICS:
-            record = sign(record, self.keys)
         try:
             self._producer.send(topic, record)
             self._producer.flush(10.0)
@@ -276,6 +274,7 @@ class Operations:
 
     def execute(self, p: Plan) -> Plan:
         """Write the plan's records, then its audit record (``failed`` if a write failed)."""
+        p = self._signed(p)
         with self._send_lock:
             try:
                 for topic, record in p.writes:
@@ -291,6 +290,14 @@ class Operations:
                 self.view.absorb(topic, record, now)
             self.view.absorb("audit", p.audit, now)
         return p
+
+    def _signed(self, p: Plan) -> Plan:
+        """Control records signed with the control key; the audit's ``after`` is what is sent."""
+        if not any(topic in CONTROL_TOPICS for topic, _ in p.writes):
+            return p
+        writes = [(t, sign(r, self.keys) if t in CONTROL_TOPICS else r) for t, r in p.writes]
+        after = writes[-1][1] if p.audit.get("after") is not None else None
+        return Plan({**p.audit, "after": after}, writes)
 
     def record(self, audit: dict[str, Any]) -> None:
         """Write an audit record that goes with no other write (logins, logouts)."""
