@@ -60,6 +60,10 @@ TOPICS: tuple[TopicSpec, ...] = (
               producer="analysts, simulator", consumers="engine", retention_ms=30 * DAY_MS),
     TopicSpec("decisions", "account_id", records.DECISION, "One decision per order.",
               producer="engine", consumers="order gateways, analysts"),
+    TopicSpec("decisions.shadow", "account_id", records.DECISION,
+              "What a candidate policy would have decided, per order (shadow mode; never "
+              "enforced).", producer="engine (TRADEGUARD_SHADOW_POLICY_FILE)",
+              consumers="tradeguard replay --compare-shadow, analysts"),
     TopicSpec("controls.tickers", "ticker", records.TICKER_CONTROL,
               "Buy halts and releases per ticker.", producer="engine, CLI",
               consumers="order gateways, engine", compacted=True),

@@ -86,6 +86,7 @@ class AccountCore:
         # Logins of every account, not just this partition's: shared by all on a worker.
         self.infra = InfrastructureWatch() if infra is None else infra
         self._reasons = ReasonsEncoder()
+        self._last: list[tuple] = []  # the last call's decided segments, for a shadow policy
 
     # -- the one way in -------------------------------------------------------------------
 
@@ -99,6 +100,7 @@ class AccountCore:
         """
         auth = sorted(auth, key=_ts)
         orders = sorted(orders, key=_ts)
+        self._last = []
         out = AccountOutputs()
         if not feedback:
             self._segment(auth, orders, board, cfg, out)
@@ -176,14 +178,33 @@ class AccountCore:
                  "shared_infra_accounts": self.infra.shared_accounts_many(accounts, ts.tolist())}
         if self.classifier.is_warm:
             extra["fraud_probability"] = self.classifier.score_many(features)
-        verdicts = score_orders(features, ACCOUNT_FEATURES, cfg, extra)
         self._remember(orders, features)
+        # What a shadow policy needs to decide the same orders later, without learning twice.
+        self._last.append((orders, batch, features, extra, windows))
+        out = AccountOutputs()
+        out.decisions = self._verdicts(orders, batch, features, extra, windows, board, cfg,
+                                       out.account_controls)
+        notional = np.nan_to_num(batch.qty * batch.price, nan=0.0, posinf=0.0)
+        out.flows = FlowBlock(ticker=out.decisions.ticker, account_id=out.decisions.account_id,
+                              side=out.decisions.side, order_id=out.decisions.order_id,
+                              notional=notional, account_risk=out.decisions.score.copy(),
+                              ts=batch.ts_ms.copy())
+        return out
+
+    def _verdicts(self, orders: list, batch: OrderBatch, features: np.ndarray,
+                  extra: dict[str, Any], windows: np.ndarray, board: ControlBoard,
+                  cfg: PolicyConfig, controls: list[dict[str, Any]] | None) -> DecisionBlock:
+        """Scores, actions and reasons under ``cfg``, controls in force applied.
+
+        ``controls`` collects the account controls a high score raises (and the board
+        takes them at once); None decides without raising any (a shadow policy).
+        """
+        verdicts = score_orders(features, ACCOUNT_FEATURES, cfg, extra)
         scores = np.round(verdicts.scores, 4)
         actions = verdicts.action_codes(cfg)
         reasons = self._reasons.encode(verdicts, cfg.max_reasons)
+        accounts = [o.account_id for o in orders]
         tickers = [o.ticker for o in orders]
-        sides = [o.side for o in orders]
-        out = AccountOutputs()
         # Controls: only the orders that could meet one take the slow path.
         candidates = np.flatnonzero(
             (verdicts.scores >= cfg.step_up_at)
@@ -191,29 +212,36 @@ class AccountCore:
             | (batch.is_buy & np.array(board.has_ticker_controls(tickers), dtype=bool)))
         for i in candidates.tolist():
             self._apply_controls(i, orders[i], float(scores[i]), actions, reasons, board, cfg,
-                                 out.account_controls)
+                                 controls)
         model = f"{self.anomaly.name}-v{self.anomaly.revision}"
         classifier = self.classifier.version
         versions = {w: f"{model}/w{w};{classifier}" for w in set(windows.tolist())}
-        out.decisions = DecisionBlock(
+        return DecisionBlock(
             order_id=[o.order_id for o in orders], account_id=accounts, ticker=tickers,
-            side=sides, action=actions, score=scores, reasons=reasons,
+            side=[o.side for o in orders], action=actions, score=scores, reasons=reasons,
             model_version=[versions[w] for w in windows.tolist()],
-            policy_version=cfg.version, order_ts=ts.copy())
-        notional = np.nan_to_num(batch.qty * batch.price, nan=0.0, posinf=0.0)
-        out.flows = FlowBlock(ticker=tickers, account_id=accounts, side=sides,
-                              order_id=out.decisions.order_id, notional=notional,
-                              account_risk=scores.copy(), ts=ts.copy())
+            policy_version=cfg.version, order_ts=batch.ts_ms.copy())
+
+    def shadow(self, board: ControlBoard, cfg: PolicyConfig) -> DecisionBlock:
+        """The orders of the last ``process`` call decided under another policy.
+
+        Same features, same model scores (nothing is learned twice), the controls in
+        force applied, none raised: what ``cfg`` would have said, for ``decisions.shadow``.
+        """
+        out = DecisionBlock.empty()
+        for orders, batch, features, extra, windows in self._last:
+            out = out.concat(self._verdicts(orders, batch, features, extra, windows, board,
+                                            cfg, None))
         return out
 
     def _apply_controls(self, i: int, order: Any, score: float, actions: np.ndarray,
                         reasons: list[bytes], board: ControlBoard, cfg: PolicyConfig,
-                        controls: list[dict[str, Any]]) -> None:
+                        controls: list[dict[str, Any]] | None) -> None:
         """Controls in force override the score; a high score puts the account under control."""
         account_id = order.account_id
         control = board.account_control(account_id)
-        wanted = ("freeze" if score >= cfg.freeze_at
-                  else "step_up" if score >= cfg.step_up_at else None)
+        wanted = None if controls is None else (
+            "freeze" if score >= cfg.freeze_at else "step_up" if score >= cfg.step_up_at else None)
         current = control["action"] if control else None
         overrides = []
         if wanted and _RANK[wanted] > _RANK.get(current, 0):

@@ -145,6 +145,10 @@ class PartitionCore:
             out.account_controls = side.account_controls
         return out
 
+    def shadow(self, cfg: PolicyConfig) -> DecisionBlock:
+        """The last batch's orders under a candidate policy (shadow mode; nothing learned)."""
+        return self.accounts.shadow(self.shared.board, cfg)
+
     def to_bytes(self) -> bytes:
         return pickle.dumps({"format": 1, "accounts": self.accounts.to_bytes(),
                              "tickers": self.tickers.to_bytes()},

@@ -46,6 +46,9 @@ class Settings:
     state_dir: Path = field(default_factory=lambda: Path("./var/tradeguard"))
     #: Policy file (thresholds and weights); empty means built-in defaults.
     policy_file: str = ""
+    #: A candidate policy scored beside the live one (shadow mode): its decisions go to
+    #: ``decisions.shadow`` and are never enforced. Empty: no shadow.
+    shadow_policy_file: str = ""
     #: Market the broker calls home; orders on any other market count as overseas.
     home_market: str = "JP"
     #: Orders the anomaly model learns per reference window (it scores 0 until the first).
