@@ -263,7 +263,7 @@ class EngineService(mode.Service):
                                    ("controls.tickers", "ticker", out.ticker_controls),
                                    ("tickers.profile", "ticker", out.profiles)):
             if name in CONTROL_TOPICS:  # unsigned, no worker or gateway would enforce them
-                records = [r for r in records]  # BREAK-TEST
+                records = [sign(r, self.control_keys) for r in records]
             for record in records:
                 produce(topics[name], record[key].encode(), encode_value(record), delivery)
             if records and name != "tickers.profile":
