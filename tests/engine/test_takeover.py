@@ -6,6 +6,7 @@ import io
 
 import pytest
 
+from streams.signing import ControlKeys, check
 from tradeguard.demo.run import replay_session
 from tradeguard.demo.session import TARGET, scripted_session
 
@@ -42,6 +43,9 @@ def test_scripted_takeover_is_stopped_and_the_steady_customer_is_not(engine_sett
     for account in script.hijacked:
         assert controlled.get(account) in ("step_up", "freeze"), controlled
     assert script.steady_account not in controlled
+    # Every control the engine published is signed: other workers and gateways enforce no other.
+    for control in progress.halts + progress.account_controls:
+        check(control, ControlKeys.development())
 
     # The legitimate customer trading the same large caps all session is never held.
     steady = [d for d in decisions.values() if d["account_id"] == script.steady_account]
