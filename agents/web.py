@@ -138,9 +138,11 @@ def register(ctx: WorkerContext) -> Heartbeat:
         "lag": Gauge("tradeguard_consumer_lag",
                      "Records not yet decided per assigned partition (highwater - position).",
                      ["topic", "partition"], registry=r),
-        "snapshot_age": Gauge("tradeguard_last_snapshot_age_seconds",
-                              "Seconds since this worker last wrote a state snapshot.",
-                              registry=r),
+        # Registered at the first snapshot (in _scrape): an unlabelled gauge is exposed
+        # from creation, and a 0 before any snapshot would claim a fresh one.
+        "snapshot_age_pending": Gauge("tradeguard_last_snapshot_age_seconds",
+                                      "Seconds since this worker last wrote a state snapshot.",
+                                      registry=None),
     }
 
     @app.task
@@ -188,4 +190,7 @@ def _scrape(ctx: WorkerContext, hb: Heartbeat, gauges: dict[str, Gauge]) -> None
         gauges["lag"].labels(topic=topic, partition=str(partition)).set(n)
     last = getattr(ctx.engine, "last_snapshot_at", None)
     if last is not None:  # absent until a snapshot exists: never faked
+        if "snapshot_age_pending" in gauges:
+            gauges["snapshot_age"] = gauges.pop("snapshot_age_pending")
+            ctx.metrics.registry.register(gauges["snapshot_age"])
         gauges["snapshot_age"].set(round(max(0.0, time.time() - last), 3))
