@@ -36,6 +36,7 @@ CORE_KINDS = {"ServiceAccount", "ConfigMap", "Service", "Deployment", "PodDisrup
               "NetworkPolicy"}
 CRD_SCHEMAS = {
     ("kafka.strimzi.io/v1", "KafkaTopic"): "kafka.strimzi.io_kafkatopics.v1.yaml",
+    ("kafka.strimzi.io/v1", "KafkaUser"): "kafka.strimzi.io_kafkausers.v1.yaml",
     ("keda.sh/v1alpha1", "ScaledObject"): "keda.sh_scaledobjects.v1alpha1.yaml",
     ("keda.sh/v1alpha1", "TriggerAuthentication"): "keda.sh_triggerauthentications.v1alpha1.yaml",
     ("monitoring.coreos.com/v1", "ServiceMonitor"): "monitoring.coreos.com_servicemonitors.v1.yaml",
@@ -87,9 +88,11 @@ def test_every_overlay_renders_the_whole_deployment(overlay):
     assert kinds >= {"Deployment", "Service", "ConfigMap", "PodDisruptionBudget", "NetworkPolicy",
                      "ServiceMonitor", "ScaledObject", "KafkaTopic", "ServiceAccount"}
     assert kinds <= CORE_KINDS | {k for _, k in CRD_SCHEMAS}, kinds
-    app_ns = {d["metadata"]["namespace"] for d in docs if d["kind"] != "KafkaTopic"}
+    kafka_side = ("KafkaTopic", "KafkaUser")  # in the Kafka cluster's namespace
+    app_ns = {d["metadata"]["namespace"] for d in docs if d["kind"] not in kafka_side}
     assert app_ns == {"tradeguard-dev" if name == "dev" else "tradeguard"}
-    assert {d["metadata"]["namespace"] for d in of_kind(docs, "KafkaTopic")} == {"kafka"}
+    assert {d["metadata"]["namespace"] for d in docs if d["kind"] in kafka_side} == {"kafka"}
+    assert bool(of_kind(docs, "KafkaUser")) == (name == "prod")  # dev's Kafka has no auth
 
 
 def test_core_resources_are_valid_for_the_named_kubernetes_version(overlay, tmp_path):
@@ -218,7 +221,8 @@ def test_probes_ports_and_mounts_match_the_worker(overlay):
     assert env["TRADEGUARD_STATE_DIR"] in mounts
     assert env["NUMBA_CACHE_DIR"].startswith(env["TRADEGUARD_STATE_DIR"] + "/")
     assert str(Path(env["TRADEGUARD_POLICY_FILE"]).parent) in mounts
-    for var in ("TRADEGUARD_SASL_PASSWORD_FILE", "TRADEGUARD_SSL_CAFILE"):
+    for var in ("TRADEGUARD_SASL_PASSWORD_FILE", "TRADEGUARD_SSL_CAFILE",
+                "TRADEGUARD_CONTROL_KEY_FILE"):
         if env.get(var):
             assert str(Path(env[var]).parent) in mounts, var
     assert worker["securityContext"]["readOnlyRootFilesystem"] is True

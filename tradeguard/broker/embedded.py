@@ -65,6 +65,9 @@ class EmbeddedBroker:
     port: int = 0  # 0: pick a free port
     log_path: Path | None = None
     startup_timeout_s: float = 15.0
+    #: Require SASL (SCRAM) from clients (Tansu's --authentication; docs/security.md has what
+    #: it can and cannot do).
+    authentication: bool = False
     process: subprocess.Popen | None = field(default=None, init=False, repr=False)
 
     @property
@@ -87,7 +90,8 @@ class EmbeddedBroker:
         try:
             self.process = subprocess.Popen(
                 [binary, "broker", "--listener-url", listener,
-                 "--advertised-listener-url", listener, "--storage-engine", "memory://tansu/"],
+                 "--advertised-listener-url", listener, "--storage-engine", "memory://tansu/",
+                 *(["--authentication"] if self.authentication else [])],
                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 # Own process group: a Ctrl-C aimed at our terminal must not kill the
                 # broker before we have stopped the workers that still talk to it.
