@@ -93,6 +93,8 @@ _MISSING = re.compile(r"Object missing required field `([A-Za-z0-9_]+)`")
 def _record_error(exc: Exception) -> RecordError:
     """msgspec's message, reworded the way ``streams.schema`` words it, naming the field."""
     text = str(exc)
+    if isinstance(exc, RecursionError):
+        return RecordError("malformed JSON: nested too deeply")
     if isinstance(exc, msgspec.DecodeError) and not isinstance(exc, msgspec.ValidationError):
         return RecordError(f"malformed JSON: {text.removeprefix('JSON is malformed: ')}")
     missing = _MISSING.search(text)
@@ -133,7 +135,7 @@ class BatchDecoder:
             raise RecordError("record has no value (tombstone)")
         try:
             return self._one.decode(value)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:
             raise self._explain(value, exc) from None
 
     def _explain(self, value: bytes, exc: Exception) -> RecordError:
@@ -161,7 +163,10 @@ class BatchDecoder:
         for i, value in enumerate(values):
             try:
                 records.append(decode(value))
-            except (msgspec.DecodeError, msgspec.ValidationError, TypeError) as exc:
+            # RecursionError: JSON nested deeper than the interpreter's limit (a 5,000-deep
+            # array), which msgspec reports by raising it; a dead letter, not a crash.
+            except (msgspec.DecodeError, msgspec.ValidationError, TypeError,
+                    RecursionError) as exc:
                 bad.append((i, RecordError("record has no value (tombstone)") if value is None
                             else self._explain(value, exc)))
         return records, bad
