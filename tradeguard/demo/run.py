@@ -126,10 +126,9 @@ def run_demo(quick: bool = False, out=sys.stdout, console: bool = False) -> int:
     try:
         print(f"starting the embedded broker (logs in {workdir})", file=out, flush=True)
         broker.start()
-        # The scripted session keeps its recorded timestamps: no bound on event age.
         settings = Settings.from_env(env={}, broker=broker.url, partitions=4,
                                      web_port=free_port(), web_host="127.0.0.1",
-                                     state_dir=workdir / "state", max_event_age_s=0)
+                                     state_dir=workdir / "state")
         create_topics(settings)
         if console:
             from tradeguard.console.demo import demo_console, wait_for_operator

@@ -12,11 +12,11 @@ know from ``SessionScript.fraud_orders`` which orders were the attacker's.
 from __future__ import annotations
 
 import random
+import time
 from dataclasses import dataclass, field
 
 __all__ = ["Event", "SessionScript", "scripted_session"]
 
-T0 = 1_767_000_000_000  # event-time origin of the session (epoch ms)
 MINUTE = 60_000
 
 # ticker -> (price in yen, shares traded per minute in normal times, market)
@@ -62,12 +62,19 @@ def _login(account: str, ts: int, *, device: str, ip: str, country: str = "JP",
 
 
 def scripted_session(minutes: int = 20, accounts: int = 40, hijacked: int = 5,
-                     seed: int = 7) -> SessionScript:
-    """The session; ``minutes`` >= 12 so the attack (minute 10 on) fits."""
+                     seed: int = 7, t0: int | None = None) -> SessionScript:
+    """The session; ``minutes`` >= 12 so the attack (minute 10 on) fits.
+
+    ``t0`` is the session's event-time origin (epoch ms); by default the start of the
+    minute ``minutes + 1`` minutes ago, so the whole session lies in the recent past, as
+    live traffic would, and nothing in it is ahead of the worker's clock.
+    """
     if minutes < 12:
         raise ValueError(f"minutes must be >= 12 for the attack to fit, got {minutes}")
     if not 3 <= hijacked < accounts:
         raise ValueError("hijacked must be >= 3 and fewer than accounts")
+    if t0 is None:
+        t0 = (int(time.time() * 1000) // MINUTE - minutes - 1) * MINUTE
     rng = random.Random(seed)
     script = SessionScript()
     names = [f"cust-{i:03d}" for i in range(accounts)]
@@ -94,7 +101,7 @@ def scripted_session(minutes: int = 20, accounts: int = 40, hijacked: int = 5,
 
     # History: every customer logs in from home, yesterday; trades establish liquidity.
     for i, name in enumerate(names):
-        ts = T0 - 24 * 60 * MINUTE + i * 1000
+        ts = t0 - 24 * 60 * MINUTE + i * 1000
         login = _login(name, ts, device=f"{name}-pc", ip=f"203.0.113.{i % 250}")
         script.warmup.append(login)
         sessions[name] = (login.record["session_id"], login.record["ip"], f"{name}-pc")
@@ -103,7 +110,7 @@ def scripted_session(minutes: int = 20, accounts: int = 40, hijacked: int = 5,
     for ticker, (price, per_min, _) in TICKERS.items():
         for minute in range(-30, minutes):
             for k in range(6):
-                ts = T0 + minute * MINUTE + k * 10_000 + rng.randrange(10_000)
+                ts = t0 + minute * MINUTE + k * 10_000 + rng.randrange(10_000)
                 qty = max(100, int(rng.gauss(per_min / 6, per_min / 18)) // 100 * 100)
                 trade = Event("market.trades", {"ticker": ticker, "qty": qty, "ts": ts,
                                                 "price": round(price * rng.uniform(0.995, 1.005), 1)})
@@ -111,7 +118,7 @@ def scripted_session(minutes: int = 20, accounts: int = 40, hijacked: int = 5,
 
     # Ordinary customers: a morning login, then a few large-cap orders each.
     for i, name in enumerate(names):
-        ts = T0 + rng.randrange(2 * MINUTE)
+        ts = t0 + rng.randrange(2 * MINUTE)
         device = f"{name}-pc"
         if name == script.new_phone_account:
             device = f"{name}-new-iphone"  # legitimately new: same home network
@@ -130,7 +137,7 @@ def scripted_session(minutes: int = 20, accounts: int = 40, hijacked: int = 5,
 
     # The takeover: one hijacked account every 40 s from minute 10.
     for k, name in enumerate(script.hijacked):
-        start = T0 + 10 * MINUTE + k * 40_000
+        start = t0 + 10 * MINUTE + k * 40_000
         # The campaign's infrastructure: two proxy IPs for all hijacked logins.
         ip, device = f"198.51.100.{10 + k % 2}", f"attacker-vm-{k}"
         for j in range(2):
