@@ -85,9 +85,9 @@ def measure(accounts: int) -> dict:
 
 def _model_bytes(x: np.ndarray) -> dict:
     """Size of the shared models after learning, as the worker snapshots them."""
-    from tradeguard.surveillance.accounts import AccountSurveillance
+    from tradeguard.core.accounts import AccountCore
 
-    s = AccountSurveillance()
+    s = AccountCore()
     models = {name: getattr(s, name) for name in ("anomaly", "classifier") if hasattr(s, name)}
     if "anomaly" in models:
         models["anomaly"].learn_many(x[:4_000])

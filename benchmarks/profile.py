@@ -29,7 +29,7 @@ AREAS = (
     ("tradeguard/features/", "feature kernels"),
     ("tradeguard/models/", "models"),
     ("tradeguard/policy/", "policy"),
-    ("tradeguard/surveillance/", "surveillance (columns, decision loop, controls)"),
+    ("tradeguard/core/", "core (columns, reasons, controls, blocks)"),
     ("streams/", "decode/encode (streams)"),
     ("tradeguard/runtime/metrics.py", "metrics"),
     ("agents/", "agents"),
@@ -56,7 +56,7 @@ def _area(files: list[str]) -> str:
         for prefix, area in AREAS:
             if path.startswith(prefix):
                 if area == "agents" and depth > 0:
-                    return "Faust/aiokafka called by agents (send, take_events)"
+                    return "Kafka client calls from agents (produce, poll)"
                 return area
     leaf = files[-1] if files else "?"
     return f"{leaf.split('/')[0] if '/' in leaf else leaf.removesuffix('.py')} (no engine frame)"

@@ -85,7 +85,7 @@ class TopicReader:
             "group.id": f"tradeguard-reader-{uuid.uuid4().hex[:12]}",  # required, never joined
             "enable.auto.commit": False,
             # librdkafka's default 500 ms long-poll is what every fetch costs on a broker
-            # that does not answer early (the embedded Tansu); see agents/transport.py.
+            # that does not answer early (the embedded Tansu); see docs/architecture.md.
             "fetch.wait.max.ms": settings.fetch_max_wait_ms,
             "log_level": 3,
         })

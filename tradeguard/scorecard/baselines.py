@@ -16,7 +16,7 @@
 - ``river_anomaly``: the engine's unsupervised account model on its own.
   ``AccountFeatures`` are computed from the auth events and orders in event
   order (ticker profiles from ``market.trades`` as the engine learns them), one
-  ``AccountAnomaly`` (the engine's, as ``AccountSurveillance`` configures it)
+  ``AccountAnomaly`` (the engine's, as ``AccountCore`` configures it)
   scores each order before learning it, and an order at or above ``threshold``
   is held. Each order is judged alone; the account counts as stepped up at its
   first held order (a challenge an attacker cannot answer), but its later
