@@ -95,6 +95,8 @@ def _record_error(exc: Exception) -> RecordError:
     text = str(exc)
     if isinstance(exc, RecursionError):
         return RecordError("malformed JSON: nested too deeply")
+    if isinstance(exc, UnicodeDecodeError):
+        return RecordError("malformed JSON: a string is not valid UTF-8")
     if isinstance(exc, msgspec.DecodeError) and not isinstance(exc, msgspec.ValidationError):
         return RecordError(f"malformed JSON: {text.removeprefix('JSON is malformed: ')}")
     missing = _MISSING.search(text)
@@ -135,7 +137,8 @@ class BatchDecoder:
             raise RecordError("record has no value (tombstone)")
         try:
             return self._one.decode(value)
-        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:
+        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError,
+                UnicodeDecodeError) as exc:
             raise self._explain(value, exc) from None
 
     def _explain(self, value: bytes, exc: Exception) -> RecordError:
@@ -164,9 +167,10 @@ class BatchDecoder:
             try:
                 records.append(decode(value))
             # RecursionError: JSON nested deeper than the interpreter's limit (a 5,000-deep
-            # array), which msgspec reports by raising it; a dead letter, not a crash.
+            # array); UnicodeDecodeError: invalid UTF-8 inside a string. msgspec raises both
+            # as they are; each is a dead letter, not a crash.
             except (msgspec.DecodeError, msgspec.ValidationError, TypeError,
-                    RecursionError) as exc:
+                    RecursionError, UnicodeDecodeError) as exc:
                 bad.append((i, RecordError("record has no value (tombstone)") if value is None
                             else self._explain(value, exc)))
         return records, bad
