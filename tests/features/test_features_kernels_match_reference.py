@@ -15,12 +15,18 @@ EXAMPLES = settings(max_examples=150, deadline=None, database=None)  # no .hypot
 
 
 def assert_same_state(fast: dict, slow: dict) -> None:
+    """Integers (counts, millisecond stamps, ids, Bloom words) exactly; floats to rounding."""
     for name, array in fast.items():
         other = slow[name]
+        assert (array.dtype, array.shape) == (other.dtype, other.shape), name
         for field in array.dtype.names or [None]:
             a, b = (array, other) if field is None else (array[field], other[field])
-            np.testing.assert_allclose(a.astype(np.float64), b.astype(np.float64), rtol=1e-9,
-                                       err_msg=f"{name}.{field}")
+            where = f"{name}.{field}" if field else name
+            if np.issubdtype(a.dtype, np.floating):
+                np.testing.assert_allclose(a, b, rtol=1e-9, atol=0, equal_nan=True,
+                                           err_msg=where)
+            else:
+                np.testing.assert_array_equal(a, b, err_msg=where)
 
 
 def account_arrays(f):

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from tradeguard.models import AccountAnomaly
+from tradeguard.models.hst_numba import copy_trees
 from tradeguard.models.squash import SQUASH_KINDS, squash_codes, squash_matrix
 
 COLUMNS = ("secs", "flag", "ratio_a", "ratio_b")
@@ -69,3 +71,27 @@ def test_numba_scores_equal_river_score_one(
     ]
     # Exact, not approximate: the masses are integers, so both sums are exact.
     assert model.score_many(probes).tolist() == expected
+
+
+@pytest.mark.parametrize("window_size", [10, 20, 40])
+def test_numba_scores_equal_river_where_a_mass_equals_the_size_limit(window_size):
+    """River walks on while a node's mass is >= size_limit (0.1 x window) and stops below it.
+
+    For these windows the limit is a whole number (0.1 x 30 is not) that integer masses
+    can equal; probing with the learned points themselves walks the populated paths,
+    through nodes holding exactly that mass. Random examples rarely reach this: the
+    test counts the models where River's own trees hold a node at the limit.
+    """
+    at_limit = 0
+    for seed in range(12):
+        model = AccountAnomaly(COLUMNS, SQUASH, n_trees=8, height=6, window_size=window_size,
+                               learn_every=1, seed=seed)
+        rng = np.random.default_rng(seed)
+        learned = rng.uniform(0, 1, (2 * window_size, len(COLUMNS))) ** 3 * 1e3
+        model.learn_many(learned)
+        masses = copy_trees(model.river, COLUMNS).r_mass
+        at_limit += bool((masses == model.river.size_limit).any())
+        expected = [model.river.score_one(dict(zip(COLUMNS, row.tolist())))
+                    for row in model.squashed(learned)]
+        assert model.score_many(learned).tolist() == expected, seed
+    assert at_limit >= 6, f"only {at_limit} of 12 models have a node at the size limit"

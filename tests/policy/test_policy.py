@@ -53,16 +53,42 @@ def test_score_is_a_probability_and_monotone_in_every_signal(x, j, bump):
     assert np.all(score_orders(raised, NAMES, CFG).scores >= base - 1e-12)
 
 
-@settings(max_examples=100, deadline=None)
-@given(arrays(np.float64, (3, len(NAMES)), elements=st.floats(0, 100)))
-def test_reasons_are_the_contributing_signals_strongest_first(x):
+def reasons_twin(row: np.ndarray, limit: int) -> list[tuple[str, float]]:
+    """The reason rule written from the policy file: each signal's risk is
+    weight x clip((x - offset) / scale, 0, 1); reasons are those adding at least
+    MIN_REASON_RISK, strongest first, ties in the policy file's order, at most ``limit``."""
+    present = [n for n in CFG.signals if n in NAMES]
+    risk = {n: CFG.signals[n].weight * min(max((row[NAMES.index(n)] - CFG.signals[n].offset)
+                                               / CFG.signals[n].scale, 0.0), 1.0)
+            for n in present}
+    ranked = sorted(present, key=lambda n: (-risk[n], present.index(n)))[:limit]
+    return [(n, row[NAMES.index(n)]) for n in ranked if risk[n] >= MIN_REASON_RISK]
+
+
+# Saturating and repeated values, so many signals tie on their weight and ties are common.
+signal_values = st.one_of(st.sampled_from([0.0, 0.5, 1.0, 2.0, 100.0]), st.floats(0, 100))
+
+
+@settings(max_examples=300, deadline=None)
+@given(arrays(np.float64, (3, len(NAMES)), elements=signal_values), st.integers(0, len(NAMES)))
+def test_reasons_are_the_contributing_signals_strongest_first(x, limit):
     v = score_orders(x, NAMES, CFG)
     for i in range(3):
-        reasons = v.reasons(i, 10)
-        contrib = {v.signal_names[j]: v.contributions[i, j] for j in range(len(v.signal_names))}
-        assert [r["code"] for r in reasons] == sorted(
-            (n for n, c in contrib.items() if c >= MIN_REASON_RISK), key=lambda n: -contrib[n]) or len(
-            {contrib[r["code"]] for r in reasons}) < len(reasons)
+        got = [(r["code"], r["value"]) for r in v.reasons(i, limit)]
+        expected = reasons_twin(x[i], limit)
+        assert [code for code, _ in got] == [code for code, _ in expected]
+        assert [value for _, value in got] == pytest.approx([value for _, value in expected],
+                                                            abs=5e-5)  # rounded to 4 places
+        assert v.all_reasons(limit)[i] == v.reasons(i, limit)
+
+
+def test_tied_reasons_come_in_the_policy_files_order():
+    """Two pairs of equal risks (0.30 and 0.12 in default.toml); the file's order breaks ties."""
+    x = np.array([[0, 0, 0, 1, 0, 3, 1, 1]], float)
+    v = score_orders(x, NAMES, CFG)
+    assert [r["code"] for r in v.reasons(0, 8)] == [
+        "liquidation_ratio", "thin_ticker_notional_x_adv", "new_country", "failed_logins_before"]
+    assert [code for code, _ in reasons_twin(x[0], 8)] == [r["code"] for r in v.reasons(0, 8)]
 
 
 def test_model_scores_are_signals_and_missing_ones_are_skipped():
