@@ -9,7 +9,7 @@ import orjson
 
 from streams.schema import RecordError
 
-__all__ = ["deadletter_record", "decode_key", "encode_key", "encode_value"]
+__all__ = ["MAX_ORIGINAL_BYTES", "deadletter_record", "decode_key", "encode_key", "encode_value"]
 
 
 def encode_value(record: dict[str, Any]) -> bytes:
@@ -24,6 +24,13 @@ def decode_key(raw: bytes | None) -> str | None:
     return None if raw is None else bytes(raw).decode("utf-8", errors="replace")
 
 
+#: Dead letters keep at most this much of the original value (and of its key): a record near
+#: the broker's 1 MB limit, base64-encoded inside its dead letter, would not fit in one, and a
+#: dead letter that cannot be produced would stop the worker on that record for ever.
+MAX_ORIGINAL_BYTES = 512 * 1024
+MAX_KEY_CHARS = 1024
+
+
 def deadletter_record(
     *,
     source_topic: str,
@@ -34,13 +41,32 @@ def deadletter_record(
     error: RecordError | Exception,
     now_ms: int,
 ) -> dict[str, Any]:
-    """The dead-letter record for a value we could not use, keeping its original bytes."""
+    """The dead-letter record for a value we could not use, keeping its original bytes.
+
+    A value longer than :data:`MAX_ORIGINAL_BYTES` keeps its first bytes, and the error says
+    so (nothing is cut silently); the source topic, partition and offset find the rest.
+
+    >>> d = deadletter_record(source_topic="orders", partition=0, offset=7, key=b"k",
+    ...                       value=b"x" * (MAX_ORIGINAL_BYTES + 1), error=RecordError("bad"),
+    ...                       now_ms=0)
+    >>> d["error"]
+    'bad (original value 524289 bytes: the first 524288 are kept here)'
+    """
+    message = str(error)
+    if value is not None and len(value) > MAX_ORIGINAL_BYTES:
+        message += (f" (original value {len(value)} bytes: the first {MAX_ORIGINAL_BYTES} are "
+                    "kept here)")
+        value = bytes(value[:MAX_ORIGINAL_BYTES])
+    text_key = decode_key(key)
+    if text_key is not None and len(text_key) > MAX_KEY_CHARS:
+        message += f" (key {len(text_key)} characters: the first {MAX_KEY_CHARS} are kept)"
+        text_key = text_key[:MAX_KEY_CHARS]
     return {
         "source_topic": source_topic,
         "partition": partition,
         "offset": offset,
-        "key": decode_key(key),
-        "error": str(error),
+        "key": text_key,
+        "error": message,
         "field": getattr(error, "field", None),
         "original_b64": None if value is None else base64.b64encode(bytes(value)).decode("ascii"),
         "ts": now_ms,
