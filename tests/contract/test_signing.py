@@ -138,3 +138,15 @@ def test_every_field_of_a_real_halt_is_covered(field, forged):
     signed = sign(HALT, KEYS)
     with pytest.raises(SignatureError, match="does not match"):
         check({**signed, field: forged}, KEYS)
+
+
+def test_the_key_file_setting_is_checked_at_start(tmp_path):
+    from tradeguard.runtime.settings import Settings, SettingsError
+
+    with pytest.raises(SettingsError, match="TRADEGUARD_CONTROL_KEY_FILE: cannot read"):
+        Settings.from_env(env={"TRADEGUARD_CONTROL_KEY_FILE": str(tmp_path / "missing")})
+    key = tmp_path / "key"
+    key.write_text("c" * 32 + "\n")
+    s = Settings.from_env(env={"TRADEGUARD_CONTROL_KEY_FILE": str(key)})
+    assert ControlKeys.from_settings(s).keys == (b"c" * 32,)
+    assert ControlKeys.from_settings(Settings.from_env(env={})).is_development

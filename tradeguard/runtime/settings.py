@@ -120,6 +120,9 @@ class Settings:
             if not getattr(self, name) > 0:
                 raise SettingsError(f"TRADEGUARD_{name.upper()} must be > 0, "
                                     f"got {getattr(self, name)!r}")
+        if self.control_key_file and not os.access(self.control_key_file, os.R_OK):
+            raise SettingsError(f"TRADEGUARD_CONTROL_KEY_FILE: cannot read "
+                                f"{self.control_key_file!r} (the key that signs control records)")
         if self.log_format not in ("text", "json"):
             raise SettingsError(
                 f"TRADEGUARD_LOG_FORMAT must be text or json, got {self.log_format!r}")
