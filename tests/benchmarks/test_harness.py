@@ -20,8 +20,9 @@ from streams.records import AUTH_EVENT, ORDER, TRADE
 
 @pytest.mark.parametrize("module", [stats, workload, report, profile, shape])
 def test_docstring_examples_run(module):
-    failed, _ = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
-    assert failed == 0
+    failed, attempted = doctest.testmod(module,
+                                        optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert failed == 0 and attempted > 0, (failed, attempted)
 
 
 def test_percentiles_are_exact_order_statistics():

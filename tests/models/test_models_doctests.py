@@ -9,13 +9,14 @@ import pytest
 
 import tradeguard.models
 
-MODULES = ["tradeguard.models." + m for m in ("anomaly", "base", "classifier", "hst_numba", "squash")]
+# The modules whose docstrings carry examples (base and hst_numba have none).
+MODULES = ["tradeguard.models." + m for m in ("anomaly", "classifier", "squash")]
 
 
 @pytest.mark.parametrize("name", MODULES)
 def test_docstring_examples(name):
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
-    assert result.failed == 0
+    assert result.failed == 0 and result.attempted > 0, result
 
 
 def test_public_api_is_declared():
