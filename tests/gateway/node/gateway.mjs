@@ -29,11 +29,19 @@ const run = setting("GATEWAY_RUN", `node-${process.pid}`);
 const timeoutMs = Number(setting("GATEWAY_TIMEOUT_MS", "60000"));
 
 // The contract: which topic carries what, keyed by which field, validated by which schema.
+// Several topics may share one schema (decisions and decisions.shadow): compile each file once.
 const ajv = new Ajv2020({ allErrors: true, strict: false });
+const compiled = new Map();
+const checker = (file) => {
+  if (!compiled.has(file)) {
+    compiled.set(file, ajv.compile(JSON.parse(readFileSync(join(schemaDir, file), "utf8"))));
+  }
+  return compiled.get(file);
+};
 const contract = Object.fromEntries(
   JSON.parse(readFileSync(join(schemaDir, "topics.json"), "utf8")).map((t) => [
     t.name,
-    { topic: prefix + t.name, key: t.key, check: ajv.compile(JSON.parse(readFileSync(join(schemaDir, t.schema), "utf8"))) },
+    { topic: prefix + t.name, key: t.key, check: checker(t.schema) },
   ]),
 );
 
