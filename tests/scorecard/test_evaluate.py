@@ -39,6 +39,13 @@ def test_evaluate_writes_the_report_on_the_short_scenario(tmp_path, capsys):
 
     text = (out / "report.md").read_text()
     assert "## Orders" in text and "static_rules_2025" in text
+    # matplotlib is in the test extra: plots are drawn, never skipped.
+    assert "plots_skipped" not in report and len(report["plots"]) == 3, report.get("plots_skipped")
     for name in report["plots"]:
-        assert (out / name).stat().st_size > 0
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+    # Through the broker, paced at 20x: looser than the in-process bounds in
+    # test_key_figures.py, but an engine that stops nothing fails here too.
+    assert orders["fraud_yen_stopped_share"] >= 0.8, orders
+    assert ticker["halt_ts"] is not None and ticker["fraud_buys_to_halt"] <= 5, ticker
+    assert report["accounts"]["stopped_before_first_fraud_buy"] >= 3, report["accounts"]
     assert "decided" in capsys.readouterr().err  # the progress bar

@@ -166,30 +166,36 @@ def test_accounts_stopped_before_first_fraudulent_buy(tiny):
 
 
 def test_engine_controls_are_placed_in_event_time():
-    decisions = [  # wall ts 100..400; the second partition lags with an earlier order
+    """Controls carry event time (the core stamps them from the records behind them)."""
+    decisions = [  # wall ts 100..900; event time in order_ts
         {"order_id": "a", "action": "allow", "score": 0.1, "order_ts": 1_000, "ts": 100},
         {"order_id": "b", "action": "hold", "score": 0.7, "order_ts": 3_000, "ts": 200},
         {"order_id": "c", "action": "allow", "score": 0.2, "order_ts": 2_500, "ts": 300},
         {"order_id": "d", "action": "block", "score": 0.9, "order_ts": 4_000, "ts": 400},
         {"order_id": "b", "action": "allow", "score": 0.1, "order_ts": 3_000, "ts": 900},
     ]
-    halts = [{"ticker": "T", "action": "halt_buys", "source": "engine", "ts": 150},
-             {"ticker": "T", "action": "release", "source": "engine", "ts": 350},
-             {"ticker": "U", "action": "halt_buys", "source": "engine", "ts": 5_000}]
+    halts = [{"ticker": "T", "action": "halt_buys", "source": "engine", "ts": 2_400,
+              "expires_at": 60_000},
+             {"ticker": "T", "action": "release", "source": "cli", "ts": 3_500},
+             {"ticker": "U", "action": "halt_buys", "source": "engine", "ts": 5_000,
+              "expires_at": 8_000},
+             {"ticker": "U", "action": "release", "source": "engine", "ts": 8_000},
+             {"ticker": "V", "action": "halt_buys", "source": "analyst", "ts": 6_000}]
     accounts = [
         {"account_id": "A", "action": "step_up", "source": "engine",
-         "evidence": {"order_id": "d"}, "ts": 400},
+         "evidence": {"order_id": "d"}, "ts": 4_000},
         {"account_id": "B", "action": "freeze", "source": "feedback",
-         "evidence": {"order_id": "a"}, "ts": 250},
-        {"account_id": "B", "action": "release", "source": "cli", "evidence": None, "ts": 260},
+         "evidence": {"order_id": "a"}, "ts": 2_600},
+        {"account_id": "B", "action": "release", "source": "cli", "evidence": None, "ts": 2_700},
     ]
-    out = engine_outcome(decisions, halts, accounts, after_last_ts=99_000)
+    out = engine_outcome(decisions, halts, accounts)
     assert out.actions == {"a": "allow", "b": "hold", "c": "allow", "d": "block"}  # first wins
-    # T: decided from wall 150 on are b (3000), c (2500), d: earliest event time 2500.
-    # T is released at wall 350: the first order decided from then on is d (4000).
-    assert out.halts == [Halt("T", 2_500, until=4_000), Halt("U", 99_000)]
+    # T released by hand before it expired; U lapsed at its expiry; V never ends.
+    assert out.halts == [Halt("T", 2_400, until=3_500), Halt("U", 5_000, until=8_000),
+                         Halt("V", 6_000, source="analyst")]
+    # A's step-up holds the very order that raised it; B's freeze (a label) at its own ts.
     assert out.account_actions == [AccountAction("A", "step_up", 4_000),
-                                   AccountAction("B", "freeze", 2_500)]
+                                   AccountAction("B", "freeze", 2_600)]
 
 
 def test_latency_is_decision_ts_minus_produce_time():

@@ -1,34 +1,29 @@
 """The engine's records read back from Kafka -> an ``Outcome`` in event time, and its latency.
 
-Decisions carry the order's event time (``order_ts``); controls carry only the
-wall-clock time the engine published them (``ts``). A control is placed in
-event time by the orders it could touch:
+Decisions carry the order's event time (``order_ts``) and the wall-clock time
+they were published (``ts``, for latency). Controls carry event time: the
+decision core stamps a halt with the ``ts`` of the order flow that triggered
+it and its ``expires_at`` in event time, an account control with the ``ts`` of
+the order or label behind it, and the board enforces them in event time. So a
+control is placed at its own ``ts``:
 
 - an account control the engine raised on an order (``source`` engine,
-  ``evidence.order_id``) applies to that very order, so it takes effect at that
+  ``evidence.order_id``) applies to that very order: it takes effect at that
   order's ``order_ts``;
-- any other control (a halt, a freeze from an analyst's label) takes effect at
-  the earliest ``order_ts`` among the orders decided at or after its ``ts``: the
-  first order it could have changed. A control published after the last
-  decision takes effect at ``after_last_ts``.
-- a halt ends at its ``release`` or its ``expires_at`` (wall clock, placed the
-  same way), whichever comes first; past the last decision it never ended.
-  ``expires_at`` is wall time, so in a replay at speed X a halt lasts X times
-  longer in event time than it would live.
-
-This is slightly generous to halts: the few milliseconds between the tickers
-agent publishing a halt and the account agent applying it are not counted.
+- a halt is in force from its ``ts`` until the earlier of its ``release`` and
+  its ``expires_at``.
 
 >>> decisions = [
 ...     {"order_id": "a", "action": "allow", "score": 0.1, "order_ts": 1_000, "ts": 50},
 ...     {"order_id": "b", "action": "hold", "score": 0.6, "order_ts": 2_000, "ts": 60},
 ...     {"order_id": "c", "action": "block", "score": 0.9, "order_ts": 3_000, "ts": 70}]
->>> halts = [{"ticker": "9999", "action": "halt_buys", "source": "engine", "ts": 55}]
+>>> halts = [{"ticker": "9999", "action": "halt_buys", "source": "engine", "ts": 1_500,
+...           "expires_at": 9_500}]
 >>> accounts = [{"account_id": "A", "action": "step_up", "source": "engine",
-...              "evidence": {"order_id": "b"}, "ts": 60}]
->>> out = engine_outcome(decisions, halts, accounts, after_last_ts=9_000)
+...              "evidence": {"order_id": "b"}, "ts": 2_000}]
+>>> out = engine_outcome(decisions, halts, accounts)
 >>> out.halts
-[Halt(ticker='9999', ts=2000, source='engine', until=None)]
+[Halt(ticker='9999', ts=1500, source='engine', until=9500)]
 >>> out.account_actions
 [AccountAction(account_id='A', action='step_up', ts=2000)]
 >>> latency_ms({"a": 40, "b": 50, "c": 60}, decisions)["p50"]
@@ -37,7 +32,6 @@ agent publishing a halt and the account agent applying it are not counted.
 
 from __future__ import annotations
 
-import bisect
 import dataclasses
 from typing import Any
 
@@ -58,65 +52,39 @@ def first_decisions(decisions: list[dict[str, Any]]) -> dict[str, dict[str, Any]
     return out
 
 
-class _EventClock:
-    """Wall-clock control time -> the earliest event time among orders decided from then on."""
-
-    def __init__(self, decisions: list[dict[str, Any]], after_last_ts: int) -> None:
-        ordered = sorted(decisions, key=lambda d: d["ts"])
-        self._walls = [d["ts"] for d in ordered]
-        # Suffix minima of order_ts: a later batch may hold an earlier order.
-        self._earliest = list(np.minimum.accumulate(
-            np.array([d["order_ts"] for d in ordered][::-1], dtype=np.int64))[::-1])
-        self._after_last = after_last_ts
-
-    def event_ts(self, wall_ts: int) -> int:
-        at = self.event_ts_or_none(wall_ts)
-        return self._after_last if at is None else at
-
-    def event_ts_or_none(self, wall_ts: int | None) -> int | None:
-        """None when no order was decided at or after ``wall_ts`` (or there is none)."""
-        i = len(self._walls) if wall_ts is None else bisect.bisect_left(self._walls, wall_ts)
-        return int(self._earliest[i]) if i < len(self._walls) else None
-
-
 def engine_outcome(decisions: list[dict[str, Any]], ticker_controls: list[dict[str, Any]],
-                   account_controls: list[dict[str, Any]], after_last_ts: int) -> Outcome:
-    """The engine's decisions, halts and account controls, placed in event time.
+                   account_controls: list[dict[str, Any]]) -> Outcome:
+    """The engine's decisions, halts and account controls, in event time.
 
     ``halts`` and ``account_actions`` keep the order of the control records.
     """
     firsts = first_decisions(decisions)
-    clock = _EventClock(list(firsts.values()), after_last_ts)
-    halts = _halts(ticker_controls, clock)
     actions = []
     for c in account_controls:
         if c["action"] == "release":
             continue
         trigger = (c.get("evidence") or {}).get("order_id")
-        if c.get("source") == ENGINE and trigger in firsts:
-            ts = firsts[trigger]["order_ts"]
-        else:
-            ts = clock.event_ts(c["ts"])
+        ts = firsts[trigger]["order_ts"] if c.get("source") == ENGINE and trigger in firsts \
+            else c["ts"]
         actions.append(AccountAction(c["account_id"], c["action"], ts))
     return Outcome(ENGINE, {i: d["action"] for i, d in firsts.items()},
-                   {i: float(d["score"]) for i, d in firsts.items()}, halts, actions)
+                   {i: float(d["score"]) for i, d in firsts.items()},
+                   _halts(ticker_controls), actions)
 
 
-def _halts(ticker_controls: list[dict[str, Any]], clock: _EventClock) -> list[Halt]:
-    """Each halt_buys with its end: the earlier of its release and its expiry, in event time."""
+def _halts(ticker_controls: list[dict[str, Any]]) -> list[Halt]:
+    """Each halt_buys with its end: the earlier of its release and its expiry."""
     halts: list[Halt] = []
     open_halt: dict[str, int] = {}  # ticker -> index in halts of the halt still in force
     for c in ticker_controls:
         ticker = c["ticker"]
         if c["action"] == "halt_buys":
-            until = clock.event_ts_or_none(c.get("expires_at"))
             open_halt[ticker] = len(halts)
-            halts.append(Halt(ticker, clock.event_ts(c["ts"]), c.get("source") or ENGINE, until))
+            halts.append(Halt(ticker, c["ts"], c.get("source") or ENGINE, c.get("expires_at")))
         elif ticker in open_halt:
             i = open_halt.pop(ticker)
-            released = clock.event_ts_or_none(c["ts"])
-            if released is not None and halts[i].in_force_after(released):
-                halts[i] = dataclasses.replace(halts[i], until=released)
+            if halts[i].in_force_after(c["ts"]):
+                halts[i] = dataclasses.replace(halts[i], until=max(c["ts"], halts[i].ts))
     return halts
 
 

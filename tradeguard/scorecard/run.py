@@ -235,8 +235,7 @@ def evaluate(scenario_path: str | Path, out_dir: str | Path, broker_url: str | N
             broker.stop()
         shutil.rmtree(workdir, ignore_errors=True)
     got.write(out_dir / "engine-records.jsonl")
-    engine = engine_outcome(got.decisions, got.ticker_controls, got.account_controls,
-                            after_last_ts=session.close_ms)
+    engine = engine_outcome(got.decisions, got.ticker_controls, got.account_controls)
     baselines = run_baselines(session, static, river)
     report = build_report(
         session, scenario.description, engine, baselines,
