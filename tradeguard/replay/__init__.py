@@ -1,0 +1,2 @@
+"""``tradeguard replay``: what a policy would have done to recorded traffic.
+"""
