@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import threading
 import time
 from collections import Counter
+from pathlib import Path
 
 import orjson
 import pytest
@@ -24,6 +26,7 @@ from tradeguard.broker.clients import GatewayProducer, TopicReader
 pytestmark = pytest.mark.broker
 
 SNAPSHOT_AGE = "tradeguard_last_snapshot_age_seconds"
+DEPLOY_README = Path(__file__).resolve().parents[2] / "deploy" / "README.md"
 
 
 def test_readiness_turns_true_only_after_partitions_are_assigned(engine_settings, start_worker):
@@ -135,6 +138,12 @@ def test_metrics_move_when_orders_flow_and_logs_are_json_lines(engine_settings, 
     assert all(name.startswith(("tradeguard_", "process_", "python_")) for name, _ in after), \
         sorted({name for name, _ in after})
     assert any(name.startswith("process_") for name, _ in after)
+    # deploy/README.md's metrics table names exactly the families a worker exposes.
+    _, text = get(engine_settings, "/metrics")
+    exposed = {name for name in re.findall(r"^# TYPE (tradeguard_\w+) ", text, re.M)
+               if not name.endswith("_created")}  # prometheus_client's creation stamps
+    table = DEPLOY_README.read_text().split("### Metrics", 1)[1].split("\n## ", 1)[0]
+    assert set(re.findall(r"`(tradeguard_\w+)", table)) == exposed
     # Present once the worker wrote a snapshot (every 2 s here), and only then.
     assert (SNAPSHOT_AGE, frozenset()) in after, sorted({n for n, _ in after})
     assert after[(SNAPSHOT_AGE, frozenset())] >= 0
