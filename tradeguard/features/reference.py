@@ -269,33 +269,28 @@ def transform_flow(features: TickerFeatures, batch: FlowBatch) -> np.ndarray:
     return out
 
 
-def _runs(runs) -> list[tuple[int, int]]:
-    return [(int(kind), int(n)) for kind, n in np.asarray(runs, dtype=np.int64).reshape(-1, 2)]
+def _run_by_run(features, learn, transform, learned, transformed, runs, width) -> np.ndarray:
+    """``learn`` the first batch's runs and ``transform`` the second's, in the runs' order."""
+    out, i, j = [], 0, 0
+    for is_second, n in np.asarray(runs, dtype=np.int64).reshape(-1, 2).tolist():
+        if is_second:
+            out.append(transform(features, transformed.rows(j, j + n)))
+            j += n
+        else:
+            learn(features, learned.rows(i, i + n))
+            i += n
+    return np.concatenate(out) if out else np.empty((0, width))
 
 
 def process_accounts(features: AccountFeatures, auth: AuthBatch, orders: OrderBatch,
                      runs) -> np.ndarray:
     """Twin of AccountFeatures.process: the two twins above, run by run."""
-    out, a, o = [], 0, 0
-    for is_order, n in _runs(runs):
-        if is_order:
-            out.append(transform_orders(features, orders.rows(o, o + n)))
-            o += n
-        else:
-            learn_auth(features, auth.rows(a, a + n))
-            a += n
-    return np.concatenate(out) if out else np.empty((0, len(ACCOUNT_FEATURES)))
+    return _run_by_run(features, learn_auth, transform_orders, auth, orders, runs,
+                       len(ACCOUNT_FEATURES))
 
 
 def process_tickers(features: TickerFeatures, trades: TradeBatch, flows: FlowBatch,
                     runs) -> np.ndarray:
     """Twin of TickerFeatures.process: the two twins above, run by run."""
-    out, t, f = [], 0, 0
-    for is_flow, n in _runs(runs):
-        if is_flow:
-            out.append(transform_flow(features, flows.rows(f, f + n)))
-            f += n
-        else:
-            learn_trades(features, trades.rows(t, t + n))
-            t += n
-    return np.concatenate(out) if out else np.empty((0, len(TICKER_FEATURES)))
+    return _run_by_run(features, learn_trades, transform_flow, trades, flows, runs,
+                       len(TICKER_FEATURES))
