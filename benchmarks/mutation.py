@@ -1,0 +1,267 @@
+"""``python -m benchmarks.mutation``: mutation score of the decision core, with cosmic-ray.
+
+Which of the decision core's behaviour would the tests notice if it changed?
+cosmic-ray (PyPI ``cosmic-ray``) makes one small change at a time (a ``<``
+becomes ``<=``, a ``+`` a ``-``, a constant another, a condition its negation)
+and runs the group's tests against it: a mutant the tests fail on is *killed*,
+one they pass on *survived*, and each survivor is behaviour no test pins down.
+
+Groups (what is mutated -> the tests run against each mutant, with the doctests
+of the mutated package):
+
+    features  tradeguard/features/*.py  -> tests/features
+    models    tradeguard/models/*.py    -> tests/models
+    policy    tradeguard/policy/*.py    -> tests/policy
+    core      tradeguard/core/*.py      -> tests/core, tests/policy, tests/scorecard (in process)
+
+The whole population of mutants takes hours on two cores (each mutant of a
+Numba module recompiles its kernels), so by default a seeded random sample of
+``--sample`` mutants per group runs: the same seed gives the same mutants, so
+two runs (before and after new tests) are comparable. ``--sample 0`` runs all.
+Nothing is mutated in this checkout: the tracked files are copied to a
+temporary directory first. cosmic-ray lives in a virtual environment of its
+own (``.venv-mutation``, created on first use; its click pin conflicts with
+Faust's), and runs this interpreter's pytest against each mutant.
+
+Results: ``benchmarks/results/mutation-<UTC timestamp>.json`` and ``.md``
+(score per group; every survivor with its diff). Not part of the default test
+run nor of ``python -m benchmarks``: about 15-25 minutes at the default sample.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+COSMIC_RAY = "cosmic-ray==8.7.0"
+DEFAULT_VENV = ROOT / ".venv-mutation"
+
+
+@dataclass(frozen=True)
+class Group:
+    name: str
+    package: str  # the mutated package's folder
+    tests: tuple[str, ...]
+    # Numba caches a kernel by its own file's stamp only: account.py's cached kernels
+    # keep the old code of primitives.py's after it is mutated. Such groups compile
+    # every mutant afresh (an empty NUMBA_CACHE_DIR), at some seconds each.
+    fresh_numba_cache: bool = False
+
+
+GROUPS = (
+    Group("features", "tradeguard/features", ("tests/features",), fresh_numba_cache=True),
+    Group("models", "tradeguard/models", ("tests/models",)),
+    Group("policy", "tradeguard/policy", ("tests/policy",)),
+    Group("core", "tradeguard/core", ("tests/core", "tests/policy",
+                                      "tests/scorecard/test_key_figures.py")),
+)
+
+
+def cosmic_ray_bin(venv: Path) -> Path:
+    """cosmic-ray's command, installing it into ``venv`` first when it is not there."""
+    exe = venv / "bin" / "cosmic-ray"
+    if not exe.exists():
+        print(f"mutation: installing {COSMIC_RAY} into {venv}", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(venv / "bin" / "pip"), "install", "-q", COSMIC_RAY], check=True)
+    return exe
+
+
+def copy_checkout(dest: Path) -> None:
+    """Tracked and untracked-but-not-ignored files of this checkout, copied to ``dest``."""
+    names = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT,
+                           check=True, capture_output=True).stdout.split(b"\0")
+    for name in filter(None, names):
+        src = ROOT / name.decode()
+        if src.is_file():
+            target = dest / name.decode()
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, target)
+
+
+def config(group: Group, work: Path, timeout_s: float) -> str:
+    tests = [t for t in group.tests if (work / t).exists()]  # a run on an older tree
+    modules = sorted(str(p.relative_to(ROOT)) for p in (ROOT / group.package).glob("*.py")
+                     if p.name != "__init__.py")
+    # -x: a killed mutant stops at its first failing test; -p no:cacheprovider: no
+    # .pytest_cache written between mutants.
+    runner = ["-m", "benchmarks.mutation", "pytest"] if group.fresh_numba_cache else ["-m", "pytest"]
+    command = " ".join([sys.executable, *runner, "-x", "-q", "-p", "no:cacheprovider",
+                        "--no-header", *tests, group.package])
+    return "\n".join([
+        "[cosmic-ray]",
+        f"module-path = {json.dumps(modules)}",
+        f"timeout = {timeout_s}",
+        "excluded-modules = []",
+        f"test-command = {json.dumps(command)}",
+        "",
+        "[cosmic-ray.distributor]",
+        'name = "local"',
+        "",
+    ])
+
+
+def sample(session: Path, n: int, seed: int) -> tuple[int, int]:
+    """Keep a seeded sample of ``n`` of the session's mutants (0: all); (population, kept)."""
+    db = sqlite3.connect(session)
+    try:
+        jobs = sorted(row[0] for row in db.execute("SELECT job_id FROM mutation_specs"))
+        # job ids are random UUIDs; order them by what they mutate so a seed picks the same ones
+        where = {row[0]: row[1:] for row in db.execute(
+            "SELECT job_id, module_path, operator_name, occurrence FROM mutation_specs")}
+        jobs.sort(key=lambda j: tuple(map(str, where[j])))
+        keep = set(jobs if not n or n >= len(jobs) else random.Random(seed).sample(jobs, n))
+        drop = [(j,) for j in jobs if j not in keep]
+        db.executemany("DELETE FROM mutation_specs WHERE job_id = ?", drop)
+        db.executemany("DELETE FROM work_items WHERE job_id = ?", drop)
+        db.commit()
+        return len(jobs), len(keep)
+    finally:
+        db.close()
+
+
+def results(session: Path) -> list[dict]:
+    db = sqlite3.connect(session)
+    try:
+        rows = db.execute(
+            "SELECT s.module_path, s.operator_name, s.occurrence, s.start_pos_row, "
+            "s.definition_name, r.worker_outcome, r.test_outcome, r.diff "
+            "FROM mutation_specs s LEFT JOIN work_results r ON r.job_id = s.job_id").fetchall()
+    finally:
+        db.close()
+    keys = ("module", "operator", "occurrence", "line", "definition", "worker_outcome",
+            "test_outcome", "diff")
+    return [dict(zip(keys, row)) for row in rows]
+
+
+def summarise(rows: list[dict]) -> dict:
+    """Killed, survived and incompetent mutants; score = killed / (killed + survived).
+
+    A mutant whose tests ran past the timeout counts as killed (cosmic-ray's rule);
+    an incompetent one (it broke the import, say) is counted apart, not scored.
+    """
+    outcome = [str(r["test_outcome"] or "").upper() for r in rows]
+    killed = outcome.count("KILLED")
+    survived = [r for r, o in zip(rows, outcome) if o == "SURVIVED"]
+    judged = killed + len(survived)
+    return {"mutants": len(rows), "killed": killed, "survived": len(survived),
+            "incompetent": outcome.count("INCOMPETENT"), "not_run": outcome.count(""),
+            "score": round(killed / judged, 4) if judged else None,
+            "survivors": sorted(survived, key=lambda r: (r["module"], r["line"] or 0))}
+
+
+def run_group(cr: Path, work: Path, group: Group, n: int, seed: int, timeout_s: float) -> dict:
+    started = time.monotonic()
+    cfg, session = work / f"{group.name}.toml", work / f"{group.name}.sqlite"
+    cfg.write_text(config(group, work, timeout_s))
+    subprocess.run([str(cr), "init", str(cfg), str(session)], cwd=work, check=True)
+    population, kept = sample(session, n, seed)
+    print(f"mutation: {group.name}: {kept} of {population} mutants", flush=True)
+    baseline = subprocess.run([str(cr), "baseline", str(cfg)], cwd=work, capture_output=True,
+                              text=True)
+    if baseline.returncode != 0:
+        raise RuntimeError(f"{group.name}: the tests fail without any mutation:\n"
+                           f"{baseline.stdout[-3000:]}{baseline.stderr[-3000:]}")
+    subprocess.run([str(cr), "exec", str(cfg), str(session)], cwd=work, check=True)
+    out = summarise(results(session))
+    out.update(population=population, seconds=round(time.monotonic() - started, 1))
+    print(f"mutation: {group.name}: score {out['score']} ({out['killed']} killed, "
+          f"{out['survived']} survived) in {out['seconds']:.0f} s", flush=True)
+    return out
+
+
+def markdown(report: dict) -> str:
+    lines = [f"# Mutation score ({report['created']})", "",
+             f"`{report['command']}`; cosmic-ray {report['cosmic_ray']}, seed {report['seed']}, "
+             f"{report['sample'] or 'all'} mutants per group, commit {report['commit']}"
+             + (f", tests/ of {report['tests_from']}" if report["tests_from"] else "") + ".", "",
+             "| group | mutants (population) | killed | survived | incompetent | score | s |",
+             "|---|---|---|---|---|---|---|"]
+    for name, g in report["groups"].items():
+        lines.append(f"| {name} | {g['mutants']} ({g['population']}) | "
+                     f"{g['killed']} | {g['survived']} | {g['incompetent']} | "
+                     f"{g['score']} | {g['seconds']:.0f} |")
+    for name, g in report["groups"].items():
+        if g["survivors"]:
+            lines += ["", f"## Survivors: {name}", ""]
+            for r in g["survivors"]:
+                lines += [f"- `{r['module']}:{r['line']}` ({r['definition']}) {r['operator']}",
+                          "", "```diff", (r["diff"] or "").strip(), "```"]
+    return "\n".join(lines) + "\n"
+
+
+def pytest_with_fresh_numba_cache(args: list[str]) -> int:
+    """pytest ``args`` with Numba compiling into an empty cache, removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="numba-cache-") as cache:
+        env = {**os.environ, "NUMBA_CACHE_DIR": cache}
+        return subprocess.run([sys.executable, "-m", "pytest", *args], env=env).returncode
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["pytest"]:  # the test command of a group with fresh_numba_cache
+        return pytest_with_fresh_numba_cache(argv[1:])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.mutation", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--groups", default=",".join(g.name for g in GROUPS))
+    parser.add_argument("--sample", type=int, default=30, help="mutants per group (0: all)")
+    parser.add_argument("--seed", type=int, default=15)
+    parser.add_argument("--timeout", type=float, default=180.0, help="seconds per mutant")
+    parser.add_argument("--venv", type=Path, default=DEFAULT_VENV,
+                        help="virtual environment holding cosmic-ray")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument("--tests-from", metavar="REV",
+                        help="run the tests/ folder of git revision REV against today's code "
+                             "(the score before new tests, on the same mutants)")
+    args = parser.parse_args(argv)
+    wanted = args.groups.split(",")
+    unknown = set(wanted) - {g.name for g in GROUPS}
+    if unknown:
+        parser.error(f"unknown group(s) {sorted(unknown)}; groups: {[g.name for g in GROUPS]}")
+    cr = cosmic_ray_bin(args.venv)
+    version = subprocess.run([str(cr), "--version"], capture_output=True, text=True).stdout.split()
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True,
+                            capture_output=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--", "tradeguard", "tests"],
+                           cwd=ROOT, text=True, capture_output=True).stdout.strip()
+    report = {"created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+              "command": "python -m benchmarks.mutation " + " ".join(argv),
+              "cosmic_ray": version[-1] if version else "?", "seed": args.seed,
+              "sample": args.sample, "commit": commit + ("+dirty" if dirty else ""),
+              "tests_from": args.tests_from,
+              "groups": {}}
+    with tempfile.TemporaryDirectory(prefix="tradeguard-mutation-") as tmp:
+        work = Path(tmp)
+        copy_checkout(work)
+        if args.tests_from:
+            shutil.rmtree(work / "tests")
+            archive = subprocess.run(["git", "archive", args.tests_from, "tests"], cwd=ROOT,
+                                     check=True, capture_output=True).stdout
+            subprocess.run(["tar", "-x"], cwd=work, input=archive, check=True)
+        for group in GROUPS:
+            if group.name in wanted:
+                report["groups"][group.name] = run_group(cr, work, group, args.sample,
+                                                         args.seed, args.timeout)
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = args.out / f"mutation-{report['created'].replace('-', '').replace(':', '')}"
+    stem.with_suffix(".json").write_text(json.dumps(report, indent=1) + "\n")
+    stem.with_suffix(".md").write_text(markdown(report))
+    print(markdown(report).split("\n## ")[0])
+    print(f"mutation: wrote {stem}.json and .md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
