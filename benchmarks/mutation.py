@@ -31,6 +31,7 @@ run nor of ``python -m benchmarks``: about 15-25 minutes at the default sample.
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import os
 import random
@@ -132,18 +133,60 @@ def sample(session: Path, n: int, seed: int) -> tuple[int, int]:
         db.close()
 
 
-def results(session: Path) -> list[dict]:
+def keep_only(session: Path, survivors: list[dict]) -> tuple[int, int]:
+    """Keep the mutants of ``survivors`` (module, operator, occurrence); (population, kept)."""
+    wanted = {(r["module"], r["operator"], r["occurrence"]) for r in survivors}
+    db = sqlite3.connect(session)
+    try:
+        rows = db.execute("SELECT job_id, module_path, operator_name, occurrence "
+                          "FROM mutation_specs").fetchall()
+        drop = [(job,) for job, *spec in rows if tuple(spec) not in wanted]
+        db.executemany("DELETE FROM mutation_specs WHERE job_id = ?", drop)
+        db.executemany("DELETE FROM work_items WHERE job_id = ?", drop)
+        db.commit()
+        return len(rows), len(rows) - len(drop)
+    finally:
+        db.close()
+
+
+def annotation_spans(path: Path) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+    """Where ``path``'s annotations are, when ``from __future__ import annotations`` means
+    they are never evaluated: a mutant there (``str | None`` -> ``str ^ None``) is
+    equivalent to the original, and no test can kill it."""
+    tree = ast.parse(path.read_text())
+    future = any(isinstance(n, ast.ImportFrom) and n.module == "__future__"
+                 and any(a.name == "annotations" for a in n.names) for n in tree.body)
+    if not future:
+        return []
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            args = node.args
+            found += [a.annotation for a in (*args.posonlyargs, *args.args, *args.kwonlyargs,
+                                             args.vararg, args.kwarg) if a and a.annotation]
+            found += [node.returns] if node.returns else []
+        elif isinstance(node, ast.AnnAssign):
+            found.append(node.annotation)
+    return [((n.lineno, n.col_offset), (n.end_lineno, n.end_col_offset)) for n in found]
+
+
+def results(session: Path, work: Path) -> list[dict]:
     db = sqlite3.connect(session)
     try:
         rows = db.execute(
             "SELECT s.module_path, s.operator_name, s.occurrence, s.start_pos_row, "
-            "s.definition_name, r.worker_outcome, r.test_outcome, r.diff "
+            "s.start_pos_col, s.definition_name, r.worker_outcome, r.test_outcome, r.diff "
             "FROM mutation_specs s LEFT JOIN work_results r ON r.job_id = s.job_id").fetchall()
     finally:
         db.close()
-    keys = ("module", "operator", "occurrence", "line", "definition", "worker_outcome",
+    keys = ("module", "operator", "occurrence", "line", "col", "definition", "worker_outcome",
             "test_outcome", "diff")
-    return [dict(zip(keys, row)) for row in rows]
+    out = [dict(zip(keys, row)) for row in rows]
+    spans = {m: annotation_spans(work / m) for m in {r["module"] for r in out}}
+    for r in out:
+        at = (r["line"], r["col"])
+        r["in_annotation"] = any(start <= at < end for start, end in spans[r["module"]])
+    return out
 
 
 def summarise(rows: list[dict]) -> dict:
@@ -156,18 +199,31 @@ def summarise(rows: list[dict]) -> dict:
     killed = outcome.count("KILLED")
     survived = [r for r, o in zip(rows, outcome) if o == "SURVIVED"]
     judged = killed + len(survived)
+    equivalent = sum(r["in_annotation"] for r in survived)
     return {"mutants": len(rows), "killed": killed, "survived": len(survived),
             "incompetent": outcome.count("INCOMPETENT"), "not_run": outcome.count(""),
             "score": round(killed / judged, 4) if judged else None,
+            "survived_in_annotations": equivalent,
+            "score_without_annotations": (round(killed / (judged - equivalent), 4)
+                                          if judged > equivalent else None),
             "survivors": sorted(survived, key=lambda r: (r["module"], r["line"] or 0))}
 
 
-def run_group(cr: Path, work: Path, group: Group, n: int, seed: int, timeout_s: float) -> dict:
+def run_group(cr: Path, work: Path, group: Group, n: int, seed: int, timeout_s: float,
+              previous: dict | None = None) -> dict:
+    """One group's session; with ``previous`` (that group in an earlier report) only its
+    survivors run again, and the mutants it killed count as killed (tests only grow)."""
     started = time.monotonic()
     cfg, session = work / f"{group.name}.toml", work / f"{group.name}.sqlite"
     cfg.write_text(config(group, work, timeout_s))
     subprocess.run([str(cr), "init", str(cfg), str(session)], cwd=work, check=True)
-    population, kept = sample(session, n, seed)
+    if previous is None:
+        population, kept = sample(session, n, seed)
+    else:
+        population, kept = keep_only(session, previous["survivors"])
+        if kept != previous["survived"]:
+            print(f"mutation: {group.name}: {previous['survived'] - kept} earlier survivors no "
+                  "longer exist (the code changed); they are left out", flush=True)
     print(f"mutation: {group.name}: {kept} of {population} mutants", flush=True)
     baseline = subprocess.run([str(cr), "baseline", str(cfg)], cwd=work, capture_output=True,
                               text=True)
@@ -175,7 +231,22 @@ def run_group(cr: Path, work: Path, group: Group, n: int, seed: int, timeout_s: 
         raise RuntimeError(f"{group.name}: the tests fail without any mutation:\n"
                            f"{baseline.stdout[-3000:]}{baseline.stderr[-3000:]}")
     subprocess.run([str(cr), "exec", str(cfg), str(session)], cwd=work, check=True)
-    out = summarise(results(session))
+    out = summarise(results(session, work))
+    if previous is not None:  # earlier kills stand; the earlier survivors were re-judged
+        rechecked = out["mutants"]
+        out["killed"] += previous["killed"]
+        out["incompetent"] += previous["incompetent"]
+        out["mutants"] = previous["mutants"] - previous["survived"] + rechecked
+        judged = out["killed"] + out["survived"]
+        equivalent = out["survived_in_annotations"]
+        out["score"] = round(out["killed"] / judged, 4) if judged else None
+        out["score_without_annotations"] = (round(out["killed"] / (judged - equivalent), 4)
+                                            if judged > equivalent else None)
+        # The earlier run's score on the same footing (its annotation survivors survive here too).
+        before = previous["killed"] + previous["survived"] - equivalent
+        out["before_score_without_annotations"] = (round(previous["killed"] / before, 4)
+                                                   if before else None)
+        out["rechecked"] = rechecked
     out.update(population=population, seconds=round(time.monotonic() - started, 1))
     print(f"mutation: {group.name}: score {out['score']} ({out['killed']} killed, "
           f"{out['survived']} survived) in {out['seconds']:.0f} s", flush=True)
@@ -186,18 +257,23 @@ def markdown(report: dict) -> str:
     lines = [f"# Mutation score ({report['created']})", "",
              f"`{report['command']}`; cosmic-ray {report['cosmic_ray']}, seed {report['seed']}, "
              f"{report['sample'] or 'all'} mutants per group, commit {report['commit']}"
-             + (f", tests/ of {report['tests_from']}" if report["tests_from"] else "") + ".", "",
-             "| group | mutants (population) | killed | survived | incompetent | score | s |",
-             "|---|---|---|---|---|---|---|"]
+             + (f", tests/ of {report['tests_from']}" if report["tests_from"] else "")
+             + (f"; the survivors of {report['recheck_of']} judged again, its kills kept"
+                if report["recheck_of"] else "") + ".", "",
+             "| group | mutants (population) | killed | survived (in annotations) | incompetent "
+             "| score | score without annotation mutants | s |",
+             "|---|---|---|---|---|---|---|---|"]
     for name, g in report["groups"].items():
         lines.append(f"| {name} | {g['mutants']} ({g['population']}) | "
-                     f"{g['killed']} | {g['survived']} | {g['incompetent']} | "
-                     f"{g['score']} | {g['seconds']:.0f} |")
+                     f"{g['killed']} | {g['survived']} ({g.get('survived_in_annotations', '?')}) | "
+                     f"{g['incompetent']} | {g['score']} | "
+                     f"{g.get('score_without_annotations', '?')} | {g['seconds']:.0f} |")
     for name, g in report["groups"].items():
         if g["survivors"]:
             lines += ["", f"## Survivors: {name}", ""]
             for r in g["survivors"]:
-                lines += [f"- `{r['module']}:{r['line']}` ({r['definition']}) {r['operator']}",
+                note = " (annotation: never evaluated)" if r.get("in_annotation") else ""
+                lines += [f"- `{r['module']}:{r['line']}` ({r['definition']}) {r['operator']}{note}",
                           "", "```diff", (r["diff"] or "").strip(), "```"]
     return "\n".join(lines) + "\n"
 
@@ -205,7 +281,9 @@ def markdown(report: dict) -> str:
 def pytest_with_fresh_numba_cache(args: list[str]) -> int:
     """pytest ``args`` with Numba compiling into an empty cache, removed afterwards."""
     with tempfile.TemporaryDirectory(prefix="numba-cache-") as cache:
-        env = {**os.environ, "NUMBA_CACHE_DIR": cache}
+        # Bounds checks on: Numba reads past an array's end silently, so a slice cut short
+        # (a[i:i - n]) still reads the right memory and such a mutant would survive unseen.
+        env = {**os.environ, "NUMBA_CACHE_DIR": cache, "NUMBA_BOUNDSCHECK": "1"}
         return subprocess.run([sys.executable, "-m", "pytest", *args], env=env).returncode
 
 
@@ -222,6 +300,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--venv", type=Path, default=DEFAULT_VENV,
                         help="virtual environment holding cosmic-ray")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument("--recheck", type=Path, metavar="REPORT.json",
+                        help="run only the survivors of an earlier report (same seed and code), "
+                             "counting its kills: the score after tests were added")
     parser.add_argument("--tests-from", metavar="REV",
                         help="run the tests/ folder of git revision REV against today's code "
                              "(the score before new tests, on the same mutants)")
@@ -230,6 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(wanted) - {g.name for g in GROUPS}
     if unknown:
         parser.error(f"unknown group(s) {sorted(unknown)}; groups: {[g.name for g in GROUPS]}")
+    previous = json.loads(args.recheck.read_text()) if args.recheck else None
     cr = cosmic_ray_bin(args.venv)
     version = subprocess.run([str(cr), "--version"], capture_output=True, text=True).stdout.split()
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True,
@@ -241,6 +323,7 @@ def main(argv: list[str] | None = None) -> int:
               "cosmic_ray": version[-1] if version else "?", "seed": args.seed,
               "sample": args.sample, "commit": commit + ("+dirty" if dirty else ""),
               "tests_from": args.tests_from,
+              "recheck_of": str(args.recheck) if args.recheck else None,
               "groups": {}}
     with tempfile.TemporaryDirectory(prefix="tradeguard-mutation-") as tmp:
         work = Path(tmp)
@@ -252,8 +335,9 @@ def main(argv: list[str] | None = None) -> int:
             subprocess.run(["tar", "-x"], cwd=work, input=archive, check=True)
         for group in GROUPS:
             if group.name in wanted:
-                report["groups"][group.name] = run_group(cr, work, group, args.sample,
-                                                         args.seed, args.timeout)
+                report["groups"][group.name] = run_group(
+                    cr, work, group, args.sample, args.seed, args.timeout,
+                    previous["groups"].get(group.name) if previous else None)
     args.out.mkdir(parents=True, exist_ok=True)
     stem = args.out / f"mutation-{report['created'].replace('-', '').replace(':', '')}"
     stem.with_suffix(".json").write_text(json.dumps(report, indent=1) + "\n")

@@ -103,3 +103,31 @@ def test_snapshot_of_another_model_or_revision_is_refused(monkeypatch):
     monkeypatch.setattr(type(anomaly), "revision", anomaly.revision + 1)
     with pytest.raises(SnapshotError, match=r"holds hst-v1, this code reads v2"):
         type(anomaly).from_bytes(blob)
+
+
+@pytest.mark.parametrize("kind", sorted(MODEL_FACTORIES))
+@pytest.mark.parametrize("columns", [(), ("a", "b", "a")])
+def test_columns_must_be_distinct_and_present(kind, columns):
+    cls = {"AccountAnomaly": AccountAnomaly, "FraudClassifier": FraudClassifier}[kind]
+    with pytest.raises(ValueError, match="columns must be distinct feature names"):
+        cls(columns)
+
+
+@pytest.mark.parametrize("half", [0.0, -0.5])
+def test_a_ratio_squash_needs_a_positive_half_point(half):
+    name = "thin_ticker_notional_x_adv"
+    with pytest.raises(ValueError, match=rf"bad squash for '{name}'.*half > 0"):
+        AccountAnomaly(COLUMNS, {**SQUASH, name: ("ratio", half)})
+
+
+@pytest.mark.parametrize("step", [1, -1])
+def test_a_snapshot_of_another_revision_is_refused(make_model, monkeypatch, step):
+    """Older and newer state alike: the header's revision must be this code's."""
+    model = make_model()
+    model.learn_many(X[:300], Y[:300])
+    cls, current = type(model), type(model).revision
+    monkeypatch.setattr(cls, "revision", current + step)  # written by another revision
+    blob = model.to_bytes()
+    monkeypatch.setattr(cls, "revision", current)
+    with pytest.raises(SnapshotError, match=rf"v{current + step}, this code reads v{current}"):
+        cls.from_bytes(blob)
