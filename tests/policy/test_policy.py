@@ -109,12 +109,40 @@ def test_wrong_feature_matrix_shape_is_named():
     ("[order]\nhold_at = 1.5", r"\[order\] hold_at must be in \[0, 1\]"),
     ("[order]\nhold_at = 0.9\nblock_at = 0.5", "hold_at must not exceed block_at"),
     ("[order.signals.new_device]\nweight = 2\nscale = 1", r"\[order.signals.new_device\] weight"),
+    ("[order]\nhold_at = -0.1", r"\[order\] hold_at must be in \[0, 1\], got -0.1"),
+    ("[account]\nstep_up_at = 0.9\nfreeze_at = 0.8", "step_up_at must not exceed freeze_at"),
+    ("[ticker]\nwindow_s = 0.5", r"\[ticker\] window_s must be in \[1, inf\]"),
+    ("[order.signals.new_device]\nweight = [1]\nscale = 1", "needs numeric weight and scale"),
 ])
 def test_bad_policy_files_are_refused_with_the_key_named(tmp_path, text, message):
     path = tmp_path / "policy.toml"
     path.write_text(text)
     with pytest.raises(PolicyError, match=message):
         PolicyFile(path)
+
+
+@pytest.mark.parametrize("text", ["[ticker]\nwindow_s = 1", "[ticker]\nwindow_s = 1.5",
+                                  "[order]\nhold_at = 0\nblock_at = 0",
+                                  "[account]\nstep_up_at = 0.8\nfreeze_at = 0.8"])
+def test_values_on_the_bounds_are_accepted(tmp_path, text):
+    path = tmp_path / "policy.toml"
+    path.write_text(text)
+    PolicyFile(path)
+
+
+@settings(max_examples=100, deadline=None)
+@given(arrays(np.float64, (20, len(NAMES)), elements=signal_values))
+def test_action_codes_are_the_actions(x):
+    v = score_orders(x, NAMES, CFG)
+    codes = {ALLOW: 0, HOLD: 1, BLOCK: 2}
+    assert v.action_codes(CFG).tolist() == [codes[a] for a in v.actions(CFG)]
+    assert v.action_codes(CFG).dtype == np.int8
+
+
+def test_a_batch_with_no_policy_signal_scores_zero_with_no_reasons():
+    v = score_orders(np.ones((3, 1)), ("not_a_signal",), CFG)
+    assert v.scores.tolist() == [0.0, 0.0, 0.0] and v.signal_names == ()
+    assert v.all_reasons(4) == [[], [], []] and v.actions(CFG) == [ALLOW] * 3
 
 
 def test_policy_file_reloads_when_changed_and_keeps_the_last_good_one(tmp_path):
