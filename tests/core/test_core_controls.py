@@ -1,0 +1,99 @@
+"""Controls in the decision core, in process: halts in event time, labels, halt evidence, snapshots.
+
+Written for behaviour the mutation run (``python -m benchmarks.mutation``) found no
+test pinning: a clean buy after a halt has lapsed stays allowed, a label's verdict
+decides release or freeze, a halt's evidence names only risky buyers, and a snapshot
+of another format is refused.
+"""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+
+from tradeguard.core import InProcessEngine, PartitionCore, Shared
+from tradeguard.core.blocks import FlowBlock, ReasonsEncoder
+from tradeguard.policy.config import PolicyConfig
+from tradeguard.policy.orders import score_orders
+
+T0 = 1_760_000_000_000
+CFG = PolicyConfig.defaults()
+
+
+def login(account: str, ts: int) -> dict:
+    return {"account_id": account, "event": "login_success", "session_id": f"s-{account}",
+            "ip": "203.0.113.5", "device_id": "dev-home", "user_agent": "Mozilla/5.0",
+            "country": "JP", "asn": 2516, "ts": ts}
+
+
+def order(oid: str, account: str, ticker: str, side: str, ts: int) -> dict:
+    return {"order_id": oid, "account_id": account, "ticker": ticker, "side": side, "qty": 100,
+            "price": 250.0, "margin": False, "session_id": f"s-{account}", "ts": ts}
+
+
+def decide(engine: InProcessEngine, records: list[tuple[str, dict]]) -> dict[str, dict]:
+    out = {}
+    for o in engine.run(records):
+        out.update({d["order_id"]: d for d in o.decisions.rows()})
+    return out
+
+
+def test_a_halt_blocks_buys_while_in_force_and_never_sells_nor_later_buys():
+    engine = InProcessEngine()
+    engine.shared.board.apply_ticker({
+        "ticker": "4592", "action": "halt_buys", "reason": "analyst", "evidence": {},
+        "expires_at": T0 + 60_000, "source": "analyst", "ts": T0})
+    got = decide(engine, [
+        ("auth.events", login("acct-1", T0 - 3_600_000)),
+        ("orders", order("during-buy", "acct-1", "4592", "buy", T0 + 1_000)),
+        ("orders", order("during-sell", "acct-1", "4592", "sell", T0 + 2_000)),
+        ("orders", order("after-buy", "acct-1", "4592", "buy", T0 + 61_000)),
+    ])
+    assert got["during-buy"]["action"] == "block"
+    assert got["during-buy"]["reasons"][0] == {"code": "ticker_halted", "value": 1.0}
+    for oid in ("during-sell", "after-buy"):  # a clean customer, nothing else in force
+        assert got[oid]["action"] == "allow" and got[oid]["reasons"] == [], got[oid]
+
+
+@pytest.mark.parametrize("label, then", [("legit", "release"), ("fraud", "freeze")])
+def test_a_label_on_an_account_under_step_up_releases_or_freezes_it(label, then):
+    engine = InProcessEngine()
+    engine.shared.board.apply_account({
+        "account_id": "acct-1", "action": "step_up", "reason": "scored high", "evidence": {},
+        "source": "engine", "ts": T0})
+    controls = []
+    for out in engine.run([("feedback", {"account_id": "acct-1", "order_id": None,
+                                         "label": label, "source": "analyst-7",
+                                         "ts": T0 + 1_000})]):
+        controls += out.account_controls
+    assert [(c["account_id"], c["action"], c["source"]) for c in controls] == [
+        ("acct-1", then, "feedback")]
+    assert controls[0]["reason"] == f"labelled {label} by analyst-7"
+
+
+def test_a_halt_names_the_risky_buyers_as_evidence_not_risky_sellers():
+    core = PartitionCore(Shared(), "JP", 250)
+    n = 4
+    flows = FlowBlock(ticker=["4592"] * n, account_id=["seller", "buyer-1", "buyer-2", "buyer-3"],
+                      side=["sell", "buy", "buy", "buy"], order_id=[f"o{i}" for i in range(n)],
+                      notional=np.full(n, 5e6), account_risk=np.full(n, 0.95),
+                      ts=T0 + np.arange(n, dtype=np.int64) * 1_000)
+    out = core.tickers.process([], flows, core.shared.board, CFG)
+    (halt,) = [c for c in out.ticker_controls if c["action"] == "halt_buys"]
+    assert "seller" not in halt["evidence"]["accounts"], halt["evidence"]
+    assert set(halt["evidence"]["accounts"]) <= {"buyer-1", "buyer-2", "buyer-3"}
+
+
+@pytest.mark.parametrize("fmt", [0, 2, None])
+def test_a_snapshot_of_another_format_is_refused(fmt):
+    good = pickle.loads(PartitionCore(Shared(), "JP", 250).to_bytes())
+    blob = pickle.dumps({**good, "format": fmt})
+    with pytest.raises(ValueError, match=f"partition snapshot format {fmt!r}, expected 1"):
+        PartitionCore.from_bytes(blob, Shared())
+
+
+def test_orders_with_no_policy_signal_get_empty_reasons():
+    verdicts = score_orders(np.ones((3, 1)), ("not_a_signal",), CFG)
+    assert ReasonsEncoder().encode(verdicts, 4) == [b"[]"] * 3
