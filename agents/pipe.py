@@ -141,16 +141,22 @@ class KafkaPipe:
         self._thread.start()
 
     def _put(self, item: Any) -> None:
-        """Hand an item to the event loop; blocks while the engine is two polls behind."""
+        """Hand an item to the event loop; blocks while the engine is two polls behind.
+
+        One put per item, waited on until it lands or we stop: a put given up after a
+        timeout may still have landed (its completion waits for the loop, which a long
+        step holds), and putting again handed the same poll over twice.
+        """
+        future = asyncio.run_coroutine_threadsafe(self.queue.put(item), self.loop)
         while not self._stop.is_set():
-            future = asyncio.run_coroutine_threadsafe(self.queue.put(item), self.loop)
             try:
                 future.result(timeout=1.0)
                 return
             except TimeoutError:
-                future.cancel()
+                continue
             except RuntimeError:  # the loop is gone: we are shutting down
                 return
+        future.cancel()
 
     def _poll_loop(self) -> None:
         consumer, n = self.consumer, self.settings.poll_max
