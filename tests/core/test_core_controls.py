@@ -13,7 +13,7 @@ import pickle
 import numpy as np
 import pytest
 
-from tradeguard.core import InProcessEngine, PartitionCore, Shared
+from tradeguard.core import InProcessEngine, PartitionCore, Shared, typed
 from tradeguard.core.blocks import FlowBlock, ReasonsEncoder
 from tradeguard.policy.config import PolicyConfig
 from tradeguard.policy.orders import score_orders
@@ -97,3 +97,36 @@ def test_a_snapshot_of_another_format_is_refused(fmt):
 def test_orders_with_no_policy_signal_get_empty_reasons():
     verdicts = score_orders(np.ones((3, 1)), ("not_a_signal",), CFG)
     assert ReasonsEncoder().encode(verdicts, 4) == [b"[]"] * 3
+
+
+def test_a_poll_spanning_a_profile_period_publishes_what_a_cut_at_the_boundary_would():
+    """The worker hands the ticker side whatever a poll held; the in-process engine cuts at
+    each period boundary and closes the period. Both publish the same profiles."""
+    period = 60_000
+    start = (T0 // period + 1) * period
+    trades = [typed("market.trades", {"ticker": t, "price": 250.0 + i, "qty": 100 * (i + 1),
+                                      "ts": start + i * 7_000})
+              for i, t in enumerate(["4592", "7203"] * 12)]  # 168 s: three periods
+    board, empty = Shared().board, FlowBlock.empty()
+    whole = PartitionCore(Shared(), "JP", 250).tickers
+    got = whole.process(trades, empty, board, CFG).profiles
+    cut = PartitionCore(Shared(), "JP", 250).tickers
+    expected = []
+    for p in sorted({t.ts // period for t in trades}):
+        expected += cut.close_periods(p * period)
+        expected += cut.process([t for t in trades if t.ts // period == p], empty, board,
+                                CFG).profiles
+    assert len(got) == 4 and got == expected  # two tickers, two periods ended
+
+
+def test_a_label_naming_another_accounts_order_teaches_nothing():
+    engine = InProcessEngine(partitions=1)
+    accounts = engine.cores[0].accounts
+    decide(engine, [("auth.events", login("acct-1", T0)),
+                    ("orders", order("o-1", "acct-1", "7203", "buy", T0 + 1_000))])
+    learned = accounts.classifier.n_learned
+    label = {"order_id": "o-1", "label": "fraud", "source": "analyst-7", "ts": T0 + 2_000}
+    list(engine.run([("feedback", {**label, "account_id": "acct-2"})]))
+    assert accounts.classifier.n_learned == learned
+    list(engine.run([("feedback", {**label, "account_id": "acct-1", "ts": T0 + 3_000})]))
+    assert accounts.classifier.n_learned == learned + 1
