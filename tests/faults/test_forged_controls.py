@@ -93,3 +93,31 @@ def test_only_signed_controls_are_enforced(engine_settings, start_worker):
         assert decide("6758")["action"] == "allow"
     assert metric(settings, "tradeguard_control_key_development") == 1
 
+
+
+def test_a_gateway_holding_the_key_refuses_forgeries_too(engine_settings, tmp_path):
+    """No engine here: the gateway client's own replica of the control topics."""
+    from tradeguard.gateway.controls import ControlsReplica
+    from tradeguard.gateway.metrics import GatewayMetrics
+
+    key = tmp_path / "control.key"
+    key.write_text("k" * 32 + "\n")
+    settings = engine_settings.with_(control_key_file=str(key))
+    keys = ControlKeys.from_file(key)
+    gateway = GatewayProducer(settings)
+    t = now_ms()
+    gateway.send("controls.tickers", sign(halt("1111", t), keys))
+    gateway.send("controls.tickers", halt("2222", t))  # unsigned
+    gateway.send("controls.tickers", sign(halt("3333", t), ControlKeys.development()))
+    gateway.flush()
+    metrics = GatewayMetrics()
+    replica = ControlsReplica(settings, metrics)
+    replica.start(30)
+    try:
+        blocked = {tk: replica.verdict(order("o", "acct-1", ticker=tk), t + 1) is not None
+                   for tk in ("1111", "2222", "3333")}
+        assert blocked == {"1111": True, "2222": False, "3333": False}
+        assert metrics.registry.get_sample_value("tradeguard_gateway_invalid_records_total",
+                                                 {"topic": "controls.tickers"}) == 2
+    finally:
+        replica.close()
