@@ -13,6 +13,9 @@
     tradeguard contract export [--out DIR]           write the JSON Schema files
     tradeguard tail TOPIC [--account A] [--ticker T] [--action X] [--from-beginning]
                                                      follow a topic, one readable line per record
+    tradeguard replay --from T1 --to T2 [--policy FILE] [--out DIR] [--lead-in 1h]
+                                                     recorded traffic through a policy, compared
+    tradeguard replay --compare-shadow --from T1 --to T2   live decisions against the shadow's
 """
 
 from __future__ import annotations
@@ -156,6 +159,43 @@ def cmd_tail(args: argparse.Namespace) -> int:
                 limit=args.limit, raw=args.json)
 
 
+def cmd_replay(args: argparse.Namespace) -> int:
+    from tradeguard.broker.admin import wait_reachable
+    from tradeguard.policy.config import PolicyFile
+    from tradeguard.replay.report import summary, write_report
+    from tradeguard.replay.window import ReplayWindow, WindowError
+
+    settings = _settings(args)
+    try:
+        window = ReplayWindow.parse(args.start, args.end, args.lead_in, args.settle)
+    except WindowError as exc:
+        print(f"tradeguard: error: {exc}", file=sys.stderr)
+        return 2
+    out = Path(args.out or f"replay-{window.describe()['from'].replace(':', '')}")
+    wait_reachable(settings)
+    try:
+        if args.compare_shadow:
+            from tradeguard.replay.shadow import compare_shadow
+
+            report = compare_shadow(settings, window)
+        else:
+            from tradeguard.replay.run import ReplayRequest, replay
+
+            live_file = args.live_policy or settings.policy_file or None
+            live = PolicyFile(live_file).current()
+            policy = PolicyFile(args.policy).current() if args.policy else live
+            request = ReplayRequest(window, policy, live, args.policy or live_file or "defaults",
+                                    live_file or "defaults")
+            report = replay(settings, request, progress=not args.quiet)
+    except ValueError as exc:  # a bad policy file, topics laid out unlike the live engine's
+        print(f"tradeguard: error: {exc}", file=sys.stderr)
+        return 2
+    write_report(report, out, plots=not args.no_plots)
+    print("\n".join(summary(report)))
+    print(f"report: {out / 'report.md'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tradeguard", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -231,6 +271,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, help="stop after this many records")
     p.add_argument("--json", action="store_true", help="print each value as it is, one per line")
     p.set_defaults(func=cmd_tail)
+
+    from tradeguard.replay.window import DEFAULT_LEAD_IN, DEFAULT_SETTLE
+
+    p = with_broker(sub.add_parser(
+        "replay", help="replay recorded traffic through a policy and compare with what was "
+        "published (or compare the shadow policy's decisions with the live ones)"))
+    p.add_argument("--from", dest="start", required=True, metavar="T1",
+                   help="start of the range (event time): ISO-8601, e.g. "
+                        "2025-04-16T09:00:00+09:00 (UTC without an offset), or epoch ms")
+    p.add_argument("--to", dest="end", required=True, metavar="T2", help="end of the range "
+                   "(exclusive), as --from")
+    p.add_argument("--policy", metavar="FILE", help="policy to try (TOML, keys left out keep "
+                   "the defaults); default: the live one")
+    p.add_argument("--live-policy", metavar="FILE", help="the policy that was live, for the "
+                   "fidelity check (default: $TRADEGUARD_POLICY_FILE, else the defaults)")
+    p.add_argument("--out", metavar="DIR", help="report directory (default: "
+                   "./replay-<from>)")
+    p.add_argument("--lead-in", default=DEFAULT_LEAD_IN, metavar="DURATION", help="warm-up before "
+                   "--from: 90s, 30m, 1h, 2d, or 'all' for the oldest retained record, which "
+                   "reproduces the live state exactly (default %(default)s)")
+    p.add_argument("--settle", default=DEFAULT_SETTLE, metavar="DURATION", help="how far past --to "
+                   "each partition is read, for late records and late decisions "
+                   "(default %(default)s)")
+    p.add_argument("--compare-shadow", action="store_true", help="compare decisions with "
+                   "decisions.shadow over the range instead (a worker with "
+                   "TRADEGUARD_SHADOW_POLICY_FILE writes them)")
+    p.add_argument("--no-plots", action="store_true", help="JSON and Markdown only")
+    p.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
+    p.set_defaults(func=cmd_replay)
     return parser
 
 

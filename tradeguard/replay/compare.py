@@ -71,8 +71,8 @@ import orjson
 from streams.topics import partition_for
 from tradeguard.replay.window import format_ms
 
-__all__ = ["ACTIONS", "CAUSES", "DecisionComparison", "Decided", "Evidence", "compare_controls",
-           "STOPPED"]
+__all__ = ["ACTIONS", "CAUSES", "DecisionComparison", "Decided", "Evidence", "STOPPED",
+           "compare_controls", "order_labels"]
 
 ACTIONS = ("allow", "hold", "block")
 STOPPED = frozenset({"hold", "block"})
@@ -145,10 +145,11 @@ class Decided:
     def codes(self) -> list[str]:
         return [r["code"] for r in orjson.loads(self.reasons)]
 
-    def same_as(self, other: "Decided") -> bool:
+    def same_as(self, other: "Decided", policy: bool = True) -> bool:
+        """Equal decisions: action, score, reasons, model_version (and policy_version)."""
         return (self.action == other.action and self.score == other.score
                 and self.reasons == other.reasons and self.model_version == other.model_version
-                and self.policy_version == other.policy_version)
+                and (not policy or self.policy_version == other.policy_version))
 
     def brief(self) -> dict[str, Any]:
         out = {"action": self.action, "score": self.score,
@@ -200,12 +201,16 @@ class DecisionComparison:
     the warm-up: they are compared too, so that a difference in the range can be
     traced to an earlier one (``account_history``), and summarised apart.
     ``labels`` (order_id -> fraud/legit) and ``add``'s ``notional`` feed the
-    stopped-fraud and stopped-legit figures of the range.
+    stopped-fraud and stopped-legit figures of the range. ``candidate``: this side
+    decides under another policy on purpose, so a decision that differs from the
+    live one only in its ``policy_version`` counts as the same.
     """
 
     def __init__(self, live: dict[str, list[Decided]], sides: tuple[str, str] = ("live", "replay"),
-                 labels: dict[str, str] | None = None, range_start: int | None = None) -> None:
+                 labels: dict[str, str] | None = None, range_start: int | None = None,
+                 candidate: bool = False) -> None:
         self.live = live
+        self.candidate = candidate
         self.sides = sides
         self.labels = labels or {}
         self.range_start = range_start
@@ -237,7 +242,8 @@ class DecisionComparison:
             self.unmatched.append(this)
             return
         first = found[0]
-        same = first.same_as(this) and all(first.same_as(d) for d in found[1:])
+        same = (first.same_as(this, policy=not self.candidate)
+                and all(first.same_as(d) for d in found[1:]))
         if in_range:
             self.transitions[(first.action, this.action)] += 1
             self.duplicates += len(found) > 1
@@ -379,6 +385,21 @@ class DecisionComparison:
         return out
 
 
+def order_labels(feedback: Iterable[Any]) -> dict[str, str]:
+    """order_id -> its latest label, from ``feedback`` records (account-wide ones name no order).
+
+    >>> from types import SimpleNamespace as L
+    >>> order_labels([L(order_id="o1", label="legit", ts=5), L(order_id="o1", label="fraud", ts=9),
+    ...               L(order_id=None, label="fraud", ts=7)])
+    {'o1': 'fraud'}
+    """
+    latest: dict[str, tuple[int, str]] = {}
+    for r in feedback:
+        if r.order_id is not None and (r.order_id not in latest or latest[r.order_id][0] <= r.ts):
+            latest[r.order_id] = (r.ts, r.label)
+    return {oid: label for oid, (_, label) in latest.items()}
+
+
 def diagnose(found: list[Decided], this: Decided, ev: Evidence,
              earlier: tuple[str, str, int] | None = None,
              partition_earlier: tuple[str, str, int] | None = None) -> tuple[str, str]:
@@ -463,13 +484,17 @@ def _profile_timing(live: Decided, this: Decided, ev: Evidence) -> tuple[bool, s
         return False, (f"the replay valued it with the {this.ticker} profile of the period "
                        f"ending {format_ms(used)}, which the live worker's tickers.profile "
                        "no longer holds (compacted) or never published")
+    # Milliseconds on both sides: one published in the same millisecond as the decision may
+    # have come just after it (it did, if the profile signals differ).
     gap = published[used] - live.decided_ms
     had = [t for t, at in ev.live_profiles.get(this.ticker, [])
-           if t <= cutoff and at <= live.decided_ms]
+           if t <= cutoff and at < live.decided_ms]
+    when = (f"{gap} ms after deciding the order" if gap > 0
+            else "in the millisecond it decided the order" if gap == 0
+            else f"{-gap} ms before deciding the order")
     text = (f"the replay valued the order with the {this.ticker} profile of the period ending "
-            f"{format_ms(used)}; the live worker published it {abs(gap)} ms "
-            f"{'after' if gap > 0 else 'before'} deciding the order")
-    if gap <= 0:
+            f"{format_ms(used)}; the live worker published it {when}")
+    if gap < 0:
         return False, text
     return True, (text + " and valued it with "
                   + (f"the one ending {format_ms(max(had))}" if had else "no profile")

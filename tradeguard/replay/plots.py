@@ -11,31 +11,19 @@ from pathlib import Path
 from typing import Any
 
 from tradeguard.replay.compare import ACTIONS
+from tradeguard.scorecard.plots import PlotsUnavailable
+from tradeguard.scorecard.plots import _pyplot as pyplot  # matplotlib, files only, or why not
 
 __all__ = ["PlotsUnavailable", "write_plots"]
 
 
-class PlotsUnavailable(RuntimeError):
-    """matplotlib is not installed; the message says how to get it."""
-
-
-def _pyplot():
-    try:
-        import matplotlib
-    except ImportError:
-        raise PlotsUnavailable("matplotlib is not installed, so there are no plots "
-                               "(pip install 'tradeguard[plots]')") from None
-    matplotlib.use("Agg")  # files only, never a window
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def write_plots(report: dict[str, Any], out_dir: str | Path) -> list[Path]:
     """Write every plot to ``out_dir``; return their paths. PlotsUnavailable without matplotlib."""
-    plt = _pyplot()
+    plt = pyplot()
     out = Path(out_dir)
-    paths = [_actions(plt, report, out), _timeline(plt, report, out)]
+    paths = [_actions(plt, report, out)]
+    if "timeline" in report:
+        paths.append(_timeline(plt, report, out))
     if report["comparison"]["causes"]:
         paths.append(_causes(plt, report, out))
     return paths
@@ -46,22 +34,21 @@ def _actions(plt, report: dict[str, Any], out: Path) -> Path:
     live, this = c["sides"]
     grid = [[c["transitions"][a][b] for b in ACTIONS] for a in ACTIONS]
     fig, ax = plt.subplots(figsize=(4.8, 4.2))
-    ax.imshow([[min(v, 1) if v else 0 for v in row] for row in grid], cmap="Blues", vmin=0,
-              vmax=2)
+    # Kept actions blue, changed ones orange, empty cells white.
+    colors = [[(1, 1, 1) if not v else (0.75, 0.85, 0.95) if i == j else (0.98, 0.72, 0.45)
+               for j, v in enumerate(row)] for i, row in enumerate(grid)]
+    ax.imshow(colors)
     for i, row in enumerate(grid):
         for j, v in enumerate(row):
             ax.text(j, i, f"{v:,}", ha="center", va="center",
                     fontweight="bold" if i != j and v else "normal")
     ax.set_xticks(range(3), ACTIONS)
     ax.set_yticks(range(3), ACTIONS)
-    ax.set_xlabel(f"{this} ({report['versions'][this]['policy_version']})")
+    version = report["versions"][this]
+    ax.set_xlabel(f"{this} ({version.get('policy_version') or ', '.join(version['policy_versions'])})")
     ax.set_ylabel(live)
     ax.set_title("Action per order")
-    fig.tight_layout()
-    path = out / "actions.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, out / "actions.png")
 
 
 def _timeline(plt, report: dict[str, Any], out: Path) -> Path:
@@ -70,10 +57,11 @@ def _timeline(plt, report: dict[str, Any], out: Path) -> Path:
     x = [(m - start) / 60_000 for m in t["minute_start_ms"]]
     fig, ax = plt.subplots(figsize=(9, 3.6))
     ax.bar(x, t["orders_live"], width=1.0, align="edge", color="#dddddd", label="orders")
+    edges = x + [x[-1] + 1]  # the last minute's step is drawn to its end
     for key, style in (("stopped_live", "-"), ("stopped_replay", "--"),
                        ("stopped_live_policy_replay", ":")):
         if key in t:
-            ax.step(x, t[key], where="post", linestyle=style,
+            ax.step(edges, t[key] + t[key][-1:], where="post", linestyle=style,
                     label=key.replace("stopped_", "stopped, ").replace("_", " "))
     halts = report["halts"]
     live, this = report["comparison"]["sides"]
@@ -89,11 +77,7 @@ def _timeline(plt, report: dict[str, Any], out: Path) -> Path:
                   f"{this} halts)")
     ax.set_ylabel("orders per minute")
     ax.legend(loc="upper right", fontsize=8)
-    fig.tight_layout()
-    path = out / "timeline.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, out / "timeline.png")
 
 
 def _causes(plt, report: dict[str, Any], out: Path) -> Path:
@@ -105,8 +89,11 @@ def _causes(plt, report: dict[str, Any], out: Path) -> Path:
         ax.text(causes[n], i, f" {causes[n]:,}", va="center")
     ax.set_xlabel("differences")
     ax.set_title("Differences by cause")
+    return _save(plt, fig, out / "causes.png")
+
+
+def _save(plt, fig, path: Path) -> Path:
     fig.tight_layout()
-    path = out / "causes.png"
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path

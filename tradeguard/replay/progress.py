@@ -3,9 +3,13 @@
 >>> import io
 >>> out = io.StringIO()
 >>> bar = ProgressBar(0, 1_000, stream=out, every_s=0)
->>> bar.update(500, records=10, orders=4, phase="range"); bar.done()
->>> out.getvalue().splitlines()[-1].startswith("replay range")
-True
+>>> bar.update(500, records=10, orders=4, phase="range")
+>>> out.getvalue().split("\\r")[-1][:46]
+'replay range   [###############...............'
+>>> bar.done()
+>>> out.getvalue().split("\\r")[-1][:52]
+'replay done    [##############################] 100%'
+
 """
 
 from __future__ import annotations
@@ -30,16 +34,23 @@ class ProgressBar:
         self.started = time.monotonic()
         self._drawn = float("-inf")
         self._line = ""
+        self._last = (first_ms or 0, 0, 0)
 
-    def update(self, event_ms: int, records: int, orders: int, phase: str) -> None:
+    def update(self, event_ms: int, records: int, orders: int, phase: str,
+               first_ms: int | None = None) -> None:
+        """Redraw for the stream at ``event_ms``; ``first_ms``: where it began, if not known."""
+        if self.first_ms is None:
+            self.first_ms = first_ms
+        self._last = (event_ms, records, orders)
         now = time.monotonic()
         if now - self._drawn < self.every_s:
             return
         self._drawn = now
-        if self.first_ms is None:
-            self.first_ms = event_ms
-        span = max(self.last_ms - self.first_ms, 1)
-        share = min(max((event_ms - self.first_ms) / span, 0.0), 1.0)
+        first = event_ms if self.first_ms is None else self.first_ms
+        span = max(self.last_ms - first, 1)
+        self._draw(min(max((event_ms - first) / span, 0.0), 1.0), records, orders, phase, now)
+
+    def _draw(self, share: float, records: int, orders: int, phase: str, now: float) -> None:
         filled = int(share * WIDTH)
         rate = records / max(now - self.started, 1e-9)
         self._line = (f"{self.label} {phase:7s} [{'#' * filled}{'.' * (WIDTH - filled)}] "
@@ -48,6 +59,8 @@ class ProgressBar:
         self.stream.flush()
 
     def done(self) -> None:
-        if self._line:
-            self.stream.write("\n")
-            self.stream.flush()
+        """The last line, at 100%, then a newline."""
+        _, records, orders = self._last
+        self._draw(1.0, records, orders, "done", time.monotonic())
+        self.stream.write("\n")
+        self.stream.flush()

@@ -52,6 +52,7 @@ class Chunk:
     offsets: list[int] = field(default_factory=list)
     published_ms: list[int] = field(default_factory=list)  # Kafka timestamps
     closed: bool = False  # the source is finished after these records
+    values: list[bytes] = field(default_factory=list)  # the raw values, with ``keep_values``
 
 
 class RecordedTopics:
@@ -100,8 +101,9 @@ class SourceReader:
                  stop_ms: int | None = None,
                  event_ts: Callable[[Any], int] = lambda r: r.ts,
                  skip: set[tuple[str, int, int]] | None = None,
-                 consume_max: int = CONSUME_MAX) -> None:
+                 consume_max: int = CONSUME_MAX, keep_values: bool = False) -> None:
         self.settings = settings
+        self.keep_values = keep_values
         self.stop_ms, self.event_ts = stop_ms, event_ts
         self.skip = skip or set()
         self.consume_max = consume_max
@@ -159,18 +161,22 @@ class SourceReader:
             kept = [m for m in messages if (name, p, m.offset()) not in self.skip]
             self.skipped += len(messages) - len(kept)
             messages = kept
-        records, bad = self.decoders[name].decode_many([m.value() for m in messages])
+        values = [m.value() for m in messages]
+        records, bad = self.decoders[name].decode_many(values)
         if bad:
             self._count_bad(name, source, messages, bad)
             bad_rows = {i for i, _ in bad}
             messages = [m for i, m in enumerate(messages) if i not in bad_rows]
+            values = [v for i, v in enumerate(values) if i not in bad_rows]
         chunk = Chunk(source, records, [m.offset() for m in messages],
-                      [m.timestamp()[1] for m in messages])
+                      [m.timestamp()[1] for m in messages],
+                      values=values if self.keep_values else [])
         if self.stop_ms is not None and records and self.event_ts(records[-1]) >= self.stop_ms:
             stop_ms, event_ts = self.stop_ms, self.event_ts
             k = next(i for i, r in enumerate(records) if event_ts(r) >= stop_ms)
             chunk.records, chunk.offsets = records[:k], chunk.offsets[:k]
             chunk.published_ms = chunk.published_ms[:k]
+            chunk.values = chunk.values[:k]
             chunk.closed = True
             self._finish(source)
         return chunk
@@ -206,5 +212,6 @@ class SourceReader:
                 whole.records += c.records
                 whole.offsets += c.offsets
                 whole.published_ms += c.published_ms
+                whole.values += c.values
                 whole.closed = whole.closed or c.closed
         return out

@@ -16,7 +16,7 @@ import orjson
 
 from tradeguard.replay.compare import ACTIONS, CAUSES
 
-__all__ = ["KEEP", "markdown", "write_report"]
+__all__ = ["KEEP", "markdown", "summary", "write_report"]
 
 KEEP = 1_000
 SHOWN = 50  # differences listed in the Markdown
@@ -61,6 +61,8 @@ def _comparisons(report: dict[str, Any]):
 
 def markdown(report: dict[str, Any]) -> str:
     """The report for people: what was replayed, with what, and what changed."""
+    if "fidelity" not in report:
+        return _shadow_markdown(report)
     w = report["window"]
     c = report["comparison"]
     live_side, this_side = c["sides"]
@@ -68,51 +70,27 @@ def markdown(report: dict[str, Any]) -> str:
     lines += [f"Broker `{report['broker']}`, topic prefix `{report['topic_prefix'] or '-'}`, "
               f"{report['partitions']} partitions. Warm-up from {report['warmup']['from']} "
               f"(lead-in {w['lead_in']}); {report['warmup']['note']}.", ""]
-    lines += ["## Versions", "", "| side | policy_version | policy source | model versions |",
-              "|---|---|---|---|"]
-    for side, v in report["versions"].items():
-        if side == "engine":
-            continue
-        policy = ", ".join(f"`{p}` ({n})" for p, n in v["policy_versions"].items()) \
-            if "policy_versions" in v else f"`{v['policy_version']}`"
-        models = v["model_versions"]
-        top = ", ".join(f"`{m}`" for m in list(models["most_decisions"])[:2])
-        lines.append(f"| {side} | {policy} | {v.get('policy_source', 'published decisions')} | "
-                     f"{models['distinct']} distinct; most used {top or '-'} |")
+    lines += _versions(report)
     e = report["versions"]["engine"]
-    lines += ["", f"Engine settings: anomaly window {e['anomaly_window']}, home market "
-                  f"{e['home_market']}.", ""]
+    lines += [f"Engine settings: anomaly window {e['anomaly_window']}, home market "
+              f"{e['home_market']}.", ""]
     fidelity = report["fidelity"]
     exact = fidelity["reproduced_exactly"]
     lines += ["## Fidelity", ""]
+    f = fidelity.get("comparison", c)
+    lines += [f"The live policy replayed against what was published: reproduced exactly: "
+              f"**{'yes' if exact else 'no'}** ({f['orders']['identical']:,} of "
+              f"{f['orders']['compared']:,} decisions of the range identical; in the warm-up "
+              f"{f['warmup']['identical']:,} of {f['warmup']['compared']:,}).", ""]
     if "comparison" in fidelity:
-        f = fidelity["comparison"]
-        lines += [f"The live policy replayed against what was published: reproduced exactly: "
-                  f"**{'yes' if exact else 'no'}** ({f['orders']['identical']} of "
-                  f"{f['orders']['compared']} decisions identical).", ""]
         lines += _causes(f)
-    else:
-        lines += [f"The replay's policy is the live one: reproduced exactly: "
-                  f"**{'yes' if exact else 'no'}** ({c['orders']['identical']} of "
-                  f"{c['orders']['compared']} decisions identical).", ""]
+    if f["warmup"]["causes"]:
+        lines += ["Differences in the warm-up (the live worker's state they leave behind is "
+                  "what `account_history` and `model_state` refer to):", "",
+                  "| cause | orders |", "|---|---|"]
+        lines += [f"| {k} | {n:,} |" for k, n in f["warmup"]["causes"].items()] + [""]
     lines += [f"## {this_side} against {live_side}", ""]
-    lines += ["| orders | count |", "|---|---|"]
-    lines += [f"| {k.replace('_', ' ')} | {v:,} |" for k, v in c["orders"].items()]
-    lines += ["", "Actions (rows: live, columns: replay):", "",
-              "| live \\ " + this_side + " | " + " | ".join(ACTIONS) + " |",
-              "|---|" + "---|" * len(ACTIONS)]
-    for a in ACTIONS:
-        lines.append(f"| {a} | " + " | ".join(f"{c['transitions'][a][b]:,}" for b in ACTIONS)
-                     + " |")
-    lines.append("")
-    if c["changed_by_reason"]:
-        lines += ["Changed actions by the stricter side's top reason:", "",
-                  "| change | reason | orders |", "|---|---|---|"]
-        lines += [f"| {r['transition']} | {r['reason']} | {r['orders']:,} |"
-                  for r in c["changed_by_reason"]]
-        lines.append("")
-    lines += _causes(c)
-    lines += _labels(c["labels"], live_side, this_side)
+    lines += _comparison(c)
     for title, key, section in (("Halts", "ticker", report["halts"]),
                                 ("Account actions", "account_id", report["account_actions"])):
         lines += _controls(title, key, section, live_side, this_side)
@@ -130,20 +108,111 @@ def markdown(report: dict[str, Any]) -> str:
                   f"{report['labels']['fraud']} fraud, {report['labels']['legit']} legit "
                   "(order labels; account-wide labels name no order).", ""]
     controls = report["controls"]
-    if controls["seeded_at_warmup_start"] or controls["operator_controls_applied"]:
-        lines += [f"Controls in force at the warm-up's start: "
-                  f"{controls['seeded_at_warmup_start'] or 'none'}; operators' controls "
-                  f"applied at their time: {len(controls['operator_controls_applied'])}.", ""]
-    if report.get("notes"):
-        lines += ["## Notes", ""] + [f"- {n}" for n in report["notes"]] + [""]
+    lines += [f"Controls in force at the warm-up's start: "
+              f"{controls['seeded_at_warmup_start'] or 'none'}; operators' controls applied "
+              f"at their time: {len(controls['operator_controls_applied'])}; control records "
+              f"refused as the live board refuses them (unsigned or forged): "
+              f"{sum(controls.get('refused_unsigned_or_forged', {}).values())}.", ""]
+    lines += _notes(report)
     s = report["speed"]
     lines += ["## Speed", "", f"{s['records']:,} records ({s['orders']:,} orders) in "
                               f"{s['seconds']} s: {s['records_per_s']:,} records/s, "
                               f"{s['orders_per_s']:,} orders/s, {s['engines']} engine run(s), "
-                              "reading from Kafka included.", ""]
+                              "reading from Kafka included. Seconds by stage: "
+                              + ", ".join(f"{k.replace('_', ' ')} {v:g}"
+                                          for k, v in s.get("seconds_by_stage", {}).items())
+                              + ".", ""]
     for name in report.get("plots", []):
         lines += [f"![{name}]({name})", ""]
     return "\n".join(lines)
+
+
+def summary(report: dict[str, Any]) -> list[str]:
+    """A few lines for the terminal: what was compared, what changed, and why."""
+    w, c = report["window"], report["comparison"]
+    a, b = c["sides"]
+    o = c["orders"]
+    changes = ", ".join(f"{x}->{y} {c['transitions'][x][y]:,}" for x in ACTIONS for y in ACTIONS
+                        if x != y and c["transitions"][x][y]) or "none"
+    versions = report["versions"]
+    this = versions[b].get("policy_version") or ", ".join(versions[b]["policy_versions"])
+    lines = [f"{report['tool']} {w['from']} .. {w['to']}: {o['compared']:,} orders compared, "
+             f"{o['identical']:,} identical",
+             f"  {a} {', '.join(versions['live']['policy_versions']) or '-'} -> {b} {this}: "
+             f"actions changed {changes}"]
+    if "fidelity" in report:
+        f = report["fidelity"]
+        lines.append(f"  live policy reproduced exactly: "
+                     f"{'yes' if f['reproduced_exactly'] else 'no'}")
+        h, acc = report["halts"]["counts"], report["account_actions"]["counts"]
+        lines.append(f"  halts: {h['same']} same, {h['moved']} moved, +{h['added']} "
+                     f"-{h['removed']}; account actions: {acc['same']} same, {acc['moved']} "
+                     f"moved, +{acc['added']} -{acc['removed']}")
+    if c["causes"]:
+        lines.append("  differences by cause: " + ", ".join(f"{k} {n:,}"
+                                                           for k, n in c["causes"].items()))
+    return lines
+
+
+def _shadow_markdown(report: dict[str, Any]) -> str:
+    w, c = report["window"], report["comparison"]
+    live_side, shadow_side = c["sides"]
+    lines = [f"# Shadow policy against the live one, {w['from']} .. {w['to']}", "",
+             f"Broker `{report['broker']}`, topic prefix `{report['topic_prefix'] or '-'}`: "
+             "`decisions` against `decisions.shadow`, paired on order_id.", ""]
+    lines += _versions(report)
+    lines += [", ".join(f"{side}: {n['decisions']:,} decisions for {n['orders']:,} orders "
+                        f"({n['orders_decided_more_than_once']:,} decided more than once; the "
+                        "latest counts)" for side, n in report["records"].items()) + ".", ""]
+    lines += [f"## {shadow_side} against {live_side}", ""] + _comparison(c)
+    lines += _differences(c, live_side, shadow_side)
+    lines += _notes(report)
+    for name in report.get("plots", []):
+        lines += [f"![{name}]({name})", ""]
+    return "\n".join(lines)
+
+
+def _versions(report: dict[str, Any]) -> list[str]:
+    lines = ["## Versions", "", "| side | policy_version | policy source | model versions |",
+             "|---|---|---|---|"]
+    for side, v in report["versions"].items():
+        if side == "engine":
+            continue
+        policy = ", ".join(f"`{p}` ({n:,})" for p, n in v["policy_versions"].items()) \
+            if "policy_versions" in v else f"`{v['policy_version']}`"
+        models = v["model_versions"]
+        top = ", ".join(f"`{m}`" for m in list(models["most_decisions"])[:2])
+        lines.append(f"| {side} | {policy or '-'} | {v.get('policy_source', 'published')} | "
+                     f"{models['distinct']} distinct; most used {top or '-'} |")
+    return lines + [""]
+
+
+def _comparison(c: dict[str, Any]) -> list[str]:
+    """Orders, actions changed (matrix and per reason), causes and labels of one comparison."""
+    live_side, this_side = c["sides"]
+    lines = ["| orders | count |", "|---|---|"]
+    lines += [f"| {k.replace('_', ' ')} | {v:,} |" for k, v in c["orders"].items()]
+    lines += ["", f"Actions (rows: {live_side}, columns: {this_side}):", "",
+              f"| {live_side} \\ {this_side} | " + " | ".join(ACTIONS) + " |",
+              "|---|" + "---|" * len(ACTIONS)]
+    for a in ACTIONS:
+        lines.append(f"| {a} | " + " | ".join(f"{c['transitions'][a][b]:,}" for b in ACTIONS)
+                     + " |")
+    lines.append("")
+    if c["changed_by_reason"]:
+        lines += ["Changed actions by the stricter side's top reason:", "",
+                  "| change | reason | orders |", "|---|---|---|"]
+        lines += [f"| {r['transition']} | {r['reason']} | {r['orders']:,} |"
+                  for r in c["changed_by_reason"]]
+        lines.append("")
+    lines += _causes(c)
+    return lines + _labels(c["labels"], live_side, this_side)
+
+
+def _notes(report: dict[str, Any]) -> list[str]:
+    if not report.get("notes"):
+        return []
+    return ["## Notes", ""] + [f"- {n}" for n in report["notes"]] + [""]
 
 
 def _causes(c: dict[str, Any]) -> list[str]:

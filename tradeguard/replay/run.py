@@ -16,8 +16,8 @@ The steps, in the order they run:
    for the report, those of the warm-up so that a difference in the range can
    be traced back; the controls raised in the range paired with the published.
 
-Batches are cut the way the live worker's profile periods close (see
-``_Feed._batches``). The control board starts with the controls in force at the
+Batches are cut where the live worker's ticker profiles become visible to
+orders (``LiveBatches``). The control board starts with the controls in force at the
 warm-up's start (as far as compaction kept them); operators' controls (any
 source but the engine and labels) are applied when the stream reaches their
 time. Nothing is published: the replay writes only its report.
@@ -32,19 +32,22 @@ from typing import Any, Iterator
 
 from confluent_kafka import OFFSET_BEGINNING
 
+from streams.signing import ControlKeys, unsigned_or_forged
 from streams.topics import partition_for
 from streams.wire import to_dict
 from tradeguard.core import InProcessEngine
 from tradeguard.core.blocks import ACTIONS as ACTION_CODES
+from tradeguard.core.profiles import PROFILE_LAG_MS
 from tradeguard.policy.config import PolicyConfig
-from tradeguard.replay.compare import DecisionComparison, Decided, Evidence, compare_controls
+from tradeguard.replay.compare import (DecisionComparison, Decided, Evidence, compare_controls,
+                                        order_labels)
 from tradeguard.replay.merge import EventTimeMerge
 from tradeguard.replay.progress import ProgressBar
 from tradeguard.replay.recorded import Chunk, RecordedTopics, SourceReader
 from tradeguard.replay.window import ReplayWindow, format_ms
 from tradeguard.runtime.settings import Settings
 
-__all__ = ["ENGINE_SOURCES", "ReplayRequest", "replay"]
+__all__ = ["ENGINE_SOURCES", "LiveBatches", "ReplayRequest", "replay"]
 
 #: Inputs streamed from Kafka; labels are read whole beforehand (they are few, and the
 #: ones that arrive after the range still count for the report's figures).
@@ -98,6 +101,7 @@ class _Inputs:
 def replay(settings: Settings, request: ReplayRequest, progress: bool = True) -> dict[str, Any]:
     """Run the replay; return the report (a JSON-ready dict)."""
     started = time.monotonic()
+    stages: Counter[str] = Counter()  # seconds per stage, for the report's speed section
     w = request.window
     lead_ms = int(settings.max_event_lead_s * 1000)
     warm = w.warmup_from_ms
@@ -112,20 +116,21 @@ def replay(settings: Settings, request: ReplayRequest, progress: bool = True) ->
     finally:
         topics.close()
     skip, dead_counts = _dead_lettered(settings, small)
-    controls = _controls(small)
+    controls, refused = _controls(settings, small)
     labels_read = {s: _without(c, skip) for s, c in small.items() if s[0] == "feedback"}
-    labels = _labels(labels_read)
+    labels = order_labels(r for c in labels_read.values() for r in c.records)
 
+    candidate = request.policy.version != request.live_policy.version
     sides = [_Side("replay", _engine(settings, request.policy, parts),
-                   DecisionComparison(live, ("live", "replay"), labels, w.start_ms))]
-    if request.policy.version != request.live_policy.version:
+                   DecisionComparison(live, ("live", "replay"), labels, w.start_ms, candidate))]
+    if candidate:
         sides.append(_Side("live_policy_replay", _engine(settings, request.live_policy, parts),
                            DecisionComparison(live, ("live", "live_policy_replay"), labels,
                                               w.start_ms)))
     seeded = _seed_boards(sides, controls, warm)
     operator = [c for c in controls if c["source"] not in ENGINE_SOURCES
                 and (warm is None or c["ts"] >= warm) and c["ts"] < w.end_ms]
-    feed = _Feed(sides, operator, w, parts)
+    feed = _Feed(sides, operator, w, parts, stages)
     noted = _Inputs()
     merge = EventTimeMerge()
     for source in starts:
@@ -136,25 +141,40 @@ def replay(settings: Settings, request: ReplayRequest, progress: bool = True) ->
     bar = ProgressBar(warm, w.end_ms) if progress else None
     reader = SourceReader(settings, starts, stop_ms=w.read_until_ms, skip=skip)
     paused: set = set()
+    stages["prepare"] = time.monotonic() - started
+    clock = time.perf_counter()
     for chunks in reader.chunks():
+        now = time.perf_counter()
+        stages["read_and_decode"] += now - clock
         for c in chunks:
             merge.add(c.source, _phased(c, w, noted))
             if c.closed:
                 merge.close(c.source)
-        feed(merge.release())
+        released = merge.release()
+        stages["merge"] += time.perf_counter() - now
+        feed(released)
         _backpressure(merge, reader, starts, paused)
         if bar is not None and feed.last_ts is not None:
             bar.update(feed.last_ts, feed.records, sides[0].decided,
-                       "range" if feed.last_ts >= w.start_ms else "lead-in")
+                       "range" if feed.last_ts >= w.start_ms else "lead-in", feed.first_ts)
+        clock = time.perf_counter()
     feed(merge.release())
     feed.finish()
     if bar is not None:
         bar.done()
-    elapsed = time.monotonic() - started
+    diagnosed = time.monotonic()
     evidence = _evidence_from(small, noted, parts)
-    return _report(settings, request, parts, sides, live, live_read, labels, controls, seeded,
-                   noted, reader, dead_counts, merge.late, starts, oldest, elapsed, feed,
-                   evidence)
+    report = _report(settings, request, parts, sides, live, live_read, labels, controls, seeded,
+                     noted, reader, dead_counts, merge.late, starts, oldest, feed, evidence)
+    report["controls"]["refused_unsigned_or_forged"] = dict(refused)
+    stages["compare_and_report"] = time.monotonic() - diagnosed
+    elapsed = time.monotonic() - started
+    speed = report["speed"]
+    speed.update(seconds=round(elapsed, 3),
+                 records_per_s=round(speed["records"] / elapsed, 1) if elapsed else None,
+                 orders_per_s=round(speed["orders"] / elapsed, 1) if elapsed else None,
+                 seconds_by_stage={k: round(v, 3) for k, v in stages.items()})
+    return report
 
 
 # -- reading -----------------------------------------------------------------------------------
@@ -177,7 +197,7 @@ def _read_small(settings: Settings, topics: RecordedTopics, since: int | None
         starts.update({(name, p): o for p, o in topics.starts(name, None).items()})
     for name in ("deadletter", "feedback"):
         starts.update({(name, p): o for p, o in topics.starts(name, since).items()})
-    return SourceReader(settings, starts).read_all()
+    return SourceReader(settings, starts, keep_values=True).read_all()
 
 
 def _without(chunk: Chunk, skip: set[tuple[str, int, int]]) -> Chunk:
@@ -204,19 +224,29 @@ def _dead_lettered(settings: Settings, small: dict) -> tuple[set[tuple[str, int,
     return skip, counts
 
 
-def _controls(small: dict) -> list[dict]:
-    """Every control record held (compacted topics), with the time it was written."""
-    out = []
+def _controls(settings: Settings, small: dict) -> tuple[list[dict], Counter]:
+    """Every control record held (compacted topics) that the live board would enforce.
+
+    As the live worker does, a record without a valid signature (streams/signing.py)
+    is left out, and counted per topic and why. Each record keeps the time it was
+    written (``published_ms``) and its topic (``kind``).
+    """
+    keys = ControlKeys.from_settings(settings)
+    out, refused = [], Counter()
     for (name, _), chunk in small.items():
         if name not in CONTROL_TOPICS:
             continue
-        for r, published in zip(chunk.records, chunk.published_ms):
+        bad = dict(unsigned_or_forged(chunk.values, keys))
+        for i, (r, published) in enumerate(zip(chunk.records, chunk.published_ms)):
+            if i in bad:
+                refused[f"{name}: {bad[i]}"] += 1
+                continue
             record = to_dict(r)
             record.update(kind=name, published_ms=published,
                           source=record.get("source") or "engine")
             out.append(record)
     out.sort(key=lambda c: (c["ts"], c["published_ms"]))
-    return out
+    return out, refused
 
 
 def _published(settings: Settings, topics: RecordedTopics, w: ReplayWindow,
@@ -243,17 +273,6 @@ def _published(settings: Settings, topics: RecordedTopics, w: ReplayWindow,
                         "policy_versions": dict(policies.most_common()),
                         "model_versions": _models(models),
                         "undecodable": reader.bad.get("decisions", 0)}
-
-
-def _labels(read: dict) -> dict[str, str]:
-    """order_id -> its latest label (account-wide labels name no order: not counted here)."""
-    labels: dict[str, tuple[int, str]] = {}
-    for chunk in read.values():
-        for r in chunk.records:
-            if r.order_id is not None and (r.order_id not in labels
-                                           or labels[r.order_id][0] <= r.ts):
-                labels[r.order_id] = (r.ts, r.label)
-    return {oid: label for oid, (_, label) in labels.items()}
 
 
 def _phased(chunk: Chunk, w: ReplayWindow, noted: _Inputs) -> list[tuple[int, Any, int]]:
@@ -327,13 +346,13 @@ class _Feed:
     """Released records into every side's engine, operators' controls applied at their time."""
 
     def __init__(self, sides: list[_Side], operator: list[dict], w: ReplayWindow,
-                 partitions: int) -> None:
+                 partitions: int, stages: Counter) -> None:
         self.sides, self.operator, self.w = sides, operator, w
-        self.partitions = partitions
-        self.period_ms = sides[0].engine.cores[0].tickers.profile_every_ms
-        self._periods: dict[int, int] = {}  # ticker partition -> its latest trade's period
+        self.stages = stages
+        self.batches = LiveBatches(partitions, sides[0].engine.cores[0].tickers.profile_every_ms)
         self._next = 0
         self.records = 0
+        self.first_ts: int | None = None
         self.last_ts: int | None = None
         self.applied: list[dict] = []
 
@@ -347,13 +366,20 @@ class _Feed:
             if self._next < len(self.operator):
                 due = self.operator[self._next]["ts"]
                 j = next((k for k in range(i, n) if items[k][1].ts >= due), n)
-            for batch in self._batches(items[i:j]):
+            for batch in self.batches(items[i:j]):
                 for side in self.sides:
-                    _collect(side, side.engine.process(batch), self.w)
+                    started = time.perf_counter()
+                    out = side.engine.process(batch)
+                    decided = time.perf_counter()
+                    _collect(side, out, self.w)
+                    self.stages["engine"] += decided - started
+                    self.stages["collect"] += time.perf_counter() - decided
             i = j
         if items:
             self.records += n
             self.last_ts = items[-1][1].ts
+            if self.first_ts is None:
+                self.first_ts = items[0][1].ts
 
     def finish(self) -> None:
         while self._next < len(self.operator):
@@ -366,33 +392,47 @@ class _Feed:
         self.applied.append(control)
         self._next += 1
 
-    def _batches(self, items: list[tuple[str, Any]]) -> Iterator[list[tuple[str, Any]]]:
-        """Batches cut right after each trade that opens a new profile period on its partition.
+class LiveBatches:
+    """Cuts the merged stream into the core's batches where the live worker's profiles show.
 
-        That is when the live worker's ticker side closes a period and publishes the
-        profiles of its tickers, which every later order is valued with: a partition
-        with no trade since keeps its period open however far event time has moved.
-        (``InProcessEngine.run`` instead closes every partition's period at each period
-        boundary of the stream; docs/replay.md, "Ticker profiles", has the difference
-        measured.) The core's batches are otherwise as large as ``BATCH``: cutting a
-        stream anywhere else gives the same decisions.
-        """
+    The live worker's ticker side closes a partition's profile period when that
+    partition sees a trade of a later period, and publishes the profiles of the
+    period it closed (ending at ``v``) before deciding any later order; orders are
+    valued with profiles at least ``PROFILE_LAG_MS`` old. So a batch ends before
+    the first record at or past ``v + PROFILE_LAG_MS`` that follows such a trade:
+    right after the trade where the partition had been quiet, at the next period
+    boundary where it trades all the time. ``InProcessEngine.run`` instead closes
+    every partition's period at each boundary of the stream, which a live worker
+    does not do for a partition with no trade since (docs/replay.md, "Ticker
+    profiles"). Anywhere else a cut changes nothing; a batch holds at most ``limit``.
+    A test holds the decisions to those of one record per batch.
+    """
+
+    def __init__(self, partitions: int, period_ms: int = 60_000, limit: int = BATCH) -> None:
+        self.partitions, self.period_ms, self.limit = partitions, period_ms, limit
+        self._periods: dict[int, int] = {}  # ticker partition -> its latest trade's period
+
+    def __call__(self, items: list[tuple[str, Any]]) -> Iterator[list[tuple[str, Any]]]:
         batch: list[tuple[str, Any]] = []
         periods, parts, period_ms = self._periods, self.partitions, self.period_ms
+        due: int | None = None  # cut before the first record at or after this time
         for item in items:
-            batch.append(item)
             name, record = item
+            if due is not None and record.ts >= due:
+                yield batch
+                batch, due = [], None
+            batch.append(item)
             if name == "market.trades":
                 p = partition_for(record.ticker, parts)
-                period = record.ts // period_ms
-                if period > periods.get(p, -1):
+                period, last = record.ts // period_ms, periods.get(p)
+                if last is None or period > last:
                     periods[p] = period
-                    yield batch
-                    batch = []
-                    continue
-            if len(batch) >= BATCH:
+                    if last is not None:  # the period that ended is published now
+                        visible = (last + 1) * period_ms + PROFILE_LAG_MS
+                        due = visible if due is None else min(due, visible)
+            if len(batch) >= self.limit:
                 yield batch
-                batch = []
+                batch, due = [], None
         if batch:
             yield batch
 
@@ -455,8 +495,8 @@ def _models(counts: Counter) -> dict[str, Any]:
 def _report(settings: Settings, request: ReplayRequest, parts: int, sides: list[_Side],
             live: dict[str, list[Decided]], live_read: dict, labels: dict, controls: list[dict],
             seeded: dict, noted: _Inputs, reader: SourceReader, dead: Counter, late: int,
-            starts: dict, oldest: dict, elapsed: float, feed: _Feed,
-            evidence: dict[str, Any]) -> dict[str, Any]:
+            starts: dict, oldest: dict, feed: _Feed, evidence: dict[str, Any]
+            ) -> dict[str, Any]:
     w = request.window
     counts = noted.counts
     warmup = _warmup(w, counts, starts, oldest)
@@ -524,10 +564,7 @@ def _report(settings: Settings, request: ReplayRequest, parts: int, sides: list[
         **main,
         "fidelity": fidelity if fidelity is not None else {
             "same_as": "comparison", "reproduced_exactly": main_exact},
-        "speed": {"seconds": round(elapsed, 3), "records": records, "orders": orders,
-                  "records_per_s": round(records / elapsed, 1) if elapsed else None,
-                  "orders_per_s": round(orders / elapsed, 1) if elapsed else None,
-                  "engines": len(sides)},
+        "speed": {"records": records, "orders": orders, "engines": len(sides)},
         "generated_at": format_ms(int(time.time() * 1000)),
     }
 
