@@ -163,7 +163,7 @@ def _shadow_markdown(report: dict[str, Any]) -> str:
     lines += _versions(report)
     lines += [", ".join(f"{side}: {n['decisions']:,} decisions for {n['orders']:,} orders "
                         f"({n['orders_decided_more_than_once']:,} decided more than once; the "
-                        "latest counts)" for side, n in report["records"].items()) + ".", ""]
+                        "first counts)" for side, n in report["records"].items()) + ".", ""]
     lines += [f"## {shadow_side} against {live_side}", ""] + _comparison(c)
     lines += _differences(c, live_side, shadow_side)
     lines += _notes(report)

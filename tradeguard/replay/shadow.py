@@ -57,7 +57,7 @@ def compare_shadow(settings: Settings, window: ReplayWindow) -> dict[str, Any]:
                                     candidate=True)
     for oid, ds in sorted(sides["decisions.shadow"].items(),
                           key=lambda kv: kv[1][0].order_ts):
-        comparison.add(ds[-1], notional.get(oid, 0.0))  # a redelivery: the latest
+        comparison.add(ds[0], notional.get(oid, 0.0))  # the one written with the live one
     result = comparison.finish(Evidence())
     return {
         "tool": "tradeguard replay --compare-shadow",
@@ -84,9 +84,9 @@ def compare_shadow(settings: Settings, window: ReplayWindow) -> dict[str, Any]:
 
 
 def _versions(side: dict[str, list[Decided]]) -> dict[str, Any]:
-    """Policy and model versions per order (its latest decision on the topic)."""
-    policies = Counter(ds[-1].policy_version for ds in side.values())
-    models = Counter(ds[-1].model_version for ds in side.values())
+    """Policy and model versions per order (its first decision on the topic)."""
+    policies = Counter(ds[0].policy_version for ds in side.values())
+    models = Counter(ds[0].model_version for ds in side.values())
     return {"policy_versions": dict(policies.most_common()),
             "model_versions": {"distinct": len(models),
                                "most_decisions": dict(models.most_common(5))}}
