@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+import tomllib
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
@@ -51,16 +52,27 @@ RESULTS = REPO / "benchmarks" / "results"
 TARGET_ORDERS_PER_S = 50_000
 PARTITIONS = 8
 
-DENSE = {
-    "name": "dense", "seed": 7,
-    "description": "a busy session: ~4,700 orders a minute",
-    "session": {"open": "2025-04-16T09:00:00+09:00", "duration_s": 900},
-    "warmup": {"days": 1},
-    "population": {"activity_scale": 60.0, "index_holders": {"count": 20_000},
-                   "active_traders": {"count": 10_000}, "day_traders": {"count": 2_000}},
-    "campaigns": [{"name": "pump", "start_s": 300, "accesses": 30, "trade_rate": 0.44,
-                   "targets": [{"tier": "penny", "count": 1}]}],
-}
+DENSE = """
+name = "dense"
+description = "a busy session: ~4,700 orders a minute"
+seed = 7
+[session]
+open = 2025-04-16T09:00:00+09:00
+duration_s = 900
+[warmup]
+days = 1
+[population]
+activity_scale = 60.0
+index_holders = { count = 20000 }
+active_traders = { count = 10000 }
+day_traders = { count = 2000 }
+[[campaigns]]
+name = "pump"
+start_s = 300
+accesses = 30
+trade_rate = 0.44
+targets = [{ tier = "penny", count = 1 }]
+"""
 
 
 def _record(settings: Settings, session: Session) -> dict[str, int]:
@@ -131,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     workloads = {"full-day": lambda: generate(load_scenario(REPO / "scenarios" / "full-day.toml"))}
     if not args.quick:
-        workloads["dense"] = lambda: generate(parse_scenario(DENSE))
+        workloads["dense"] = lambda: generate(parse_scenario(tomllib.loads(DENSE)))
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     results = {"started": stamp, "machine": machine(), "workloads": []}
     with EmbeddedBroker() as broker:

@@ -91,7 +91,8 @@ class SourceReader:
     """Reads sources from given offsets, decoded, until each one's stop or end.
 
     ``stop_ms`` with ``event_ts`` (record -> event time): a source finishes at
-    its first record at or past ``stop_ms``; that record is not returned.
+    its first record at or past ``stop_ms``; that record is not returned. Topics
+    in ``to_end`` are read to their end regardless.
     ``skip``: (topic, partition, offset) of records to leave out (what the live
     engine dead-lettered). Undecodable values are counted in ``bad`` with the
     first few errors in ``bad_examples``: the live engine dead-lettered them too.
@@ -101,9 +102,11 @@ class SourceReader:
                  stop_ms: int | None = None,
                  event_ts: Callable[[Any], int] = lambda r: r.ts,
                  skip: set[tuple[str, int, int]] | None = None,
-                 consume_max: int = CONSUME_MAX, keep_values: bool = False) -> None:
+                 consume_max: int = CONSUME_MAX, keep_values: bool = False,
+                 to_end: frozenset[str] = frozenset()) -> None:
         self.settings = settings
         self.keep_values = keep_values
+        self.to_end = to_end
         self.stop_ms, self.event_ts = stop_ms, event_ts
         self.skip = skip or set()
         self.consume_max = consume_max
@@ -171,7 +174,8 @@ class SourceReader:
         chunk = Chunk(source, records, [m.offset() for m in messages],
                       [m.timestamp()[1] for m in messages],
                       values=values if self.keep_values else [])
-        if self.stop_ms is not None and records and self.event_ts(records[-1]) >= self.stop_ms:
+        if self.stop_ms is not None and records and name not in self.to_end \
+                and self.event_ts(records[-1]) >= self.stop_ms:
             stop_ms, event_ts = self.stop_ms, self.event_ts
             k = next(i for i, r in enumerate(records) if event_ts(r) >= stop_ms)
             chunk.records, chunk.offsets = records[:k], chunk.offsets[:k]

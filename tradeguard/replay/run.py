@@ -109,12 +109,12 @@ def replay(settings: Settings, request: ReplayRequest, progress: bool = True) ->
     topics = RecordedTopics(settings)
     try:
         parts = _layout(topics)
-        small = _read_small(settings, topics, lookup)
+        small, bad_decisions = _read_recorded(settings, topics, w, lookup)
         starts = {(name, p): o for name in STREAMED for p, o in topics.starts(name, lookup).items()}
         oldest = {name: topics.oldest(name) for name in STREAMED}
-        live, live_read = _published(settings, topics, w, lookup)
     finally:
         topics.close()
+    live, live_read = _published(small, w, bad_decisions)
     skip, dead_counts = _dead_lettered(settings, small)
     controls, refused = _controls(settings, small)
     labels_read = {s: _without(c, skip) for s, c in small.items() if s[0] == "feedback"}
@@ -189,15 +189,24 @@ def _layout(topics: RecordedTopics) -> int:
     return counts["orders"]
 
 
-def _read_small(settings: Settings, topics: RecordedTopics, since: int | None
-                ) -> dict[tuple[str, int], Chunk]:
-    """Dead letters and labels since ``since``; every control record and ticker profile."""
+def _read_recorded(settings: Settings, topics: RecordedTopics, w: ReplayWindow,
+                   lookup: int | None) -> tuple[dict[tuple[str, int], Chunk], int]:
+    """Everything but the streamed inputs, in one read; and how many decisions were unreadable.
+
+    Since ``lookup``: dead letters, labels (to the end), ticker profiles (to the end;
+    compacted) and the published decisions (until past the range). Control records:
+    all of them (compacted; the board at the warm-up's start is built from them).
+    """
     starts: dict[tuple[str, int], int] = {}
-    for name in (*CONTROL_TOPICS, "tickers.profile"):  # compacted: read whole
+    for name in CONTROL_TOPICS:
         starts.update({(name, p): o for p, o in topics.starts(name, None).items()})
-    for name in ("deadletter", "feedback"):
-        starts.update({(name, p): o for p, o in topics.starts(name, since).items()})
-    return SourceReader(settings, starts, keep_values=True).read_all()
+    for name in ("deadletter", "feedback", "tickers.profile", "decisions"):
+        starts.update({(name, p): o for p, o in topics.starts(name, lookup).items()})
+    reader = SourceReader(settings, starts, stop_ms=w.read_until_ms,
+                          event_ts=lambda d: d.order_ts, keep_values=True,
+                          to_end=frozenset(n for n, _ in starts if n != "decisions"))
+    read = reader.read_all()
+    return read, reader.bad.get("decisions", 0)
 
 
 def _without(chunk: Chunk, skip: set[tuple[str, int, int]]) -> Chunk:
@@ -249,17 +258,16 @@ def _controls(settings: Settings, small: dict) -> tuple[list[dict], Counter]:
     return out, refused
 
 
-def _published(settings: Settings, topics: RecordedTopics, w: ReplayWindow,
-               lookup: int | None) -> tuple[dict[str, list[Decided]], dict[str, Any]]:
+def _published(read: dict, w: ReplayWindow, undecodable: int
+               ) -> tuple[dict[str, list[Decided]], dict[str, Any]]:
     """The live engine's decisions from the warm-up's start, per order_id in publish order."""
-    starts = {("decisions", p): o for p, o in topics.starts("decisions", lookup).items()}
-    reader = SourceReader(settings, starts, stop_ms=w.read_until_ms,
-                          event_ts=lambda d: d.order_ts)
     warm = w.warmup_from_ms
     live: dict[str, list[Decided]] = defaultdict(list)
     policies: Counter[str] = Counter()
     models: Counter[str] = Counter()
-    for chunk in sorted(reader.read_all().values(), key=lambda c: c.source):
+    for (name, _), chunk in sorted(read.items()):
+        if name != "decisions":
+            continue
         for r in chunk.records:
             if (warm is None or r.order_ts >= warm) and r.order_ts < w.end_ms:
                 live[r.order_id].append(Decided.from_record(r))
@@ -271,8 +279,7 @@ def _published(settings: Settings, topics: RecordedTopics, w: ReplayWindow,
     in_range = sum(1 for found in live.values() if found[0].order_ts >= w.start_ms)
     return dict(live), {"decisions": sum(policies.values()), "orders": in_range,
                         "policy_versions": dict(policies.most_common()),
-                        "model_versions": _models(models),
-                        "undecodable": reader.bad.get("decisions", 0)}
+                        "model_versions": _models(models), "undecodable": undecodable}
 
 
 def _phased(chunk: Chunk, w: ReplayWindow, noted: _Inputs) -> list[tuple[int, Any, int]]:
@@ -283,22 +290,28 @@ def _phased(chunk: Chunk, w: ReplayWindow, noted: _Inputs) -> list[tuple[int, An
     """
     name = chunk.source[0]
     warm, start, end = w.warmup_from_ms, w.start_ms, w.end_ms
-    counts = noted.counts
+    before = after = in_range = 0
+    logins, market = noted.logins, noted.market_orders
     out = []
     for r, o, written in zip(chunk.records, chunk.offsets, chunk.published_ms):
         ts = r.ts
         if warm is not None and ts < warm:
-            counts[(name, "before")] += 1
+            before += 1
             continue
         if ts >= end:
-            counts[(name, "after")] += 1
+            after += 1
             continue
-        counts[(name, "range" if ts >= start else "warmup")] += 1
+        in_range += ts >= start
         out.append((ts, r, o))
         if name == "auth.events":
-            noted.logins[r.account_id].append((ts, written))
+            logins[r.account_id].append((ts, written))
         elif name == "orders" and r.price is None:
-            noted.market_orders.add(r.order_id)
+            market.add(r.order_id)
+    counts = noted.counts
+    counts[(name, "before")] += before
+    counts[(name, "after")] += after
+    counts[(name, "range")] += in_range
+    counts[(name, "warmup")] += len(out) - in_range
     return out
 
 
