@@ -79,7 +79,7 @@ def markdown(report: dict[str, Any]) -> str:
     lines += ["## Fidelity", ""]
     f = fidelity.get("comparison", c)
     lines += [f"The live policy replayed against what was published: reproduced exactly: "
-              f"**{'yes' if exact else 'no'}** ({f['orders']['identical']:,} of "
+              f"**{'-' if exact is None else 'yes' if exact else 'no'}** ({f['orders']['identical']:,} of "
               f"{f['orders']['compared']:,} decisions of the range identical; in the warm-up "
               f"{f['warmup']['identical']:,} of {f['warmup']['compared']:,}).", ""]
     if "comparison" in fidelity:
@@ -135,15 +135,16 @@ def summary(report: dict[str, Any]) -> list[str]:
     changes = ", ".join(f"{x}->{y} {c['transitions'][x][y]:,}" for x in ACTIONS for y in ACTIONS
                         if x != y and c["transitions"][x][y]) or "none"
     versions = report["versions"]
-    this = versions[b].get("policy_version") or ", ".join(versions[b]["policy_versions"])
+    this = versions[b].get("policy_version") or ", ".join(versions[b]["policy_versions"]) or "-"
     lines = [f"{report['tool']} {w['from']} .. {w['to']}: {o['compared']:,} orders compared, "
              f"{o['identical']:,} identical",
              f"  {a} {', '.join(versions['live']['policy_versions']) or '-'} -> {b} {this}: "
              f"actions changed {changes}"]
     if "fidelity" in report:
-        f = report["fidelity"]
-        lines.append(f"  live policy reproduced exactly: "
-                     f"{'yes' if f['reproduced_exactly'] else 'no'}")
+        exact = report["fidelity"]["reproduced_exactly"]
+        lines.append("  live policy reproduced exactly: "
+                     + ("nothing to reproduce in the range" if exact is None
+                        else "yes" if exact else "no"))
         h, acc = report["halts"]["counts"], report["account_actions"]["counts"]
         lines.append(f"  halts: {h['same']} same, {h['moved']} moved, +{h['added']} "
                      f"-{h['removed']}; account actions: {acc['same']} same, {acc['moved']} "
@@ -151,6 +152,7 @@ def summary(report: dict[str, Any]) -> list[str]:
     if c["causes"]:
         lines.append("  differences by cause: " + ", ".join(f"{k} {n:,}"
                                                            for k, n in c["causes"].items()))
+    lines += [f"  note: {n}" for n in report.get("notes", []) if n.startswith("no published")]
     return lines
 
 

@@ -535,6 +535,9 @@ def _report(settings: Settings, request: ReplayRequest, parts: int, sides: list[
         notes.append("the live policy changed within the range (the worker re-read its file)")
     if not warmup["complete"]:
         notes.append(warmup["note"])
+    if not live_read["orders"] and not sides[0].comparison.seen:
+        notes.append("no published decision and no recorded order in the range: check --from "
+                     "and --to (event time, the orders' own ts) and the topic prefix")
     if late:
         notes.append(f"{late} records came after later records of their partition had been "
                      "replayed (out of event-time order); they were replayed when they came")
@@ -623,6 +626,8 @@ def _side_result(side: _Side, controls: list[dict], warmup: dict, w: ReplayWindo
     exact = (not comparison["differences"] and o["identical"] == o["compared"]
              and all(r["counts"]["same"] == r["counts"]["live"] == r["counts"][side.name]
                      for r in (halts, accounts)))
+    if not o["compared"] and not comparison["differences"]:
+        exact = None  # nothing in the range to reproduce
     return {"reproduced_exactly": exact, "comparison": comparison, "halts": halts,
             "account_actions": accounts}
 
