@@ -180,9 +180,14 @@ def test_committed_topic_manifests_are_generated_from_the_registry():
         "> deploy/topics/topics.yaml")
 
 
-def test_topics_workers_and_scaling_agree(overlay):
+def test_topics_workers_and_scaling_agree(overlay, tmp_path):
     name, docs, _ = overlay
     env = env_of(docs)
+    key_file = env.get("TRADEGUARD_CONTROL_KEY_FILE")
+    if key_file:  # a mounted Secret in the cluster; a stand-in file to parse the rest here
+        assert key_file.startswith("/var/run/secrets/"), key_file
+        (tmp_path / "key").write_text("0" * 64 + "\n")
+        env = {**env, "TRADEGUARD_CONTROL_KEY_FILE": str(tmp_path / "key")}
     settings = Settings.from_env(env)  # every value parses as the engine would read it
     known = {f"TRADEGUARD_{f.name.upper()}" for f in fields(Settings)}
     assert {k for k in env if k.startswith("TRADEGUARD_")} <= known
