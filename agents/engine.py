@@ -29,7 +29,7 @@ from streams.schema import RecordError
 from streams.signing import CONTROL_TOPICS, ControlKeys, sign
 from streams.topics import topic as topic_spec
 from streams.wire import BatchDecoder, encode_decisions, encode_flows
-from tradeguard.core import INPUT_TOPICS, Inputs, PartitionCore, Shared
+from tradeguard.core import ACCOUNT_TOPICS, INPUT_TOPICS, TICKER_TOPICS, Inputs, PartitionCore, Shared
 from tradeguard.core.profiles import PROFILE_LAG_MS
 from tradeguard.policy.config import PolicyFile
 from tradeguard.runtime.metrics import EngineMetrics
@@ -180,21 +180,33 @@ class EngineService(mode.Service):
         # records on the broker this worker has not received yet, so logins, orders,
         # trades and flow are merged in event time even when catching up on a backlog.
         lagging = {(self.names[t], p) for t, p in poll.lagging if t in self.names}
-        # Across this worker's partitions: an order waits for the logins of every local
-        # partition up to its time (the shared-infrastructure signal) and for the trades
-        # that close the ticker-profile period it is valued with (one period before it).
-        limits = [self.partitions[p].last_ts("auth.events")
-                  for name, p in lagging if name == "auth.events" and p in self.partitions]
-        limits += [self.partitions[p].last_ts("market.trades") + PROFILE_LAG_MS
-                   for name, p in lagging if name == "market.trades" and p in self.partitions]
-        account_limit = min(limits) if limits else None
-        ready: dict[int, Inputs] = {}
+        # Ticker sides first: their trades close the ticker-profile periods orders are
+        # valued with. Then, across this worker's partitions, an order waits for the logins
+        # of every local partition up to its time (the shared-infrastructure signal) and
+        # for the trades that close the profile period it reads (one period before it):
+        # received or not, trades not decided yet hold back the orders after them.
         now = time.monotonic()
+        ready: dict[int, Inputs] = {}
         for p, state in self.partitions.items():
             if state.stashed or p in touched:
-                inputs = state.release(lagging, p, now, account_limit)
+                inputs = state.release(lagging, p, now, sides=(TICKER_TOPICS,))
                 if inputs is not None:
                     ready[p] = inputs
+        limits = [self.partitions[p].last_ts("auth.events")
+                  for name, p in lagging if name == "auth.events" and p in self.partitions]
+        limits += [state.processed_ts("market.trades") + PROFILE_LAG_MS
+                   for p, state in self.partitions.items()
+                   if state.holds("market.trades") or ("market.trades", p) in lagging]
+        account_limit = min(limits) if limits else None
+        for p, state in self.partitions.items():
+            if state.stashed or p in touched:
+                inputs = state.release(lagging, p, now, account_limit, sides=(ACCOUNT_TOPICS,))
+                if inputs is not None:
+                    if p in ready:
+                        ready[p].orders, ready[p].auth = inputs.orders, inputs.auth
+                        ready[p].feedback = inputs.feedback
+                    else:
+                        ready[p] = inputs
         # Every login released is indexed for the shared-infrastructure signal before any
         # order is decided, whichever partition each is on (the index answers by event
         # time), so the answer does not depend on the order partitions are walked.

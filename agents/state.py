@@ -60,7 +60,9 @@ class PartitionState:
     _held_offsets: dict[str, list[int]] = field(default_factory=dict)
     _next: dict[str, int] = field(default_factory=dict)  # next offset after what was received
     _last_ts: dict[str, int] = field(default_factory=dict)  # latest event time received
-    _held_since: float | None = None
+    _processed_ts: dict[str, int] = field(default_factory=dict)  # latest event time decided
+    # Per side (account topics, ticker topics): since when records have waited.
+    _held_since_by_side: dict[tuple[str, ...], float] = field(default_factory=dict)
 
     def stash(self, name: str, records: list[Any], offsets: list[int],
               next_offset: int | None) -> None:
@@ -70,8 +72,6 @@ class PartitionState:
             self._held_offsets.setdefault(name, []).extend(offsets)
             self._last_ts[name] = max(self._last_ts.get(name, records[0].ts),
                                       max(r.ts for r in records))
-            if self._held_since is None:
-                self._held_since = time.monotonic()
         if next_offset is not None:
             self._next[name] = next_offset
 
@@ -84,26 +84,29 @@ class PartitionState:
         return self._last_ts.get(name, -1)
 
     def release(self, lagging: set[tuple[str, int]], p: int, now: float,
-                account_limit: int | None = None) -> Inputs | None:
-        """The held records safe to decide now, as the core's inputs (None if none).
+                account_limit: int | None = None,
+                sides: tuple[tuple[str, ...], ...] = _SIDES) -> Inputs | None:
+        """The held records of ``sides`` safe to decide now, as the core's inputs (or None).
 
         On each side (account topics, ticker topics), while a topic has records on the
         broker not received yet, only records up to the latest event time received from
         it are released: its next record cannot be earlier (a topic's records come in
         event-time order), so nothing released now could have needed it first. After
-        ``MAX_ALIGN_WAIT_S`` everything goes, so a stalled topic never stalls the rest.
-        ``account_limit`` caps the account side further, for what other partitions of
-        this worker have not caught up on (logins of other accounts, ticker profiles).
+        ``MAX_ALIGN_WAIT_S`` a side's records all go, so a stalled topic never stalls the
+        rest. ``account_limit`` caps the account side further, for what other partitions
+        of this worker have not caught up on (logins of other accounts, ticker profiles).
         """
-        waited = self._held_since is not None and now - self._held_since >= MAX_ALIGN_WAIT_S
         inputs = Inputs()
         released = False
-        for side in _SIDES:
+        for side in sides:
+            since = self._held_since_by_side.get(side)
+            waited = since is not None and now - since >= MAX_ALIGN_WAIT_S
             lag = [t for t in side if (t, p) in lagging]
             frontier = (min(self._last_ts.get(t, -1) for t in lag) if lag and not waited
                         else None)
             if side is ACCOUNT_TOPICS and account_limit is not None and not waited:
                 frontier = account_limit if frontier is None else min(frontier, account_limit)
+            side_released = False
             for name in side:
                 held = self._held.get(name)
                 if not held:
@@ -115,14 +118,24 @@ class PartitionState:
                         k += 1
                 if k:
                     inputs.add(name, held[:k])
+                    self._processed_ts[name] = max(self._processed_ts.get(name, -1),
+                                                   max(r.ts for r in held[:k]))
                     del held[:k]
                     del self._held_offsets[name][:k]
-                    released = True
-        if not self.stashed:
-            self._held_since = None
-        elif released:
-            self._held_since = now
+                    side_released = True
+            if not any(self._held.get(name) for name in side):
+                self._held_since_by_side.pop(side, None)
+            elif side_released or since is None:
+                self._held_since_by_side[side] = now
+            released |= side_released
         return inputs if released else None
+
+    def processed_ts(self, name: str) -> int:
+        """The latest event time decided on topic ``name`` (-1 before any)."""
+        return self._processed_ts.get(name, -1)
+
+    def holds(self, name: str) -> bool:
+        return bool(self._held.get(name))
 
     def commit_offsets(self) -> dict[str, int]:
         """Per registry topic: the next offset that may be committed (nothing held below it)."""
