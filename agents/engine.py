@@ -23,6 +23,7 @@ import orjson
 
 from agents.pipe import Assigned, Delivery, KafkaPipe, Poll, Revoked
 from agents.state import PartitionState, SnapshotStore, restore_partitions
+from streams.bounds import Limits, implausible
 from streams.codec import deadletter_record, encode_value
 from streams.partitioning import misplaced
 from streams.schema import RecordError
@@ -59,6 +60,7 @@ class EngineService(mode.Service):
         self.board_ready = board_ready
         self.names = {settings.topic(n): n for n in INPUT_TOPICS}
         self.decoders = {n: BatchDecoder(topic_spec(n).schema) for n in INPUT_TOPICS}
+        self.limits = Limits.from_settings(settings)
         self.out_topics = {n: settings.topic(n) for n in (
             "decisions", "tickers.flow", "controls.accounts", "controls.tickers",
             "tickers.profile", "deadletter", "state.snapshots", "decisions.shadow")}
@@ -167,6 +169,15 @@ class EngineService(mode.Service):
             if bad:
                 bad_rows = {i for i, _ in bad}
                 messages = [m for i, m in enumerate(messages) if i not in bad_rows]
+            # Plausible bounds (streams/bounds.py): a quantity, price or notional beyond what
+            # the market allows is a dead letter naming the field, not a risk to score.
+            beyond = implausible(name, records, self.limits)
+            if beyond:
+                for i, error in beyond:
+                    self._deadletter(name, messages[i], error, delivery, wall)
+                drop = {i for i, _ in beyond}
+                records = [r for i, r in enumerate(records) if i not in drop]
+                messages = [m for i, m in enumerate(messages) if i not in drop]
             records, messages = self._in_time(name, records, messages, oldest, newest,
                                               delivery, wall)
             state.stash(name, records, [m.offset() for m in messages],
@@ -220,14 +231,18 @@ class EngineService(mode.Service):
         for p, inputs in ready.items():
             outs[p] = self.partitions[p].core.process_tickers(inputs, cfg)
             self.shared.apply_profiles(outs[p].profiles)
+        deciding = []
         for p, inputs in ready.items():
             out = self.partitions[p].core.process_accounts(inputs, cfg, outs[p])
             decided += len(out.decisions)
+            if len(out.decisions):
+                deciding.append(p)
             self._publish(out, delivery)
-        if self.shadow_policy is not None and decided:
+        if self.shadow_policy is not None and deciding:
             # After every live decision of the step is handed to the producer: the shadow
-            # costs CPU, never the live decisions' latency.
-            self._shadow(ready, delivery)
+            # costs CPU, never the live decisions' latency. Only partitions that decided
+            # orders in this step: another's last batch was shadowed when it was decided.
+            self._shadow(deciding, delivery)
         for p, state in self.partitions.items():
             for name, offset in state.commit_offsets().items():
                 full = self.settings.topic(name)
@@ -236,11 +251,11 @@ class EngineService(mode.Service):
         pipe.track(delivery)
         self.metrics.observe_step(poll.count, decided, time.perf_counter() - started)
 
-    def _shadow(self, ready: dict[int, Inputs], delivery: Delivery) -> None:
+    def _shadow(self, partitions: list[int], delivery: Delivery) -> None:
         cfg = self.shadow_policy.current()
         produce, topic = self.pipe.produce, self.out_topics["decisions.shadow"]
         wall = now_ms()
-        for p in ready:
+        for p in partitions:
             block = self.partitions[p].core.shadow(cfg)
             for key, value in zip(block.account_id, encode_decisions(block, wall)):
                 produce(topic, key.encode(), value, delivery)

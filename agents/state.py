@@ -26,6 +26,7 @@ from typing import Any, Callable
 import orjson
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
+from streams.bounds import Limits, implausible
 from streams.partitioning import belongs
 from streams.topics import topic as topic_spec
 from streams.wire import BatchDecoder
@@ -307,6 +308,9 @@ def replay(settings: Settings, core: PartitionCore, messages: list[Any],
     inputs = Inputs()
     for name, values in by_topic.items():
         records, _ = BatchDecoder(topic_spec(name).schema).decode_many(values)
-        inputs.add(name, records)  # bad records were dead-lettered when first consumed
+        # What the live path dead-lettered (bad, or beyond the plausible bounds) stays out.
+        beyond = {i for i, _ in implausible(name, records, Limits.from_settings(settings))}
+        records = [r for i, r in enumerate(records) if i not in beyond]
+        inputs.add(name, records)
     core.process(inputs, cfg, board=ControlBoard())
     return len(messages)
