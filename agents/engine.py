@@ -19,6 +19,7 @@ import time
 from typing import Any
 
 import mode
+from confluent_kafka import TopicPartition
 import orjson
 
 from agents.pipe import Assigned, Delivery, KafkaPipe, Poll, Revoked
@@ -323,7 +324,18 @@ class EngineService(mode.Service):
         pipe = self.pipe
         assert pipe is not None
         await pipe.drain()
-        item.offsets = pipe.offsets_for(item.partitions)
+        # What was decided, not what was received: records still held back for event-time
+        # alignment are not committed, so the next owner decides them.
+        offsets = []
+        for full, p in item.partitions:
+            state = self.partitions.get(p)
+            decided = (state.commit_offsets().get(self.names.get(full, ""))
+                       if state is not None else None)
+            if decided is None:
+                decided = pipe.positions.get((full, p))
+            if decided is not None:
+                offsets.append(TopicPartition(full, p, decided))
+        item.offsets = offsets
         gone = {p for _, p in item.partitions}
         for p in gone:
             # The next owner restores it from the snapshot; state kept here would go stale.

@@ -285,10 +285,6 @@ class KafkaPipe:
         await self.loop.run_in_executor(None, self.producer.flush, timeout_s)
         self.commit_delivered()
 
-    def offsets_for(self, partitions: list[tuple[str, int]]) -> list[TopicPartition]:
-        return [TopicPartition(t, p, self.positions[(t, p)]) for t, p in partitions
-                if (t, p) in self.positions]
-
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=10)
