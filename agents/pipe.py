@@ -131,6 +131,7 @@ class KafkaPipe:
         self.assignment: set[tuple[str, int]] = set()
         self.positions: dict[tuple[str, int], int] = {}
         self._received: dict[tuple[str, int], int] = {}  # next offset not yet handed over
+        self.high_watermarks: dict[tuple[str, int], int] = {}  # as the last fetch saw them
         self._was_lagging = False
 
     # -- consumer thread -------------------------------------------------------------------
@@ -190,13 +191,20 @@ class KafkaPipe:
                 self._put(Poll(grouped, count, lagging))
 
     def _lagging(self) -> set[tuple[str, int]]:
-        """Assigned partitions whose last fetch showed records beyond what was handed over."""
+        """Assigned partitions whose last fetch showed records beyond what was handed over.
+
+        Also keeps each partition's high watermark for the metrics (``high_watermarks``):
+        the consumer is only ever called from this thread (librdkafka calls from the event
+        loop can block it while this thread polls).
+        """
         out = set()
-        for tp in self.assignment:
+        for tp in list(self.assignment):
             try:
                 _, high = self.consumer.get_watermark_offsets(TopicPartition(*tp), cached=True)
             except KafkaException:
                 continue
+            if high is not None and high >= 0:
+                self.high_watermarks[tp] = high
             received = self._received.get(tp)
             if received is not None and high is not None and high > received:
                 out.add(tp)

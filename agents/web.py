@@ -100,22 +100,20 @@ def readiness(ctx: WorkerContext, live: bool) -> dict[str, Any]:
 
 def consumer_lag(ctx: WorkerContext) -> dict[tuple[str, int], int]:
     """Per assigned partition: the highwater the last fetch carried minus the next offset to
-    decide (no broker round trip; partitions not fetched yet are left out)."""
+    decide. Read from what the consumer thread recorded: no librdkafka call from the event
+    loop (one can block it while the consumer thread polls), no broker round trip."""
     pipe = getattr(ctx.engine, "pipe", None)
     if pipe is None:
         return {}
     out = {}
-    from confluent_kafka import TopicPartition
-
-    for topic, partition in sorted(pipe.assignment):
-        try:
-            _, high = pipe.consumer.get_watermark_offsets(TopicPartition(topic, partition),
-                                                          cached=True)
-        except Exception:  # not fetched yet, or mid-rebalance
-            continue
-        position = pipe.positions.get((topic, partition))
-        if high is not None and high >= 0 and position is not None:
-            out[(topic, partition)] = max(0, high - position)
+    try:  # both are updated by the consumer thread; a rebalance mid-copy: next scrape
+        highs, assigned = dict(pipe.high_watermarks), sorted(pipe.assignment)
+    except RuntimeError:
+        return {}
+    for tp in assigned:
+        high, position = highs.get(tp), pipe.positions.get(tp)
+        if high is not None and position is not None:
+            out[tp] = max(0, high - position)
     return out
 
 
