@@ -46,6 +46,11 @@ def _run(settings, start_worker, script, kill_after: int | None):
                     gateway.poll()
                     absorb(min(lag, 0.05))
             gateway.send(ev.topic, ev.record)
+            if ev.topic == "auth.events":
+                # A login reaches the broker before the orders of its session are sent, as it
+                # does live (seconds apart); at 120x they would be milliseconds apart and race
+                # on the wire, which no worker can order without waiting on every login topic.
+                gateway.flush()
             if ev is first:  # the worker is up and consuming before the pace starts
                 gateway.flush()
                 while first.record["order_id"] not in decided:
