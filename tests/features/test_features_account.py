@@ -5,6 +5,7 @@ import pytest
 
 from tradeguard.features import (ACCOUNT_FEATURES, LOGIN_FAILURE, LOGIN_SUCCESS, AccountFeatures,
                                  AuthBatch, OrderBatch)
+from tradeguard.features.ids import stable_hash64
 
 T0 = 1_700_000_000_000
 MIN = 60_000
@@ -76,11 +77,44 @@ def test_failed_logins_before_are_a_decayed_count():
 
 
 def test_session_mismatch_is_cookie_replay():
+    """Another device or agent on a session is a replayed cookie (1); another IP alone is half
+    of it (0.5): a phone changing networks looks the same."""
     f = AccountFeatures()
     auth(f, {"session": 1, "ip": 10, "device": 20})
     x = orders(f, {"ip": 10}, {"ip": 666}, {"device": 666}, {"user_agent": 666}, {"ip": 0, "device": 0},
-               {"session": 2, "ip": 666})
-    assert x["session_mismatch"].tolist() == [0, 1, 1, 1, 0, 0]
+               {"session": 2, "ip": 666}, {"ip": 666, "device": 666})
+    assert x["session_mismatch"].tolist() == [0, 0.5, 1, 1, 0, 0, 1]
+
+
+def test_baselines_come_from_earlier_sessions_only():
+    """A whole-position sell and a thin buy are usual for an account that did them in earlier
+    sessions; an attacker's burst never becomes usual within its own session."""
+    f = AccountFeatures()
+    whole_sell = {"is_buy": False, "qty": 100.0, "price": 1000.0, "holdings_value": 1e5}
+    thin_buy = {"is_buy": True, "qty": 100.0, "price": 1000.0, "ticker_adv_value": 1e6}
+    for day in range(3):  # three sessions: sell everything, then buy 10% of a thin ticker's day
+        t = T0 + day * 86_400_000
+        auth(f, {"session": 10 + day, "ts_ms": t})
+        x = orders(f, {**whole_sell, "session": 10 + day, "ts_ms": t + MIN},
+                   {**thin_buy, "session": 10 + day, "ts_ms": t + 2 * MIN},
+                   {**thin_buy, "session": 10 + day, "ts_ms": t + 3 * MIN})
+        if day == 0:  # nothing before: no baseline, however often it happens now
+            assert x["usual_liquidation"].tolist() == [0, 0, 0]
+            assert x["usual_thin_buy"].tolist() == [0, 0, 0]
+    assert x["usual_thin_buy"].tolist() == [1, 1, 1]
+    # Day 0's episode closed on day 1 and joined day 1's part; folded in on day 2.
+    assert x["usual_liquidation"].tolist() == [1, 1, 1]
+    assert x["liquidation_ratio"][0] == 1
+
+
+def test_cold_start_flags_the_first_login_and_foreign_networks():
+    f = AccountFeatures()  # home country JP
+    jp, kr = int(stable_hash64("JP")), int(stable_hash64("KR"))
+    auth(f, {"session": 1, "ts_ms": T0, "country": kr}, {"session": 2, "ts_ms": T0 + MIN, "country": jp},
+         {"session": 3, "ts_ms": T0 + 2 * MIN, "country": 0})
+    x = orders(f, *({"session": s, "ts_ms": T0 + 3 * MIN} for s in (1, 2, 3)))
+    assert x["unknown_account"].tolist() == [1, 0, 0]
+    assert x["foreign_login"].tolist() == [1, 0, 0]
 
 
 def test_liquidation_ratio_is_sold_share_of_holdings_at_the_first_sell():

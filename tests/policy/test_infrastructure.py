@@ -13,11 +13,25 @@ def login(account, ts, ip="203.0.113.1", device=None, event="login_success"):
                            device_id=device or f"d-{account}", ts=ts)
 
 
-def test_accounts_sharing_an_ip_or_a_device_are_counted():
+def test_accounts_sharing_a_device_or_suspectly_an_ip_are_counted():
+    """b comes to a's IP on a device b never used: suspect, so a counts b. a's own login there
+    is its first (nothing to be new against): b does not count a. c uses a's device."""
     watch = InfrastructureWatch()
-    watch.observe([login("a", 0, ip="198.51.100.9"), login("b", 10, ip="198.51.100.9"),
+    watch.observe([login("b", -5 * HOUR, ip="192.0.2.1"),
+                   login("a", 0, ip="198.51.100.9"), login("b", 10, ip="198.51.100.9", device="d-new"),
                    login("c", 20, ip="10.1.1.1", device="d-a"), login("d", 30, ip="10.2.2.2")])
-    assert [watch.shared_accounts(a, 100) for a in "abcd"] == [2, 2, 2, 1]
+    assert [watch.shared_accounts(a, 100) for a in "abcd"] == [2, 1, 2, 1]
+
+
+def test_a_carrier_nat_does_not_link_customers_on_their_own_phones():
+    watch = InfrastructureWatch()
+    nat = "100.64.0.1"
+    watch.observe([login(a, -HOUR * 24, ip=f"100.64.1.{i}") for i, a in enumerate("abcdef")])
+    watch.observe([login(a, i, ip=nat) for i, a in enumerate("abcdef")])
+    assert [watch.shared_accounts(a, 100) for a in "abcdef"] == [1] * 6
+    # ...but a stranger's attempts from it link whoever else comes there
+    watch.observe([login("a", 50, ip=nat, event="login_failure", device="bot")])
+    assert watch.shared_accounts("b", 100) == 2
 
 
 def test_failed_attempts_count_and_other_events_do_not():
@@ -29,7 +43,7 @@ def test_failed_attempts_count_and_other_events_do_not():
 
 def test_only_the_hour_before_the_order_counts_and_the_login_before_it_is_used():
     watch = InfrastructureWatch()
-    watch.observe([login("a", 0), login("b", 1)])
+    watch.observe([login("a", 0, event="login_failure"), login("b", 1)])
     assert watch.shared_accounts("b", 10) == 2
     assert watch.shared_accounts("b", 2 * HOUR) == 1  # a's login is out of the window
     watch.observe([login("b", 3 * HOUR, ip="10.9.9.9")])
@@ -38,14 +52,16 @@ def test_only_the_hour_before_the_order_counts_and_the_login_before_it_is_used()
 
 
 logins = st.lists(st.tuples(st.sampled_from("abcdef"), st.integers(0, 3 * HOUR),
-                            st.sampled_from(["198.51.100.1", "198.51.100.2", "10.0.0.1"])),
+                            st.sampled_from(["198.51.100.1", "198.51.100.2", "10.0.0.1"]),
+                            st.sampled_from(["login_success", "login_failure"]),
+                            st.sampled_from([None, "d-shared", "d-other"])),
                   max_size=30)
 
 
 @settings(max_examples=150, deadline=None)
 @given(logins, st.randoms(use_true_random=False), st.integers(0, 4 * HOUR))
 def test_the_answer_does_not_depend_on_the_order_logins_arrive_in(events, rnd, at):
-    records = [login(a, t, ip=ip) for a, t, ip in events]
+    records = [login(a, t, ip=ip, event=e, device=d) for a, t, ip, e, d in events]
     shuffled = records[:]
     rnd.shuffle(shuffled)
     one, other = InfrastructureWatch(), InfrastructureWatch()
@@ -62,7 +78,7 @@ def test_the_answer_does_not_depend_on_the_order_logins_arrive_in(events, rnd, a
 def test_the_batch_answer_equals_the_one_by_one_answer(events, orders):
     """shared_accounts_many has a fast path for unshared logins; it must not change an answer."""
     watch = InfrastructureWatch()
-    watch.observe([login(a, t, ip=ip) for a, t, ip in events])
+    watch.observe([login(a, t, ip=ip, event=e, device=d) for a, t, ip, e, d in events])
     accounts, times = [a for a, _ in orders], [t for _, t in orders]
     assert watch.shared_accounts_many(accounts, times) == [
         watch.shared_accounts(a, t) for a, t in orders]
@@ -72,10 +88,10 @@ def test_the_batch_answer_equals_the_one_by_one_answer(events, orders):
 @given(logins, st.integers(0, 4 * HOUR), st.integers(1, 3 * HOUR))
 def test_logins_after_the_order_do_not_change_its_answer(events, at, later_by):
     """A restored worker replays old orders with later logins already indexed: same answer."""
-    records = [login(a, t, ip=ip) for a, t, ip in events]
+    records = [login(a, t, ip=ip, event=e, device=d) for a, t, ip, e, d in events]
     then, now = InfrastructureWatch(), InfrastructureWatch()
     then.observe([r for r in records if r.ts <= at])
-    later = {a: ip for a, _, ip in events}  # one later login per account, within KEEP_LOGINS
+    later = {a: ip for a, _, ip, _, _ in events}  # one later login per account, within KEEP_LOGINS
     now.observe(records + [login(a, at + later_by, ip=ip) for a, ip in later.items()])
     assert ([then.shared_accounts(a, at) for a in "abcdef"]
             == [now.shared_accounts(a, at) for a in "abcdef"])

@@ -24,22 +24,45 @@ def test_defaults_load_and_are_consistent():
     assert CFG.halt_risky_buyers == 2
 
 
-def test_takeover_signature_holds_and_hard_negatives_pass():
+def test_takeover_needs_a_stranger_and_an_attackers_order():
+    """Evidence adds in log-odds: who is behind the order and what it is both count, and
+    the honest versions of either alone stay allowed."""
     rows = {
-        # every login attribute new after two failed attempts: the attacker's login
+        # every login attribute new, no failures, an ordinary order: a stranger, doing little
+        "stranger_ordinary_order": [1, 1, 1, 1, 1, 0, 0, 0],
+        # every login attribute new after two failed attempts: the takeover login's signature
         "takeover_login": [1, 1, 1, 1, 1, 2, 0, 0],
         # ...then liquidating and buying a thin ticker
         "takeover_pump": [1, 1, 1, 1, 1, 2, 0.95, 0.2],
-        "new_phone_at_home": [1, 0, 0, 0, 1, 0, 0, 0],
-        "travelling_own_device": [0, 1, 1, 1, 0, 0, 0, 0],
-        "rebalance_sell_everything": [0, 0, 0, 0, 0, 0, 1.0, 0],
+        "stranger_selling_everything": [1, 1, 1, 1, 1, 0, 1.0, 0],
+        "new_phone_at_home_selling_half": [1, 1, 0, 0, 1, 0, 0.5, 0],
+        "travelling_own_device_selling_half": [0, 1, 1, 1, 0, 0, 0.5, 0],
+        "day_trader_sell_all_then_thin_buy": [0, 0, 0, 0, 0, 0, 1.0, 0.05],
     }
     v = score_orders(np.array(list(rows.values()), float), NAMES, CFG)
     actions = dict(zip(rows, (v.action(i, CFG) for i in range(len(rows)))))
-    assert actions == {"takeover_login": HOLD, "takeover_pump": BLOCK,
-                       "new_phone_at_home": ALLOW, "travelling_own_device": ALLOW,
-                       "rebalance_sell_everything": ALLOW}
-    assert v.reasons(1, 2)[0]["code"] in ("liquidation_ratio", "thin_ticker_notional_x_adv")
+    assert actions == {"stranger_ordinary_order": ALLOW, "takeover_login": HOLD,
+                       "takeover_pump": BLOCK, "stranger_selling_everything": HOLD,
+                       "new_phone_at_home_selling_half": ALLOW,
+                       "travelling_own_device_selling_half": ALLOW,
+                       "day_trader_sell_all_then_thin_buy": ALLOW}
+    codes = [r["code"] for r in v.reasons(2, 4)]
+    assert "new_device" in codes and "liquidation_ratio" in codes
+
+
+def test_what_the_account_usually_does_weighs_less():
+    names = ("liquidation_ratio", "usual_liquidation", "new_device", "new_asn")
+    x = np.array([[1.0, 0.0, 1, 1], [1.0, 0.9, 1, 1], [1.0, 1.0, 1, 1]])
+    v = score_orders(x, names, CFG)
+    assert v.scores[0] > v.scores[1] > v.scores[2]
+    assert v.actions(CFG)[0] == HOLD and v.actions(CFG)[2] == ALLOW
+
+
+def test_a_passed_step_up_explains_the_session_evidence_away():
+    x = np.array([[1, 1, 1, 1, 1, 0, 1.0, 0]] * 2, float)
+    v = score_orders(x, NAMES, CFG, verified=np.array([False, True]))
+    assert v.actions(CFG) == [HOLD, ALLOW]
+    assert [r["code"] for r in v.reasons(1, 4)] == ["liquidation_ratio"]
 
 
 @settings(max_examples=200, deadline=None)
@@ -47,15 +70,15 @@ def test_takeover_signature_holds_and_hard_negatives_pass():
        st.integers(0, len(NAMES) - 1), st.floats(0, 10))
 def test_score_is_a_probability_and_monotone_in_every_signal(x, j, bump):
     base = score_orders(x, NAMES, CFG).scores
-    assert np.all((0 <= base) & (base <= 1))
+    assert np.all((0 < base) & (base < 1))
     raised = x.copy()
     raised[:, j] += bump
     assert np.all(score_orders(raised, NAMES, CFG).scores >= base - 1e-12)
 
 
 def reasons_twin(row: np.ndarray, limit: int) -> list[tuple[str, float]]:
-    """The reason rule written from the policy file: each signal's risk is
-    weight x clip((x - offset) / scale, 0, 1); reasons are those adding at least
+    """The reason rule written from the policy file: each signal's evidence is
+    weight x clip((x - offset) / scale, 0, 1) (no baseline among NAMES); reasons are those adding at least
     MIN_REASON_RISK, strongest first, ties in the policy file's order, at most ``limit``."""
     present = [n for n in CFG.signals if n in NAMES]
     risk = {n: CFG.signals[n].weight * min(max((row[NAMES.index(n)] - CFG.signals[n].offset)
@@ -83,11 +106,13 @@ def test_reasons_are_the_contributing_signals_strongest_first(x, limit):
 
 
 def test_tied_reasons_come_in_the_policy_files_order():
-    """Two pairs of equal risks (0.30 and 0.12 in default.toml); the file's order breaks ties."""
-    x = np.array([[0, 0, 0, 1, 0, 3, 1, 1]], float)
+    """Two pairs of equal weights (new_asn = new_country = 1.5, liquidation = thin = 3.0 in
+    default.toml); the file's order breaks ties."""
+    x = np.array([[0, 0, 1, 1, 0, 3, 1, 1]], float)
     v = score_orders(x, NAMES, CFG)
     assert [r["code"] for r in v.reasons(0, 8)] == [
-        "liquidation_ratio", "thin_ticker_notional_x_adv", "new_country", "failed_logins_before"]
+        "liquidation_ratio", "thin_ticker_notional_x_adv", "failed_logins_before", "new_asn",
+        "new_country"]
     assert [code for code, _ in reasons_twin(x[0], 8)] == [r["code"] for r in v.reasons(0, 8)]
 
 
@@ -95,7 +120,8 @@ def test_model_scores_are_signals_and_missing_ones_are_skipped():
     x = np.zeros((2, 1))
     v = score_orders(x, ("new_device",), CFG, {"anomaly": np.array([0.0, 1.0])})
     assert "anomaly" in v.signal_names and "fraud_probability" not in v.signal_names
-    assert v.scores[1] == pytest.approx(CFG.signals["anomaly"].weight)
+    evidence = CFG.signals["anomaly"].weight
+    assert v.scores[1] == pytest.approx(1 / (1 + np.exp(-(CFG.prior_log_odds + evidence))))
 
 
 def test_wrong_feature_matrix_shape_is_named():
@@ -108,7 +134,8 @@ def test_wrong_feature_matrix_shape_is_named():
     ("[order]\nhold_at = 'high'", r"\[order\] hold_at must be a number"),
     ("[order]\nhold_at = 1.5", r"\[order\] hold_at must be in \[0, 1\]"),
     ("[order]\nhold_at = 0.9\nblock_at = 0.5", "hold_at must not exceed block_at"),
-    ("[order.signals.new_device]\nweight = 2\nscale = 1", r"\[order.signals.new_device\] weight"),
+    ("[order.signals.new_device]\nweight = 21\nscale = 1", r"\[order.signals.new_device\] weight"),
+    ("[order.signals.new_device]\nweight = 1\nscale = 1\ngroup = 'who'", "group must be one of"),
     ("[order]\nhold_at = -0.1", r"\[order\] hold_at must be in \[0, 1\], got -0.1"),
     ("[account]\nstep_up_at = 0.9\nfreeze_at = 0.8", "step_up_at must not exceed freeze_at"),
     ("[ticker]\nwindow_s = 0.5", r"\[ticker\] window_s must be in \[1, inf\]"),
@@ -141,7 +168,8 @@ def test_action_codes_are_the_actions(x):
 
 def test_a_batch_with_no_policy_signal_scores_zero_with_no_reasons():
     v = score_orders(np.ones((3, 1)), ("not_a_signal",), CFG)
-    assert v.scores.tolist() == [0.0, 0.0, 0.0] and v.signal_names == ()
+    prior = 1 / (1 + np.exp(-CFG.prior_log_odds))  # the base rate: no evidence either way
+    assert v.scores.tolist() == pytest.approx([prior] * 3) and v.signal_names == ()
     assert v.all_reasons(4) == [[], [], []] and v.actions(CFG) == [ALLOW] * 3
 
 

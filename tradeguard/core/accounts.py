@@ -47,6 +47,12 @@ ACCOUNT_SQUASH: dict[str, str | tuple[str, float]] = {
 }
 
 _RANK = {"step_up": 1, "freeze": 2}
+#: Auth events that answer a step-up challenge.
+MFA_PASSED, MFA_FAILED = "mfa_challenge_passed", "mfa_challenge_failed"
+#: A ticker with no market history yet (a new listing, the day the engine is deployed) is
+#: valued as a penny stock, a daily traded value of 20M yen: a buy in it is judged as a
+#: buy in a thin stock until its trades say otherwise.
+UNKNOWN_TICKER_ADV_VALUE = 2e7
 
 
 @dataclass
@@ -87,6 +93,10 @@ class AccountCore:
         self.infra = InfrastructureWatch() if infra is None else infra
         self._reasons = ReasonsEncoder()
         self._last: list[tuple] = []  # the last call's decided segments, for a shadow policy
+        # Step-ups this core raised and awaits an answer to: account -> answer-by (event ms).
+        self._challenges: dict[str, int] = {}
+        # Accounts that passed a step-up: account -> (passed at, trusted until), event ms.
+        self._verified: dict[str, tuple[int, int]] = {}
 
     # -- the one way in -------------------------------------------------------------------
 
@@ -102,18 +112,89 @@ class AccountCore:
         orders = sorted(orders, key=_ts)
         self._last = []
         out = AccountOutputs()
-        if not feedback:
+        # Labels and answers to step-ups split the call: what came before is decided under
+        # the controls and models as they were; then they take effect.
+        answers = [e for e in auth if e.event == MFA_PASSED or e.event == MFA_FAILED]
+        if not feedback and not answers:
             self._segment(auth, orders, board, cfg, out)
-            return out
-        a = o = 0
-        for label in sorted(feedback, key=_ts):
-            a_end = _count_until(auth, a, label.ts)
-            o_end = _count_until(orders, o, label.ts)
-            self._segment(auth[a:a_end], orders[o:o_end], board, cfg, out)
-            a, o = a_end, o_end
-            out.account_controls += self.learn_feedback([label], board)
-        self._segment(auth[a:], orders[o:], board, cfg, out)
+        else:
+            a = o = 0
+            for event in sorted([*feedback, *answers], key=_ts):
+                a_end = _count_until(auth, a, event.ts)
+                o_end = _count_until(orders, o, event.ts)
+                self._segment(auth[a:a_end], orders[o:o_end], board, cfg, out)
+                a, o = a_end, o_end
+                if hasattr(event, "label"):
+                    out.account_controls += self.learn_feedback([event], board)
+                else:
+                    out.account_controls += self.answer_challenge(event, board, cfg)
+            self._segment(auth[a:], orders[o:], board, cfg, out)
+        if self._challenges:
+            last = max((r.ts for r in (*auth[-1:], *orders[-1:], *feedback)), default=None)
+            if last is not None:
+                out.account_controls += self.expire_challenges(last, board)
         return out
+
+    # -- step-up challenges ---------------------------------------------------------------
+
+    def answer_challenge(self, event: Any, board: ControlBoard,
+                         cfg: PolicyConfig) -> list[dict[str, Any]]:
+        """A step-up answered: passed releases the account, failed freezes it.
+
+        Only a step-up this core raised, answered after it and before its deadline,
+        counts; a late answer finds the account frozen for the timeout. A pass also
+        trusts the account's sessions for ``cfg.verified_for_s``: it proved to be the
+        customer (phishing-resistant factor), so its session evidence is explained away.
+        """
+        account_id = event.account_id
+        out = self.expire_challenges(event.ts, board)
+        answer_by = self._challenges.get(account_id)
+        control = board.account_control(account_id)
+        if answer_by is None or control is None or control["action"] != "step_up" \
+                or event.ts < control["ts"]:
+            return out
+        del self._challenges[account_id]
+        passed = event.event == MFA_PASSED
+        record = {"account_id": account_id, "action": "release" if passed else "freeze",
+                  "reason": "passed the step-up challenge" if passed
+                  else "failed the step-up challenge",
+                  "evidence": {"order_id": (control.get("evidence") or {}).get("order_id"),
+                               "session_id": event.session_id},
+                  "source": "engine", "ts": event.ts}
+        if passed:
+            self._verified[account_id] = (event.ts, event.ts + int(cfg.verified_for_s * 1000))
+        board.apply_account(record)
+        return out + [record]
+
+    def expire_challenges(self, now_ms: int, board: ControlBoard) -> list[dict[str, Any]]:
+        """Freeze the accounts whose step-up went unanswered past its deadline, at the deadline."""
+        out = []
+        for account_id, answer_by in sorted(self._challenges.items(), key=lambda kv: kv[1]):
+            if answer_by > now_ms:
+                continue
+            del self._challenges[account_id]
+            control = board.account_control(account_id)
+            if control is None or control["action"] != "step_up":
+                continue  # released or frozen meanwhile
+            record = {"account_id": account_id, "action": "freeze",
+                      "reason": "step-up challenge unanswered",
+                      "evidence": {"order_id": (control.get("evidence") or {}).get("order_id")},
+                      "source": "engine", "ts": answer_by}
+            board.apply_account(record)
+            out.append(record)
+        return out
+
+    def _verified_mask(self, orders: list) -> np.ndarray | None:
+        """Orders of accounts within the trust of a passed step-up, or None if there are none."""
+        verified = self._verified
+        if not verified:
+            return None
+        mask = np.zeros(len(orders), dtype=bool)
+        for i, o in enumerate(orders):
+            window = verified.get(o.account_id)
+            if window is not None and window[0] <= o.ts < window[1]:
+                mask[i] = True
+        return mask if mask.any() else None
 
     def _segment(self, auth: list, orders: list, board: ControlBoard, cfg: PolicyConfig,
                  out: AccountOutputs) -> None:
@@ -163,7 +244,7 @@ class AccountCore:
             user_agent=[_hash(o.user_agent) for o in orders],
             holdings_value=[_NAN if o.holdings_value is None else o.holdings_value
                             for o in orders],
-            ticker_adv_value=[p[0] for p in profiles],
+            ticker_adv_value=[p[0] if p[0] > 0 else UNKNOWN_TICKER_ADV_VALUE for p in profiles],
         )
 
     # -- decide ---------------------------------------------------------------------------
@@ -199,7 +280,8 @@ class AccountCore:
         ``controls`` collects the account controls a high score raises (and the board
         takes them at once); None decides without raising any (a shadow policy).
         """
-        verdicts = score_orders(features, ACCOUNT_FEATURES, cfg, extra)
+        verdicts = score_orders(features, ACCOUNT_FEATURES, cfg, extra,
+                                verified=self._verified_mask(orders))
         scores = np.round(verdicts.scores, 4)
         actions = verdicts.action_codes(cfg)
         reasons = self._reasons.encode(verdicts, cfg.max_reasons)
@@ -244,13 +326,27 @@ class AccountCore:
             "freeze" if score >= cfg.freeze_at else "step_up" if score >= cfg.step_up_at else None)
         current = control["action"] if control else None
         overrides = []
+        if current == "step_up" and controls is not None:
+            answer_by = self._challenges.get(account_id)
+            if answer_by is not None and order.ts >= answer_by:  # unanswered: frozen first
+                expired = self.expire_challenges(order.ts, board)
+                controls += expired
+                control = board.account_control(account_id)
+                current = control["action"] if control else None
         if wanted and _RANK[wanted] > _RANK.get(current, 0):
+            evidence = {"order_id": order.order_id, "score": score,
+                        "reasons": ReasonsEncoder.decode(reasons[i])}
+            if wanted == "step_up":
+                answer_by = order.ts + int(cfg.step_up_timeout_s * 1000)
+                evidence["answer_by"] = answer_by
+                self._challenges[account_id] = answer_by
+            else:
+                self._challenges.pop(account_id, None)
             record = {
                 "account_id": account_id,
                 "action": wanted,
                 "reason": f"order {order.order_id} scored {score:.2f}",
-                "evidence": {"order_id": order.order_id, "score": score,
-                             "reasons": ReasonsEncoder.decode(reasons[i])},
+                "evidence": evidence,
                 "source": "engine",
                 "ts": order.ts,
             }
@@ -321,6 +417,8 @@ class AccountCore:
             "anomaly": self.anomaly.to_bytes(),
             "classifier": self.classifier.to_bytes(),
             "recent": self._recent.to_state(),
+            "challenges": self._challenges,
+            "verified": self._verified,
         }, protocol=pickle.HIGHEST_PROTOCOL)
 
     @classmethod
@@ -339,6 +437,8 @@ class AccountCore:
         restored.anomaly = AccountAnomaly.from_bytes(state["anomaly"])
         restored.classifier = FraudClassifier.from_bytes(state["classifier"])
         restored._recent = RecentOrders.from_state(state["recent"], state["remember_orders"])
+        restored._challenges = dict(state.get("challenges", {}))
+        restored._verified = dict(state.get("verified", {}))
         return restored
 
 

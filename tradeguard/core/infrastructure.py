@@ -11,6 +11,11 @@ The answer depends only on which logins exist at or before the order's own
 time, not on the order they arrived in nor on logins that came later: logins of
 different accounts come from different partitions, in no particular order, and
 a restarted worker replaying an old order already holds logins from after it.
+
+An IP links accounts only through *suspect* logins: a failed attempt, or a device
+the account had not used before. Many honest customers share a mobile carrier's
+NAT address, each on their own usual phone: they are not linked. A device links
+every account that used it.
 """
 
 from __future__ import annotations
@@ -43,8 +48,8 @@ class InfrastructureWatch:
         # ("ip" | "device", value) -> {account: its latest login times there, sorted}.
         # IPs and devices only: a big ISP's ASN is shared by everybody.
         self._users: dict[tuple[str, str], dict[str, list[int]]] = {}
-        # account -> its last logins as (ts, ip, device) ("" if absent), oldest first
-        self._logins: dict[str, list[tuple[int, str, str]]] = {}
+        # account -> its last logins as (ts, ip, device, failed) ("" if absent), oldest first
+        self._logins: dict[str, list[tuple[int, str, str, int]]] = {}
         # Keys more than one account used, and the accounts whose latest login used none of
         # them (-> that login's ts): the usual case, answered with one dictionary lookup.
         self._shared: set[tuple[str, str]] = set()
@@ -61,7 +66,7 @@ class InfrastructureWatch:
                 continue
             account, ts = e.account_id, e.ts
             ip, device = e.ip, e.device_id
-            login = (ts, ip or "", device or "")
+            login = (ts, ip or "", device or "", int(e.event == "login_failure"))
             history = self._logins.setdefault(account, [])
             if login in history:
                 continue
@@ -86,7 +91,7 @@ class InfrastructureWatch:
                 self._alone.pop(other, None)
 
     def _refresh(self, account: str) -> None:
-        _, ip, device = last = self._logins[account][-1]
+        _, ip, device, _ = last = self._logins[account][-1]
         if ("ip", ip) in self._shared or ("device", device) in self._shared:
             self._alone.pop(account, None)
         else:
@@ -121,9 +126,26 @@ class InfrastructureWatch:
         others = [0]
         for key in (("ip", login[1]), ("device", login[2])):
             users = self._users.get(key, {})
-            others.append(sum(1 for account, times in users.items()
-                              if account != account_id and _any_within(times, since, at_ms)))
+            near = [account for account, times in users.items()
+                    if account != account_id and _any_within(times, since, at_ms)]
+            if key[0] == "ip":
+                near = [a for a in near if self._suspect_on_ip(a, key[1], since, at_ms)]
+            others.append(len(near))
         return 1 + max(others)
+
+    def _suspect_on_ip(self, account: str, ip: str, since: int, until: int) -> bool:
+        """Whether ``account`` logged in from ``ip`` within [since, until] suspectly: a failed
+        attempt, or from a device its earlier (known) logins never used."""
+        history = self._logins.get(account, ())
+        for i, (ts, at_ip, device, failed) in enumerate(history):
+            if at_ip != ip or not since <= ts <= until:
+                continue
+            if failed:
+                return True
+            earlier = {d for t, _, d, f in history[:i] if t < ts and not f}
+            if earlier and device and device not in earlier:
+                return True
+        return False
 
 
 def _any_within(times: list[int], since: int, until: int) -> bool:

@@ -14,7 +14,7 @@ import numpy as np
 
 from .ids import DenseIds
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: account baselines and cold-start flags
 
 
 def pack(params, arrays: dict[str, np.ndarray], ids: DenseIds | None = None) -> bytes:

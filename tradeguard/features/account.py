@@ -16,7 +16,7 @@ import numpy as np
 
 from . import _snapshot
 from .batches import LOGIN_FAILURE, LOGIN_SUCCESS, SESSION_START, AuthBatch, OrderBatch, require
-from .ids import DenseIds, grown
+from .ids import DenseIds, grown, stable_hash64
 from .primitives import (NEVER_MS, bloom_test_and_add, decay, observed_window_ms, table_claim,
                          table_find)
 
@@ -27,12 +27,24 @@ ACCOUNT_FEATURES: tuple[str, ...] = (
     "failed_logins_before", "session_mismatch", "order_rate_x_usual", "notional_x_usual",
     "liquidation_ratio", "first_buy_of_ticker", "thin_ticker_notional_x_adv",
     "first_overseas_trade", "sudden_margin",
+    # The account's own baselines (0..1), from its earlier sessions only, so an attacker's
+    # burst never becomes "usual" within the session it happens in.
+    "usual_liquidation", "usual_thin_buy",
+    # What is known of a login with no history to compare against (cold start).
+    "unknown_account", "foreign_login",
 )
 
 # Bloom "kinds" salt the hash so a device and an IP with equal hashes stay apart.
 # 0..4 follow the new_* features (bit k of a login's new-flags is feature 1+k).
 LOGIN_ATTRIBUTES = ("device", "ip", "asn", "country", "user_agent")
 TICKER_KIND = len(LOGIN_ATTRIBUTES)
+# Login flags beyond the new_* bits: the account's first login ever, a login from abroad.
+UNKNOWN_BIT, FOREIGN_BIT = 5, 6
+# A buy worth this share of the ticker's daily value counts fully as a thin-ticker buy in
+# the account's baseline (usual_thin_buy is the mean of min(thin_x / this, 1) over its buys).
+THIN_BUY_REFERENCE = 0.01
+# Weight of the sessions before the latest in a baseline: ~10 sessions of memory.
+HABIT_SESSION_KEEP = 0.9
 
 
 @dataclass(frozen=True)
@@ -54,6 +66,7 @@ class AccountParams:
     session_probe: int = 8                          # slots searched per session key
     bloom_bits: int = 1024                          # per account; multiple of 64
     never_logged_in_secs: float = 1e6               # secs_since_login when there is no login; also its cap
+    home_country: str = "JP"                        # foreign_login: a login from any other country
 
     def __post_init__(self) -> None:
         if self.session_slots <= 0 or self.session_slots & (self.session_slots - 1):
@@ -73,11 +86,13 @@ class AccountParams:
             tau(self.failed_login_half_life_s), tau(self.order_rate_fast_half_life_s),
             tau(self.order_rate_slow_half_life_s), tau(self.habit_half_life_s),
             int(self.liquidation_window_s * 1000), float(self.margin_rare_share),
-            int(self.session_ttl_s * 1000), int(self.session_probe), float(self.never_logged_in_secs))
+            int(self.session_ttl_s * 1000), int(self.session_probe), float(self.never_logged_in_secs),
+            np.uint64(stable_hash64(self.home_country)))
 
 
 _KernelParams = namedtuple("_KernelParams", "tau_fail_ms tau_fast_ms tau_slow_ms tau_habit_ms "
-                           "liquidation_ms margin_rare_share session_ttl_ms session_probe never_secs")
+                           "liquidation_ms margin_rare_share session_ttl_ms session_probe never_secs "
+                           "home_country")
 
 # One row per account. Decayed sums are stored as of their *_ms stamp.
 ACCOUNT_STATE = np.dtype([
@@ -89,6 +104,11 @@ ACCOUNT_STATE = np.dtype([
     ("sell_episode_ms", np.int64), ("sell_episode_sold", np.float64),
     ("sell_episode_holdings", np.float64),
     ("last_login_flags", np.uint8), ("traded_overseas", np.uint8),
+    # Baselines: per-session EWMA sums and weights, and this session's pending part.
+    ("habit_liquidation", np.float64), ("habit_sells", np.float64),
+    ("habit_thin", np.float64), ("habit_buys", np.float64),
+    ("pending_liquidation", np.float64), ("pending_sells", np.float64),
+    ("pending_thin", np.float64), ("pending_buys", np.float64),
 ], align=True)
 
 # One row per open session, keyed by the session hash (0 = empty slot).
@@ -120,6 +140,19 @@ def _open_session(a, bloom_row, sessions, account, t, session, attributes, p):
         seen = bloom_test_and_add(bloom_row, k, attributes[k])
         if has_history and not seen:
             flags |= 1 << k
+    if not has_history:
+        flags |= 1 << UNKNOWN_BIT
+    if attributes[3] != 0 and attributes[3] != p.home_country:
+        flags |= 1 << FOREIGN_BIT
+    # A new session: what the account did in the earlier ones becomes its baseline.
+    a.habit_liquidation = a.habit_liquidation * HABIT_SESSION_KEEP + a.pending_liquidation
+    a.habit_sells = a.habit_sells * HABIT_SESSION_KEEP + a.pending_sells
+    a.habit_thin = a.habit_thin * HABIT_SESSION_KEEP + a.pending_thin
+    a.habit_buys = a.habit_buys * HABIT_SESSION_KEEP + a.pending_buys
+    a.pending_liquidation = 0.0
+    a.pending_sells = 0.0
+    a.pending_thin = 0.0
+    a.pending_buys = 0.0
     a.last_login_ms = t
     a.last_login_flags = flags
     a.last_login_failed = failed
@@ -172,12 +205,16 @@ def _transform_orders(acc, bloom, sessions, account, ticker, is_buy, qty, price,
         slot = -1
         if session[i] != 0:
             slot = table_find(sessions, session[i], t, p.session_ttl_ms, p.session_probe)
-        mismatch = False
+        mismatch = 0.0
         if slot >= 0 and sessions[slot].account == account[i]:
             s = sessions[slot]
             login_ms, flags, failed = s.stamp_ms, s.new_flags, s.failed
-            mismatch = (_differs(ip[i], s.ip) or _differs(device[i], s.device)
-                        or _differs(user_agent[i], s.user_agent))
+            # Another device or agent on the session is a replayed cookie; another IP
+            # alone may be a phone changing networks, so it counts half.
+            if _differs(device[i], s.device) or _differs(user_agent[i], s.user_agent):
+                mismatch = 1.0
+            elif _differs(ip[i], s.ip):
+                mismatch = 0.5
         else:
             login_ms, flags, failed = a.last_login_ms, a.last_login_flags, a.last_login_failed
         secs = p.never_secs
@@ -213,6 +250,11 @@ def _transform_orders(acc, bloom, sessions, account, ticker, is_buy, qty, price,
         in_episode = t - a.sell_episode_ms <= p.liquidation_ms
         if not is_buy[i]:
             if not in_episode:
+                # The episode before ends: its share sold joins this session's baseline part.
+                if a.sell_episode_ms != NEVER_MS and a.sell_episode_holdings > 0:
+                    a.pending_liquidation += min(max(
+                        a.sell_episode_sold / a.sell_episode_holdings, 0.0), 1.0)
+                    a.pending_sells += 1.0
                 a.sell_episode_ms = t
                 a.sell_episode_sold = 0.0
                 a.sell_episode_holdings = np.nan
@@ -233,6 +275,11 @@ def _transform_orders(acc, bloom, sessions, account, ticker, is_buy, qty, price,
         thin_x = 0.0
         if is_buy[i] and ticker_adv_value[i] > 0:
             thin_x = notional / ticker_adv_value[i]
+        usual_liquidation = a.habit_liquidation / a.habit_sells if a.habit_sells > 0 else 0.0
+        usual_thin = a.habit_thin / a.habit_buys if a.habit_buys > 0 else 0.0
+        if is_buy[i]:
+            a.pending_thin += min(thin_x / THIN_BUY_REFERENCE, 1.0)
+            a.pending_buys += 1.0
 
         row = out[i]  # columns in ACCOUNT_FEATURES order
         row[0] = secs
@@ -247,6 +294,10 @@ def _transform_orders(acc, bloom, sessions, account, ticker, is_buy, qty, price,
         row[12] = thin_x
         row[13] = first_overseas
         row[14] = sudden_margin
+        row[15] = usual_liquidation
+        row[16] = usual_thin
+        row[17] = (flags >> UNKNOWN_BIT) & 1
+        row[18] = (flags >> FOREIGN_BIT) & 1
 
 
 @numba.njit(cache=True)

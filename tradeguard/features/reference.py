@@ -12,7 +12,8 @@ import math
 
 import numpy as np
 
-from .account import ACCOUNT_FEATURES, LOGIN_ATTRIBUTES, TICKER_KIND, AccountFeatures
+from .account import (ACCOUNT_FEATURES, FOREIGN_BIT, HABIT_SESSION_KEEP, LOGIN_ATTRIBUTES,
+                      THIN_BUY_REFERENCE, TICKER_KIND, UNKNOWN_BIT, AccountFeatures)
 from .batches import LOGIN_FAILURE, LOGIN_SUCCESS, SESSION_START, AuthBatch, FlowBatch, OrderBatch, TradeBatch
 from .primitives import BLOOM_HASHES, NEVER_MS
 from .ticker import FLOW_BUY, FLOW_SELL, RISKY_BUY, TICKER_FEATURES, TRADED, TickerFeatures
@@ -121,6 +122,15 @@ def learn_auth(features: AccountFeatures, batch: AuthBatch) -> None:
                 value = int(getattr(batch, name)[i])
                 if not _bloom_test_and_add(features._bloom[account], k, value) and has_history:
                     flags |= 1 << k
+            if not has_history:
+                flags |= 1 << UNKNOWN_BIT
+            if int(batch.country[i]) not in (0, int(p.home_country)):
+                flags |= 1 << FOREIGN_BIT
+            for habit, pending in (("habit_liquidation", "pending_liquidation"),
+                                   ("habit_sells", "pending_sells"),
+                                   ("habit_thin", "pending_thin"), ("habit_buys", "pending_buys")):
+                a[habit] = a[habit] * HABIT_SESSION_KEEP + a[pending]
+                a[pending] = 0.0
             a["last_login_ms"], a["last_login_flags"], a["last_login_failed"] = t, flags, failed_before
             session = int(batch.session[i])
             if session != 0:
@@ -147,12 +157,14 @@ def transform_orders(features: AccountFeatures, batch: OrderBatch) -> np.ndarray
         if slot >= 0 and int(features._sessions[slot]["account"]) == account:
             s = features._sessions[slot]
             login_ms, flags, failed = int(s["stamp_ms"]), int(s["new_flags"]), float(s["failed"])
-            mismatch = any(int(getattr(batch, name)[i]) != 0 and int(s[name]) != 0
-                           and int(getattr(batch, name)[i]) != int(s[name])
-                           for name in ("ip", "device", "user_agent"))
+            differs = {name: int(getattr(batch, name)[i]) != 0 and int(s[name]) != 0
+                       and int(getattr(batch, name)[i]) != int(s[name])
+                       for name in ("ip", "device", "user_agent")}
+            mismatch = (1.0 if differs["device"] or differs["user_agent"]
+                        else 0.5 if differs["ip"] else 0.0)
         else:
             login_ms, flags = int(a["last_login_ms"]), int(a["last_login_flags"])
-            failed, mismatch = float(a["last_login_failed"]), False
+            failed, mismatch = float(a["last_login_failed"]), 0.0
         secs = p.never_secs
         if login_ms != NEVER_MS:
             secs = min(max((t - login_ms) / 1000.0, 0.0), p.never_secs)
@@ -180,6 +192,10 @@ def transform_orders(features: AccountFeatures, batch: OrderBatch) -> np.ndarray
         in_episode = t - int(a["sell_episode_ms"]) <= p.liquidation_ms
         if not buy:
             if not in_episode:
+                if int(a["sell_episode_ms"]) != NEVER_MS and a["sell_episode_holdings"] > 0:
+                    a["pending_liquidation"] += min(max(
+                        a["sell_episode_sold"] / a["sell_episode_holdings"], 0.0), 1.0)
+                    a["pending_sells"] += 1.0
                 a["sell_episode_ms"], a["sell_episode_sold"], a["sell_episode_holdings"] = t, 0.0, math.nan
                 in_episode = True
             holdings = float(batch.holdings_value[i])
@@ -195,9 +211,16 @@ def transform_orders(features: AccountFeatures, batch: OrderBatch) -> np.ndarray
         if overseas:
             a["traded_overseas"] = 1
         adv = float(batch.ticker_adv_value[i])
+        thin_x = notional / adv if buy and adv > 0 else 0.0
+        usual_liquidation = a["habit_liquidation"] / a["habit_sells"] if a["habit_sells"] > 0 else 0.0
+        usual_thin = a["habit_thin"] / a["habit_buys"] if a["habit_buys"] > 0 else 0.0
+        if buy:
+            a["pending_thin"] += min(thin_x / THIN_BUY_REFERENCE, 1.0)
+            a["pending_buys"] += 1.0
         out[i] = [secs, *[(flags >> k) & 1 for k in range(len(LOGIN_ATTRIBUTES))], failed, mismatch,
                   rate_x, notional_x, liquidation, buy and has_orders and not ticker_seen,
-                  notional / adv if buy and adv > 0 else 0.0, first_overseas, sudden_margin]
+                  thin_x, first_overseas, sudden_margin, usual_liquidation, usual_thin,
+                  (flags >> UNKNOWN_BIT) & 1, (flags >> FOREIGN_BIT) & 1]
     return out
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DEFAULT_POLICY_FILE", "PolicyConfig", "PolicyError", "PolicyFile", "Signal",
+__all__ = ["DEFAULT_POLICY_FILE", "PolicyConfig", "PolicyError", "PolicyFile", "SIGNAL_GROUPS", "Signal",
            "policy_version"]
 
 DEFAULT_POLICY_FILE = Path(__file__).with_name("default.toml")
@@ -21,23 +21,43 @@ class PolicyError(ValueError):
     """The policy file is unusable; the message names the key."""
 
 
+#: Signal groups. ``session``: is the person behind the order the customer (the login, the
+#: session, shared infrastructure)? A passed step-up explains this evidence away.
+#: ``action``: is the order the kind an attacker places? ``model``: the learned scores.
+SIGNAL_GROUPS = ("session", "action", "model")
+
+
 @dataclass(frozen=True)
 class Signal:
-    """How one feature turns into risk: ``weight * clip((value - offset) / scale, 0, 1)``."""
+    """How one feature turns into evidence, in log-odds of fraud:
+    ``weight * clip((value - offset) / scale, 0, 1) * (1 - clip(discount_by, 0, 1))``.
+
+    ``discount_by`` names a feature in 0..1 that says how usual this is for the account
+    (``usual_liquidation``): what the customer always does is weak evidence.
+    """
 
     weight: float
     scale: float
     offset: float = 0.0
+    group: str = "action"
+    discount_by: str | None = None
 
 
 @dataclass(frozen=True)
 class PolicyConfig:
+    #: log-odds of fraud for an order with no evidence at all: the base rate.
+    prior_log_odds: float
     hold_at: float
     block_at: float
     max_reasons: int
     signals: dict[str, Signal]
     step_up_at: float
     freeze_at: float
+    #: A step-up unanswered this long (event time) freezes the account.
+    step_up_timeout_s: float
+    #: For how long, and how much of the session evidence, a passed step-up explains away.
+    verified_for_s: float
+    verified_discount: float
     risky_account_at: float
     halt_risky_buyers: int
     halt_risky_share: float
@@ -77,20 +97,31 @@ class PolicyConfig:
         for name, spec in doc.get("order", {}).get("signals", {}).items():
             try:
                 sig = Signal(float(spec["weight"]), float(spec["scale"]),
-                             float(spec.get("offset", 0.0)))
+                             float(spec.get("offset", 0.0)), str(spec.get("group", "action")),
+                             spec.get("discount_by"))
             except (KeyError, TypeError, ValueError):
                 raise PolicyError(f"[order.signals.{name}] needs numeric weight and scale") from None
-            if not 0 <= sig.weight <= 1 or sig.scale <= 0:
-                raise PolicyError(f"[order.signals.{name}] weight must be in [0, 1] and "
-                                  "scale > 0")
+            if not 0 <= sig.weight <= 20 or sig.scale <= 0:
+                raise PolicyError(f"[order.signals.{name}] weight must be in [0, 20] (log-odds) "
+                                  f"and scale > 0, got weight {sig.weight:g}, scale {sig.scale:g}")
+            if sig.group not in SIGNAL_GROUPS:
+                raise PolicyError(f"[order.signals.{name}] group must be one of "
+                                  f"{', '.join(SIGNAL_GROUPS)}, got {sig.group!r}")
+            if sig.discount_by is not None and not isinstance(sig.discount_by, str):
+                raise PolicyError(f"[order.signals.{name}] discount_by must name a feature, "
+                                  f"got {sig.discount_by!r}")
             signals[name] = sig
         cfg = cls(
+            prior_log_odds=num("order", "prior_log_odds", -30, 30),
             hold_at=num("order", "hold_at", 0, 1),
             block_at=num("order", "block_at", 0, 1),
             max_reasons=int(num("order", "max_reasons", 1, 32)),
             signals=signals,
             step_up_at=num("account", "step_up_at", 0, 1),
             freeze_at=num("account", "freeze_at", 0, 1),
+            step_up_timeout_s=num("account", "step_up_timeout_s", 1),
+            verified_for_s=num("account", "verified_for_s", 0),
+            verified_discount=num("account", "verified_discount", 0, 1),
             risky_account_at=num("ticker", "risky_account_at", 0, 1),
             halt_risky_buyers=int(num("ticker", "halt_risky_buyers", 1)),
             halt_risky_share=num("ticker", "halt_risky_share", 0, 1),
