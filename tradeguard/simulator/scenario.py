@@ -25,9 +25,9 @@ from typing import Any
 
 __all__ = [
     "CampaignConfig", "FeedbackConfig", "InfraConfig", "MarketConfig", "NEGATIVE_KINDS",
-    "NegativeConfig", "PopulationConfig", "ROLES", "RoleConfig", "STANDARD_ROLES",
-    "STANDARD_TIERS", "Scenario", "ScenarioError", "SessionConfig", "TECHNIQUES", "TargetConfig",
-    "TierConfig", "WarmupConfig", "load_scenario", "parse_scenario",
+    "NegativeConfig", "PopulationConfig", "ROLES", "ResponsesConfig", "RoleConfig",
+    "STANDARD_ROLES", "STANDARD_TIERS", "Scenario", "ScenarioError", "SessionConfig",
+    "TECHNIQUES", "TargetConfig", "TierConfig", "WarmupConfig", "load_scenario", "parse_scenario",
 ]
 
 JST = timezone(timedelta(hours=9))
@@ -238,6 +238,34 @@ class FeedbackConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ResponsesConfig:
+    """How the world answers the engine in an in-process run (``tradeguard scorecard``).
+
+    Customers answer step-ups, analysts review what the engine stopped
+    (``tradeguard/simulator/responses.py``); broker mode does not use it.
+    """
+
+    customers: bool = _key(True, bool)
+    factor: str = _key("passkey", str, choices=("passkey", "otp"))
+    legit_pass_rate: float = _key(0.98, float, lo=0, hi=1)
+    relay_pass_rate: float = _key(0.8, float, lo=0, hi=1)
+    attacker_try_rate: float = _key(0.5, float, lo=0, hi=1)
+    answer_min_s: float = _key(10.0, float, lo=0)
+    answer_max_s: float = _key(120.0, float, lo=0)
+    analysts: bool = _key(True, bool)
+    review_delay_s: float = _key(1200.0, float, lo=0)
+    review_jitter: float = _key(0.5, float, lo=0, hi=1)
+    analyst_error_rate: float = _key(0.01, float, lo=0, hi=1)
+    reviews_per_hour: float = _key(600.0, float, lo=1)
+    analysts_on_shift: int = _key(4, int, lo=1)
+
+    def __post_init__(self) -> None:
+        if self.answer_max_s < self.answer_min_s:
+            raise ScenarioError(f"responses.answer_max_s: must be >= answer_min_s "
+                                f"({self.answer_min_s:g}), got {self.answer_max_s:g}")
+
+
+@dataclass(frozen=True, kw_only=True)
 class Scenario:
     name: str = _key("scenario", str)
     description: str = _key("", str)
@@ -249,6 +277,7 @@ class Scenario:
     campaigns: list = _key([], (list, CampaignConfig))
     negatives: list = _key([], (list, NegativeConfig))
     feedback: FeedbackConfig = _key(kind=FeedbackConfig)
+    responses: ResponsesConfig = _key(kind=ResponsesConfig)
 
     @property
     def open_ms(self) -> int:
