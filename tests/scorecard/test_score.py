@@ -118,7 +118,8 @@ def test_never_halted_is_null(tiny):
     assert t["targeted_halted"] == 0 and t["median_seconds_to_halt"] is None
 
 
-def test_a_halt_that_lapsed_before_the_attack_is_false_and_one_in_force_counts(tiny):
+def test_a_halt_issued_before_the_attack_is_false_even_if_still_in_force(tiny):
+    """Only a halt issued at or after the campaign start is a catch (issue 10, item 6)."""
     orders, truth = tiny
     lapsed = Halt(PUMPED, OPEN + 1_000, until=OPEN + 4_000)  # pre-positioning starts at +5 s
     t = score(orders, truth, _outcome(halts=[lapsed]))["tickers"]
@@ -127,8 +128,14 @@ def test_a_halt_that_lapsed_before_the_attack_is_false_and_one_in_force_counts(t
     standing = Halt(PUMPED, OPEN + 1_000, until=OPEN + 11_000)  # still in force at the start
     t = score(orders, truth, _outcome(halts=[lapsed, standing]))["tickers"]
     x = t["targeted"][PUMPED]
-    assert (x["seconds_to_halt"], x["fraud_buys_to_halt"], x["before_attack"]) == (-9.0, 0, True)
-    assert t["false_halt_count"] == 1
+    assert (x["seconds_to_halt"], x["fraud_buys_to_halt"], x["before_attack"]) == (None, None, True)
+    assert not x["halted_before_third_account_buy"]
+    assert t["false_halt_count"] == 2
+    during = Halt(PUMPED, OPEN + 7_000)  # in the pre-positioning: neither a catch nor false
+    t = score(orders, truth, _outcome(halts=[during]))["tickers"]
+    assert (t["targeted"][PUMPED]["preposition_halt_ts"], t["false_halt_count"]) == (
+        OPEN + 7_000, 0)
+    assert t["targeted"][PUMPED]["halt_ts"] is None
 
 
 def test_false_halts_name_the_hard_negative(tiny):

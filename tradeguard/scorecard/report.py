@@ -27,8 +27,15 @@ DEFINITIONS = (
     "the engine raised on an order takes effect at that order's event time; any other "
     "control (a halt, a freeze from a label) at the earliest event time among the orders "
     "decided at or after it (the first order it could change).",
-    "Time to halt: first halt_buys minus the campaign start, in event time; fraudulent buys "
-    "to halt: the campaign's pump buys of that ticker in between (null: never halted).",
+    "Time to halt: the first halt_buys issued at or after the campaign start, minus the "
+    "campaign start (and minus the first fraudulent buy), in event time; fraudulent buys to "
+    "halt: the campaign's pump buys of that ticker in between (null: never halted). A halt "
+    "issued earlier is no catch; issued before the attack began, it is a false halt.",
+    "Halted before the 3rd hijacked buyer: that halt came at or before the first buy of the "
+    "third hijacked account buying the ticker (of the last, if fewer bought it).",
+    "False account actions per 1,000 active accounts: accounts neither taken over nor an "
+    "accomplice's that were stepped up, frozen or refused a login, per 1,000 accounts with at "
+    "least one session order.",
     "A taken-over account is stopped before its first fraudulent buy when a step-up, freeze "
     "or refused login took effect at or before that buy.",
     "Latency: decision ts (engine wall clock) minus the wall time the order was produced, "
@@ -38,8 +45,13 @@ DEFINITIONS = (
 
 def build_report(session: Session, description: str, engine: Outcome,
                  baselines: dict[str, tuple[Outcome, str]], latency: dict[str, Any],
-                 run: dict[str, Any], halts: list[dict[str, Any]]) -> dict[str, Any]:
-    """The scorecard of the engine and of every baseline on one session."""
+                 run: dict[str, Any], halts: list[dict[str, Any]],
+                 first_label_ts: int | None = None) -> dict[str, Any]:
+    """The scorecard of the engine and of every baseline on one session.
+
+    ``first_label_ts``: when the engine got its first analyst label (closed-loop
+    runs), for the legitimate-stop curve.
+    """
     orders = session_orders(session.records, session.open_ms)
     truth = session.truth
     raw_halts = [h for h in halts if h["action"] == "halt_buys"]  # engine.halts, in order
@@ -48,7 +60,7 @@ def build_report(session: Session, description: str, engine: Outcome,
                      "open_ts": session.open_ms, "close_ts": session.close_ms,
                      "records": session.counts(), "session_orders": len(orders)},
         "run": run,
-        **score(orders, truth, engine),
+        **score(orders, truth, engine, first_label_ts),
         "latency": latency,
         "engine_halts": [{"ticker": h["ticker"], "ts": h["ts"], "event_ts": e.ts,
                           "reason": h["reason"], "targeted": h["ticker"] in truth.targeted_tickers}
@@ -119,8 +131,38 @@ _ACCOUNT_ROWS = (
      fmt_share),
     ("taken-over accounts stopped at any time", "taken_over_stopped_ever", _fmt),
     ("false account actions", "false_account_actions", _fmt),
+    ("false account actions per 1,000 active accounts", "false_account_actions_per_1k_active",
+     _fmt),
     ("false account actions, by scenario", "false_account_actions_by_negative", _fmt),
 )
+
+
+def _closed_loop(run: dict[str, Any]) -> str:
+    """What the world answered in an in-process run, in one sentence."""
+    r = run["responses"]
+    return (f"Decided in process in event time ({run['partitions']} partitions), closed loop: "
+            f"step-ups answered {_fmt(run['step_up_answers'])} ({run['step_ups_unanswered']} "
+            f"unanswered; factor {r['factor']}); analyst labels {_fmt(run['analyst_labels'])} "
+            f"({run['analyst_labels_wrong']} wrong), {run['scripted_feedback_left_out']} scripted "
+            f"simulator labels left out; {run['due_after_the_last_record']} answers fell due "
+            "after the last record.")
+
+
+def _after_first_buy(x: dict[str, Any]) -> str:
+    s = x["seconds_first_fraud_buy_to_halt"]
+    return "" if s is None else f" ({s:,.0f} s after the first fraudulent buy)"
+
+
+def _curve(orders: dict[str, Any]) -> list[str]:
+    """The engine's legitimate stops per hour, and whether labels made them fall."""
+    never = orders["legit_curve_never_rises_after_labels"]
+    verdict = ("no analyst label came in time to judge" if never is None else
+               "never rose after the first label" if never else "ROSE after the first label")
+    return ["## Legitimate orders stopped, hour by hour (engine)", "",
+            f"Per 10,000 legitimate orders; {verdict}.", ""] + _table(
+        ["hour", "legitimate orders", "stopped", "per 10,000"],
+        [[str(c["hour"]), str(c["legitimate"]), str(c["stopped"]), _fmt(c["stopped_per_10k"])]
+         for c in orders["legit_stop_curve"]])
 
 
 def markdown(report: dict[str, Any]) -> str:
@@ -131,9 +173,10 @@ def markdown(report: dict[str, Any]) -> str:
     speed = "full speed" if run.get("speed") is None else f"{run['speed']:g}x"
     out = [f"# Detection scorecard: {sc['name']}", "", sc["description"] or "", "",
            f"Seed {sc['seed']}; records {_fmt(sc['records'])}; {sc['session_orders']} orders in "
-           f"the session. Engine run: broker {run.get('broker')}, {run.get('partitions')} "
+           "the session. " + (_closed_loop(run) if run.get("mode") == "in-process" else
+           f"Engine run: broker {run.get('broker')}, {run.get('partitions')} "
            f"partitions, session replayed at {speed} in {run.get('session_wall_s')} s "
-           f"({run.get('total_wall_s')} s in all).", ""]
+           f"({run.get('total_wall_s')} s in all)."), ""]
     out += ["## Orders", ""] + _table(header, [
         [label] + [fn(c["orders"][key]) for c in columns.values()]
         for label, key, fn in _ORDER_ROWS])
@@ -144,14 +187,18 @@ def markdown(report: dict[str, Any]) -> str:
         cells = []
         for c in columns.values():
             x = c["tickers"]["targeted"][ticker]
-            cells.append("never" if x["seconds_to_halt"] is None
-                         else f"{x['seconds_to_halt']:,.0f} s / {x['fraud_buys_to_halt']} buys"
-                         + (" (after the close)" if x["halt_ts"] > sc["close_ts"] else "")
-                         + (" (halted before the attack began)" if x["before_attack"] else ""))
+            cells.append(("never" if x["seconds_to_halt"] is None
+                          else f"{x['seconds_to_halt']:,.0f} s / {x['fraud_buys_to_halt']} buys"
+                          + _after_first_buy(x)
+                          + (" (after the close)" if x["halt_ts"] > sc["close_ts"] else ""))
+                         + ("; before the 3rd hijacked buyer"
+                            if x["halted_before_third_account_buy"] else "")
+                         + ("; a halt issued before the attack was in force"
+                            if x["before_attack"] else ""))
         rows.append([f"{ticker} ({t['tier']}, {t['campaign']}, {t['fraud_buys_total']} "
                      "fraudulent buys)"] + cells)
     out += _table(["ticker", *columns], rows)
-    out += ["Halts of tickers not under attack:", ""]
+    out += ["Halts of tickers not under attack (or issued before the attack on them):", ""]
     out += _table(["detector", "false halts", "tickers (scenario)"], [
         [name, str(c["tickers"]["false_halt_count"]),
          ", ".join(f"{h['ticker']} ({h['negative'] or 'routine'})"
@@ -160,8 +207,10 @@ def markdown(report: dict[str, Any]) -> str:
     out += ["## Taken-over accounts", ""] + _table(header, [
         [label] + [fn(c["accounts"][key]) for c in columns.values()]
         for label, key, fn in _ACCOUNT_ROWS])
+    out += _curve(report["orders"])
     lat = report["latency"]
-    out += ["## Latency", "", f"Order to decision over {lat['orders']} session orders: "
+    out += ["## Latency", "", f"Not measured: {lat['not_applicable']}." if "not_applicable" in lat
+            else f"Order to decision over {lat['orders']} session orders: "
             f"p50 {_fmt(lat['p50'])} ms, p99 {_fmt(lat['p99'])} ms, max {_fmt(lat['max'])} ms.", ""]
     if report["engine_halts"]:
         out += ["## Engine halts", ""] + _table(["ticker", "attacked", "event time", "reason"], [

@@ -8,16 +8,30 @@ Pure functions over plain records; no Kafka, no clock. Definitions:
 - *Fraudulent* orders are the ground truth's ``fraud_orders`` (liquidation sells
   and pump buys); accomplices' orders are manipulation, not unauthorized, and are
   counted apart; every other order is *legitimate*.
-- A targeted ticker's time to halt is the event time of its first ``halt_buys``
-  still in force at the campaign start or later, minus the campaign start; the
-  fraudulent buys to halt are its pump buys placed in between. A halt placed
-  before the start gives a negative time and zero buys (``before_attack`` when
-  it even predates the accomplices' pre-positioning). A halt of a targeted
-  ticker that ended before its attack began is a false halt, like any halt of
-  a ticker never attacked.
+- A targeted ticker is caught by its first ``halt_buys`` issued at or after
+  the campaign start: its time to halt is that halt's event time minus the
+  campaign start (``seconds_to_halt``) and minus the first fraudulent buy
+  (``seconds_first_fraud_buy_to_halt``, negative when it came before any); the
+  fraudulent buys to halt are the pump buys placed before it. A halt issued
+  earlier is no catch, even if still in force when the campaign starts
+  (``before_attack`` says one was): a halt issued before the attack began (the
+  accomplices' pre-positioning or the campaign start, whichever came first) is
+  a false halt, like any halt of a ticker never attacked; one issued during
+  the pre-positioning is listed apart (``preposition_halt_ts``).
+- ``halted_before_third_account_buy``: the catch came at or before the first
+  buy of the third distinct hijacked account that bought the ticker (a buy at
+  the halt's instant is after it, and refused). Where fewer than three hijacked
+  accounts bought it, at or before the first buy of the last of them; true
+  where none bought it.
 - A taken-over account is stopped before its first fraudulent buy when a
   step-up, freeze or refused login took effect at or before that buy's event
   time (at: the control triggered by the buy itself holds that buy).
+- Active accounts are the accounts that placed at least one session order;
+  false account actions (step-up, freeze, refused login on an account neither
+  taken over nor an accomplice's) are counted per 1,000 of them.
+- ``legit_stop_curve``: legitimate orders stopped per 10,000, per hour of the
+  session (by the order's event time), to see whether labels, once they come,
+  make it fall.
 
 >>> from tradeguard.simulator.truth import FraudOrder, GroundTruth
 >>> truth = GroundTruth("t", 0, 0, 0, 60_000, fraud_orders=[
@@ -45,11 +59,16 @@ from tradeguard.simulator.truth import GroundTruth, HardNegative
 __all__ = ["score", "score_accounts", "score_orders", "score_tickers", "threshold_curve"]
 
 
-def score(orders: list[dict[str, Any]], truth: GroundTruth, outcome: Outcome) -> dict[str, Any]:
-    """The three sections of the scorecard for one detector."""
-    return {"orders": score_orders(orders, truth, outcome),
+def score(orders: list[dict[str, Any]], truth: GroundTruth, outcome: Outcome,
+          first_label_ts: int | None = None) -> dict[str, Any]:
+    """The three sections of the scorecard for one detector.
+
+    ``first_label_ts``: event time of the first analyst label the detector was
+    fed, if any (for ``legit_stop_curve``).
+    """
+    return {"orders": score_orders(orders, truth, outcome, first_label_ts),
             "tickers": score_tickers(orders, truth, outcome),
-            "accounts": score_accounts(truth, outcome)}
+            "accounts": score_accounts(truth, outcome, orders)}
 
 
 def _share(part: float, whole: float) -> float | None:
@@ -60,8 +79,8 @@ def _per_10k(part: int, whole: int) -> float | None:
     return round(10_000 * part / whole, 2) if whole else None
 
 
-def score_orders(orders: list[dict[str, Any]], truth: GroundTruth,
-                 outcome: Outcome) -> dict[str, Any]:
+def score_orders(orders: list[dict[str, Any]], truth: GroundTruth, outcome: Outcome,
+                 first_label_ts: int | None = None) -> dict[str, Any]:
     """Fraudulent orders stopped (count, yen, by phase); legitimate ones stopped per 10,000."""
     fraud = {o.order_id: o for o in truth.fraud_orders}
     accomplice = {i for a in truth.accomplices for i in a.order_ids}
@@ -103,28 +122,77 @@ def score_orders(orders: list[dict[str, Any]], truth: GroundTruth,
                                           len(legit_ids)),
         "legit_stopped_by_negative": dict(sorted(by_negative.items())),
         "undecided": sum(i not in outcome.actions for i in ids),
+        **legit_stop_curve(orders, truth, outcome, first_label_ts),
     }
+
+
+HOUR_MS = 3_600_000
+
+
+def legit_stop_curve(orders: list[dict[str, Any]], truth: GroundTruth, outcome: Outcome,
+                     first_label_ts: int | None = None) -> dict[str, Any]:
+    """Legitimate orders stopped per 10,000 in each hour of the session, and whether labels help.
+
+    ``legit_curve_never_rises_after_labels`` compares every hour that starts at
+    or after the first label with the hour before it: true when none of them
+    stops a larger share of legitimate orders; null with no labels or no such
+    hour.
+
+    >>> from tradeguard.simulator.truth import GroundTruth
+    >>> truth = GroundTruth("t", 0, 0, 0, 3 * HOUR_MS)
+    >>> orders = [{"order_id": f"o{i}", "ts": i * HOUR_MS // 4} for i in range(12)]
+    >>> held = Outcome("x", {"o0": "hold", "o1": "hold", "o5": "hold", "o9": "block"})
+    >>> c = legit_stop_curve(orders, truth, held, first_label_ts=HOUR_MS)
+    >>> [(b["hour"], b["legitimate"], b["stopped"]) for b in c["legit_stop_curve"]]
+    [(0, 4, 2), (1, 4, 1), (2, 4, 1)]
+    >>> c["legit_curve_never_rises_after_labels"]
+    True
+    """
+    fraud = truth.fraud_order_ids
+    accomplice = {i for a in truth.accomplices for i in a.order_ids}
+    hours = max(1, math.ceil((truth.close_ts - truth.open_ts) / HOUR_MS))
+    counts = [[0, 0] for _ in range(hours)]
+    for o in orders:
+        if o["order_id"] in fraud or o["order_id"] in accomplice:
+            continue
+        h = min(max((o["ts"] - truth.open_ts) // HOUR_MS, 0), hours - 1)
+        counts[h][0] += 1
+        counts[h][1] += outcome.stopped(o["order_id"])
+    curve = [{"hour": h, "start_ts": truth.open_ts + h * HOUR_MS, "legitimate": n,
+              "stopped": k, "stopped_per_10k": _per_10k(k, n)} for h, (n, k) in enumerate(counts)]
+    rises = None
+    if first_label_ts is not None:
+        after = [h for h in range(1, hours) if curve[h]["start_ts"] >= first_label_ts]
+        rates = [c["stopped_per_10k"] or 0.0 for c in curve]
+        rises = [h for h in after if rates[h] > rates[h - 1]] if after else None
+    return {"legit_stop_curve": curve, "first_label_ts": first_label_ts,
+            "legit_curve_never_rises_after_labels": None if rises is None else not rises}
 
 
 def score_tickers(orders: list[dict[str, Any]], truth: GroundTruth,
                   outcome: Outcome) -> dict[str, Any]:
-    """Per targeted ticker: seconds and fraudulent buys from campaign start to the first halt.
+    """Per targeted ticker: the halt that caught it, how soon, and after how many buys.
 
-    Also every halt of a ticker not under attack, with the hard negative it
+    Also every false halt (see the module docstring), with the hard negative it
     fell on when there is one.
     """
     placed = {o["order_id"] for o in orders}
     buys: dict[str, list[int]] = {}
+    account_buys: dict[str, dict[str, int]] = {}  # ticker -> account -> its first buy
     for o in truth.fraud_orders:
         if o.side == "buy" and o.order_id in placed:
             buys.setdefault(o.ticker, []).append(o.ts)
+            first = account_buys.setdefault(o.ticker, {})
+            first[o.account_id] = min(first.get(o.account_id, o.ts), o.ts)
     halts = sorted(outcome.halts, key=lambda h: h.ts)
     attacked_from = {t.ticker: min(t.campaign_start_ts, t.preposition_start_ts or math.inf)
                      for t in truth.tickers}
     targeted = {}
     for t in sorted(truth.tickers, key=lambda t: t.campaign_start_ts):
         start, ts = t.campaign_start_ts, sorted(buys.get(t.ticker, []))
-        halt = next((h for h in halts if h.ticker == t.ticker and h.in_force_after(start)), None)
+        mine = [h for h in halts if h.ticker == t.ticker]
+        halt = next((h for h in mine if h.ts >= start), None)
+        early = next((h for h in mine if attacked_from[t.ticker] <= h.ts < start), None)
         targeted[t.ticker] = {
             "campaign": t.campaign,
             "tier": t.tier,
@@ -133,27 +201,52 @@ def score_tickers(orders: list[dict[str, Any]], truth: GroundTruth,
             "dump_start_ts": t.dump_start_ts,
             "halt_ts": halt.ts if halt else None,
             "halt_source": halt.source if halt else None,
-            "before_attack": halt.ts < attacked_from[t.ticker] if halt else None,
+            "before_attack": any(h.ts < start and h.in_force_after(start) for h in mine),
+            "preposition_halt_ts": early.ts if early else None,
             "seconds_to_halt": round((halt.ts - start) / 1000, 3) if halt else None,
+            "seconds_first_fraud_buy_to_halt": (round((halt.ts - ts[0]) / 1000, 3)
+                                                if halt and ts else None),
             "fraud_buys_to_halt": (bisect.bisect_left(ts, halt.ts) - bisect.bisect_left(ts, start)
                                    if halt else None),
             "fraud_buys_total": len(ts),
+            "hijacked_buyers": len(account_buys.get(t.ticker, {})),
+            "halted_before_third_account_buy": _before_third_buyer(
+                halt.ts if halt else None, account_buys.get(t.ticker, {})),
         }
     false_halts = [{"ticker": h.ticker, "ts": h.ts, "until": h.until, "source": h.source,
                     "negative": _negative_at(truth.negatives, h.ticker, h.ts)}
                    for h in halts if h.ticker not in attacked_from
-                   or not h.in_force_after(attacked_from[h.ticker])]
+                   or h.ts < attacked_from[h.ticker]]
     halted = [v for v in targeted.values() if v["halt_ts"] is not None]
     seconds = sorted(v["seconds_to_halt"] for v in halted)
     return {
         "targeted": targeted,
         "targeted_count": len(targeted),
         "targeted_halted": len(halted),
+        "targeted_halted_before_third_account_buy": sum(
+            v["halted_before_third_account_buy"] for v in targeted.values()),
         "median_seconds_to_halt": seconds[len(seconds) // 2] if seconds else None,
         "false_halts": false_halts,
         "false_halt_count": len(false_halts),
         "false_halted_tickers": sorted({h["ticker"] for h in false_halts}),
     }
+
+
+def _before_third_buyer(halt_ts: int | None, first_buys: dict[str, int]) -> bool:
+    """Halted at or before the first buy of the third hijacked buyer (or of the last, if fewer).
+
+    >>> buyers = {"A": 10, "B": 20, "C": 30, "D": 40}
+    >>> _before_third_buyer(30, buyers), _before_third_buyer(31, buyers)
+    (True, False)
+    >>> _before_third_buyer(20, {"A": 10, "B": 20}), _before_third_buyer(None, {"A": 10})
+    (True, False)
+    >>> _before_third_buyer(None, {})
+    True
+    """
+    if not first_buys:
+        return True
+    firsts = sorted(first_buys.values())
+    return halt_ts is not None and halt_ts <= firsts[min(2, len(firsts) - 1)]
 
 
 def _negative_at(negatives: list[HardNegative], ticker: str, ts: int) -> str | None:
@@ -164,8 +257,12 @@ def _negative_at(negatives: list[HardNegative], ticker: str, ts: int) -> str | N
     return min(candidates, key=distance).name if candidates else None
 
 
-def score_accounts(truth: GroundTruth, outcome: Outcome) -> dict[str, Any]:
-    """Taken-over accounts stopped before their first fraudulent buy; false account actions."""
+def score_accounts(truth: GroundTruth, outcome: Outcome,
+                   orders: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Taken-over accounts stopped before their first fraudulent buy; false account actions.
+
+    With the session's ``orders``, false account actions per 1,000 active accounts too.
+    """
     first = outcome.first_account_stops()
     taken = {a.account_id: a for a in truth.accounts}
     accomplices = {a.account_id for a in truth.accomplices}
@@ -179,6 +276,7 @@ def score_accounts(truth: GroundTruth, outcome: Outcome) -> dict[str, Any]:
     before_any = [a for a in traded if before(a, a.first_fraud_ts)]
     false = [first[i] for i in sorted(first) if i not in taken and i not in accomplices]
     negative_of = {i: n.name for n in truth.negatives for i in n.accounts}
+    active = len({o["account_id"] for o in orders}) if orders is not None else None
     return {
         "taken_over": len(taken),
         "with_fraud_buys": len(buyers),
@@ -189,6 +287,9 @@ def score_accounts(truth: GroundTruth, outcome: Outcome) -> dict[str, Any]:
         "taken_over_stopped_ever": sum(i in first for i in taken),
         "accomplices_stopped": sum(i in first for i in accomplices),
         "false_account_actions": len(false),
+        "active_accounts": active,
+        "false_account_actions_per_1k_active": (round(1_000 * len(false) / active, 3)
+                                                if active else None),
         "false_account_actions_by_kind": dict(Counter(a.action for a in false)),
         "false_account_actions_by_negative": dict(sorted(Counter(
             negative_of.get(a.account_id, "routine") for a in false).items())),
