@@ -8,6 +8,7 @@
     tradeguard console add-user NAME --role ROLE     add an operator to its local user store
     tradeguard simulate --scenario FILE [--speed X]  produce a simulated scenario to Kafka
     tradeguard evaluate --scenario FILE --out DIR    scorecard: engine vs baselines, report
+    tradeguard scorecard SCENARIO... [--seeds 303,404]   closed loop in process: one table
     tradeguard controls release TICKER               end a buy halt by hand
     tradeguard controls release-account ACCOUNT      end a step-up or freeze by hand
     tradeguard contract export [--out DIR]           write the JSON Schema files
@@ -117,7 +118,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     speed = DEFAULT_SPEED if args.speed is None else args.speed or None  # 0: flat out
     try:
-        report = evaluate(args.scenario, args.out, broker_url=args.broker, speed=speed)
+        if args.in_process:
+            from tradeguard.scorecard.inprocess import evaluate_in_process
+
+            if args.broker or args.speed is not None:
+                raise ValueError("--in-process runs without a broker, in event time: "
+                                 "--broker and --speed do not apply")
+            report = evaluate_in_process(args.scenario, args.out)
+        else:
+            report = evaluate(args.scenario, args.out, broker_url=args.broker, speed=speed)
     except (ScenarioError, ValueError) as exc:
         print(f"tradeguard: error: {exc}", file=sys.stderr)
         return 2
@@ -125,6 +134,37 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     print(f"fraudulent orders stopped: {o['fraud_stopped']}/{o['fraudulent']}; legitimate "
           f"stopped per 10,000: {o['legit_stopped_per_10k']}; report: "
           f"{Path(args.out) / 'report.md'}")
+    return 0
+
+
+def cmd_scorecard(args: argparse.Namespace) -> int:
+    from tradeguard.policy.config import PolicyFile
+    from tradeguard.scorecard.inprocess import REPORTING_SEEDS, scorecard, scorecard_table
+    from tradeguard.simulator import ScenarioError
+
+    if args.seeds is None:
+        args.seeds = ",".join(map(str, REPORTING_SEEDS))
+    try:
+        seeds = [int(x) for x in args.seeds.split(",") if x.strip()]
+    except ValueError:
+        print(f"tradeguard: error: --seeds expects integers separated by commas, got "
+              f"{args.seeds!r}", file=sys.stderr)
+        return 2
+    if not seeds or min(seeds) < 0:
+        print(f"tradeguard: error: --seeds needs at least one seed >= 0, got {args.seeds!r}",
+              file=sys.stderr)
+        return 2
+    try:
+        policy = PolicyFile(args.policy).current() if args.policy else None
+        rows = scorecard(args.scenario, seeds, policy)
+    except ScenarioError as exc:
+        print(f"tradeguard: error: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        import orjson
+
+        Path(args.json).write_bytes(orjson.dumps(rows, option=orjson.OPT_INDENT_2))
+    print(scorecard_table(rows, definitions=args.markdown), end="")
     return 0
 
 
@@ -238,7 +278,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--speed", type=float, default=None,
                    help="event-time speed-up of the session (default 20; 0 = as fast as "
                         "possible, where a login and its orders may race)")
+    p.add_argument("--in-process", action="store_true",
+                   help="decide in process in event time, closed loop (the scenario's "
+                        "[responses]), no broker: the same report, without latency")
     p.set_defaults(func=cmd_evaluate)
+
+    # The scorecard's module loads the engine (seconds): its constants are not read here.
+    p = sub.add_parser(
+        "scorecard", help="scenario files at the reporting seeds, in process and closed loop: "
+        "one Markdown table of the engine's figures against the baselines",
+        description="Each scenario file at each seed, decided in process in event time, "
+        "closed loop (customers answer step-ups, analysts label what the engine stopped: the "
+        "scenario's [responses]); the engine and the baselines scored. The engine is ahead of a "
+        "baseline when its share of fraudulent yen stopped is at least as high and its "
+        "legitimate orders stopped per 10,000 at most as many, strictly better on one of the "
+        "two (with no attack: fewer legitimate stops); compared with static_rules_2025 and "
+        "river_anomaly (no_engine, which stops nothing, is the floor).")
+    p.add_argument("scenario", nargs="+", metavar="SCENARIO", help="scenario files")
+    p.add_argument("--seeds", help="comma-separated seeds (default: the reporting seeds, "
+                   "REPORTING_SEEDS in tradeguard/scorecard/inprocess.py: 303,404; never tune "
+                   "on them: the tuning seeds are each file's own seed, 101 and 202)")
+    p.add_argument("--json", metavar="FILE", help="also write every run's full scorecard here")
+    p.add_argument("--markdown", action="store_true",
+                   help="print the definitions under the table, ready to paste into a README")
+    p.add_argument("--policy", metavar="FILE", help="policy file (TOML) to score instead of "
+                   "the defaults")
+    p.set_defaults(func=cmd_scorecard)
 
     controls = sub.add_parser("controls", help="manual controls")
     controls_sub = controls.add_subparsers(dest="action", required=True, metavar="ACTION")
