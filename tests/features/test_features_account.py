@@ -114,7 +114,9 @@ def test_cold_start_flags_the_first_login_and_foreign_networks():
          {"session": 3, "ts_ms": T0 + 2 * MIN, "country": 0})
     x = orders(f, *({"session": s, "ts_ms": T0 + 3 * MIN} for s in (1, 2, 3)))
     assert x["unknown_account"].tolist() == [1, 0, 0]
-    assert x["foreign_login"].tolist() == [1, 0, 0]
+    assert x["foreign_first_login"].tolist() == [1, 0, 0]
+    auth(f, {"session": 4, "ts_ms": T0 + 4 * MIN, "country": kr})  # known by now: new_country
+    assert orders(f, {"session": 4, "ts_ms": T0 + 5 * MIN})["foreign_first_login"].tolist() == [0]
 
 
 def test_liquidation_ratio_is_sold_share_of_holdings_at_the_first_sell():

@@ -266,10 +266,18 @@ class AccountCore:
         out.decisions = self._verdicts(orders, batch, features, extra, windows, board, cfg,
                                        out.account_controls)
         notional = np.nan_to_num(batch.qty * batch.price, nan=0.0, posinf=0.0)
+        # A buy by an account under step-up or freeze is a risky buy for the ticker side,
+        # whatever this order scored: a campaign's accounts stay risky once caught.
+        risk = out.decisions.score.copy()
+        controlled = board.has_account_controls(out.decisions.account_id)
+        for i in np.flatnonzero(np.array(controlled, dtype=bool)).tolist():
+            control = board.account_control(out.decisions.account_id[i])
+            if (control is not None and control["action"] in _RANK
+                    and control["ts"] <= batch.ts_ms[i]):
+                risk[i] = max(risk[i], 1.0)
         out.flows = FlowBlock(ticker=out.decisions.ticker, account_id=out.decisions.account_id,
                               side=out.decisions.side, order_id=out.decisions.order_id,
-                              notional=notional, account_risk=out.decisions.score.copy(),
-                              ts=batch.ts_ms.copy())
+                              notional=notional, account_risk=risk, ts=batch.ts_ms.copy())
         return out
 
     def _verdicts(self, orders: list, batch: OrderBatch, features: np.ndarray,

@@ -31,14 +31,14 @@ ACCOUNT_FEATURES: tuple[str, ...] = (
     # burst never becomes "usual" within the session it happens in.
     "usual_liquidation", "usual_thin_buy",
     # What is known of a login with no history to compare against (cold start).
-    "unknown_account", "foreign_login",
+    "unknown_account", "foreign_first_login",
 )
 
 # Bloom "kinds" salt the hash so a device and an IP with equal hashes stay apart.
 # 0..4 follow the new_* features (bit k of a login's new-flags is feature 1+k).
 LOGIN_ATTRIBUTES = ("device", "ip", "asn", "country", "user_agent")
 TICKER_KIND = len(LOGIN_ATTRIBUTES)
-# Login flags beyond the new_* bits: the account's first login ever, a login from abroad.
+# Login flags beyond the new_* bits: the account's first login ever, and that from abroad.
 UNKNOWN_BIT, FOREIGN_BIT = 5, 6
 # A buy worth this share of the ticker's daily value counts fully as a thin-ticker buy in
 # the account's baseline (usual_thin_buy is the mean of min(thin_x / this, 1) over its buys).
@@ -66,7 +66,7 @@ class AccountParams:
     session_probe: int = 8                          # slots searched per session key
     bloom_bits: int = 1024                          # per account; multiple of 64
     never_logged_in_secs: float = 1e6               # secs_since_login when there is no login; also its cap
-    home_country: str = "JP"                        # foreign_login: a login from any other country
+    home_country: str = "JP"                        # foreign_first_login: a first login from any other
 
     def __post_init__(self) -> None:
         if self.session_slots <= 0 or self.session_slots & (self.session_slots - 1):
@@ -142,8 +142,8 @@ def _open_session(a, bloom_row, sessions, account, t, session, attributes, p):
             flags |= 1 << k
     if not has_history:
         flags |= 1 << UNKNOWN_BIT
-    if attributes[3] != 0 and attributes[3] != p.home_country:
-        flags |= 1 << FOREIGN_BIT
+    if not has_history and attributes[3] != 0 and attributes[3] != p.home_country:
+        flags |= 1 << FOREIGN_BIT  # a known account abroad shows as new_country instead
     # A new session: what the account did in the earlier ones becomes its baseline.
     a.habit_liquidation = a.habit_liquidation * HABIT_SESSION_KEEP + a.pending_liquidation
     a.habit_sells = a.habit_sells * HABIT_SESSION_KEEP + a.pending_sells

@@ -124,7 +124,7 @@ def learn_auth(features: AccountFeatures, batch: AuthBatch) -> None:
                     flags |= 1 << k
             if not has_history:
                 flags |= 1 << UNKNOWN_BIT
-            if int(batch.country[i]) not in (0, int(p.home_country)):
+            if not has_history and int(batch.country[i]) not in (0, int(p.home_country)):
                 flags |= 1 << FOREIGN_BIT
             for habit, pending in (("habit_liquidation", "pending_liquidation"),
                                    ("habit_sells", "pending_sells"),
