@@ -200,3 +200,23 @@ def test_verdicts_against_a_baseline():
     assert _verdict(orders(0.5, 1.0), orders(0.5, 1.0)) == "even"
     assert _verdict(orders(None, 0.0), orders(None, 2.0)) == "ahead"
     assert _verdict(orders(None, 2.0), orders(None, 2.0)) == "even"
+
+
+def test_a_released_step_up_no_longer_stops_the_account_and_warm_up_actions_count_apart():
+    from tradeguard.scorecard.outcome import AccountAction
+    from tradeguard.simulator.truth import TakenOverAccount
+
+    truth = dataclasses.replace(_truth([("V", OPEN + 20_000)]), accounts=[TakenOverAccount(
+        "V", "c", "phishing", 0, True, OPEN + 10_000, OPEN + 10_000, OPEN + 15_000,
+        OPEN + 20_000, 0, False, "1.2.3.4", "dev-x", 4134, "CN")])
+    orders = [{"order_id": "b0", "account_id": "V", "ticker": T, "side": "buy",
+               "ts": OPEN + 20_000}]
+    passed = [AccountAction("V", "step_up", OPEN - 100_000),  # a step-up the owner passed
+              AccountAction("V", "release", OPEN - 90_000),
+              AccountAction("L", "step_up", OPEN - 50_000)]   # an honest customer, warm-up
+    a = score(orders, truth, Outcome("x", account_actions=passed))["accounts"]
+    assert a["stopped_before_first_fraud_buy"] == 0
+    assert (a["false_account_actions"], a["false_account_actions_in_warmup"]) == (0, 1)
+    again = passed + [AccountAction("V", "step_up", OPEN + 20_000)]  # at the buy: held
+    a = score(orders, truth, Outcome("x", account_actions=again))["accounts"]
+    assert a["stopped_before_first_fraud_buy"] == 1

@@ -200,9 +200,11 @@ def test_engine_controls_are_placed_in_event_time():
     # T released by hand before it expired; U lapsed at its expiry; V never ends.
     assert out.halts == [Halt("T", 2_400, until=3_500), Halt("U", 5_000, until=8_000),
                          Halt("V", 6_000, source="analyst")]
-    # A's step-up holds the very order that raised it; B's freeze (a label) at its own ts.
+    # A's step-up holds the very order that raised it; B's freeze (a label) at its own ts,
+    # ended by its release.
     assert out.account_actions == [AccountAction("A", "step_up", 4_000),
-                                   AccountAction("B", "freeze", 2_600)]
+                                   AccountAction("B", "freeze", 2_600),
+                                   AccountAction("B", "release", 2_700)]
 
 
 def test_latency_is_decision_ts_minus_produce_time():

@@ -11,7 +11,10 @@ control is placed at its own ``ts``:
   ``evidence.order_id``) applies to that very order: it takes effect at that
   order's ``order_ts``;
 - a halt is in force from its ``ts`` until the earlier of its ``release`` and
-  its ``expires_at``.
+  its ``expires_at``;
+- an account ``release`` (a step-up passed, a label, a hand) ends the account's
+  control at its own ``ts``: it is kept among the account actions, so the
+  scorecard knows when an account was no longer stopped.
 
 >>> decisions = [
 ...     {"order_id": "a", "action": "allow", "score": 0.1, "order_ts": 1_000, "ts": 50},
@@ -61,8 +64,6 @@ def engine_outcome(decisions: list[dict[str, Any]], ticker_controls: list[dict[s
     firsts = first_decisions(decisions)
     actions = []
     for c in account_controls:
-        if c["action"] == "release":
-            continue
         trigger = (c.get("evidence") or {}).get("order_id")
         ts = firsts[trigger]["order_ts"] if c.get("source") == ENGINE and trigger in firsts \
             else c["ts"]

@@ -118,6 +118,8 @@ def _timeline(plt, session: Session, engine: Outcome, out_dir: Path) -> str:
         elif o["order_id"] not in accomplice and engine.stopped(o["order_id"]):
             rows["legit order stopped"].append(m)
     for a in engine.account_actions:
+        if a.action == "release":
+            continue
         rows["account action, taken over" if a.account_id in taken
              else "account action, false"].append(_minutes(session, a.ts))
     for h in engine.halts:

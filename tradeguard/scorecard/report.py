@@ -34,8 +34,10 @@ DEFINITIONS = (
     "Halted before the 3rd hijacked buyer: that halt came at or before the first buy of the "
     "third hijacked account buying the ticker (of the last, if fewer bought it).",
     "False account actions per 1,000 active accounts: accounts neither taken over nor an "
-    "accomplice's that were stepped up, frozen or refused a login, per 1,000 accounts with at "
-    "least one session order.",
+    "accomplice's that were stepped up, frozen or refused a login during the session (the "
+    "warm-up's counted apart), per 1,000 accounts with at least one session order. A release "
+    "(a step-up passed) ends a stop: a taken-over account counts as stopped before its first "
+    "fraudulent buy only if a stop was in force at that buy.",
     "A taken-over account is stopped before its first fraudulent buy when a step-up, freeze "
     "or refused login took effect at or before that buy.",
     "Latency: decision ts (engine wall clock) minus the wall time the order was produced, "
@@ -133,6 +135,7 @@ _ACCOUNT_ROWS = (
     ("false account actions", "false_account_actions", _fmt),
     ("false account actions per 1,000 active accounts", "false_account_actions_per_1k_active",
      _fmt),
+    ("false account actions in the warm-up (apart)", "false_account_actions_in_warmup", _fmt),
     ("false account actions, by scenario", "false_account_actions_by_negative", _fmt),
 )
 

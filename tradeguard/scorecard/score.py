@@ -25,10 +25,13 @@ Pure functions over plain records; no Kafka, no clock. Definitions:
   where none bought it.
 - A taken-over account is stopped before its first fraudulent buy when a
   step-up, freeze or refused login took effect at or before that buy's event
-  time (at: the control triggered by the buy itself holds that buy).
-- Active accounts are the accounts that placed at least one session order;
-  false account actions (step-up, freeze, refused login on an account neither
-  taken over nor an accomplice's) are counted per 1,000 of them.
+  time (at: the control triggered by the buy itself holds that buy) and no
+  release ended it in between (a step-up the customer passed days before does
+  not stop the attacker).
+- False account actions: accounts neither taken over nor an accomplice's that
+  were stepped up, frozen or refused a login during the session (the warm-up's
+  are counted apart, ``false_account_actions_in_warmup``); per 1,000 active
+  accounts, the accounts that placed at least one session order.
 - ``legit_stop_curve``: legitimate orders stopped per 10,000, per hour of the
   session (by the order's event time), to see whether labels, once they come,
   make it fall.
@@ -53,7 +56,7 @@ import math
 from collections import Counter
 from typing import Any
 
-from tradeguard.scorecard.outcome import Outcome
+from tradeguard.scorecard.outcome import ACCOUNT_STOPS, Outcome
 from tradeguard.simulator.truth import GroundTruth, HardNegative
 
 __all__ = ["score", "score_accounts", "score_orders", "score_tickers", "threshold_curve"]
@@ -264,17 +267,27 @@ def score_accounts(truth: GroundTruth, outcome: Outcome,
     With the session's ``orders``, false account actions per 1,000 active accounts too.
     """
     first = outcome.first_account_stops()
+    timeline: dict[str, list[Any]] = {}
+    for action in sorted(outcome.account_actions, key=lambda a: a.ts):  # stable at equal ts
+        timeline.setdefault(action.account_id, []).append(action)
     taken = {a.account_id: a for a in truth.accounts}
     accomplices = {a.account_id for a in truth.accomplices}
     buyers = [a for a in taken.values() if a.first_fraud_buy_ts is not None]
     traded = [a for a in taken.values() if a.first_fraud_ts is not None]
 
     def before(a, ts):
-        return a.account_id in first and first[a.account_id].ts <= ts
+        """Under a stop at ``ts``: the account's latest action at or before it is a stop."""
+        latest = [x for x in timeline.get(a.account_id, []) if x.ts <= ts]
+        return bool(latest) and latest[-1].action in ACCOUNT_STOPS
 
     before_buy = [a for a in buyers if before(a, a.first_fraud_buy_ts)]
     before_any = [a for a in traded if before(a, a.first_fraud_ts)]
-    false = [first[i] for i in sorted(first) if i not in taken and i not in accomplices]
+    honest = [i for i in sorted(timeline) if i not in taken and i not in accomplices]
+    in_session = [next((x for x in timeline[i] if x.ts >= truth.open_ts
+                        and x.action in ACCOUNT_STOPS), None) for i in honest]
+    false = [x for x in in_session if x is not None]
+    warmup = [i for i in honest if any(x.ts < truth.open_ts and x.action in ACCOUNT_STOPS
+                                       for x in timeline[i])]
     negative_of = {i: n.name for n in truth.negatives for i in n.accounts}
     active = len({o["account_id"] for o in orders}) if orders is not None else None
     return {
@@ -287,6 +300,7 @@ def score_accounts(truth: GroundTruth, outcome: Outcome,
         "taken_over_stopped_ever": sum(i in first for i in taken),
         "accomplices_stopped": sum(i in first for i in accomplices),
         "false_account_actions": len(false),
+        "false_account_actions_in_warmup": len(warmup),
         "active_accounts": active,
         "false_account_actions_per_1k_active": (round(1_000 * len(false) / active, 3)
                                                 if active else None),
