@@ -108,13 +108,14 @@ def _account(account_id: str, role: str, cfg: RoleConfig, universe: list[Ticker]
     cash = cfg.cash_value * math.exp(rng.normal(0.0, 0.8))
     account = Account(account_id, role, contexts, mfa=bool(rng.random() < cfg.mfa_share),
                       margin_limit=0.0, cash=round(cash))
-    if universe and cfg.positions:
-        k = min(len(universe), max(1, int(rng.poisson(cfg.positions))))
-        picks = rng.choice(len(universe), size=k, replace=False)
+    listed = [t for t in universe if not t.listed_today]  # nobody holds today's new listings
+    if listed and cfg.positions:
+        k = min(len(listed), max(1, int(rng.poisson(cfg.positions))))
+        picks = rng.choice(len(listed), size=k, replace=False)
         weights = rng.dirichlet(np.ones(k))
         value = cfg.holdings_value * math.exp(rng.normal(0.0, 1.0))
         for i, w in zip(picks, weights):
-            t = universe[int(i)]
+            t = listed[int(i)]
             qty = int(value * w / t.open_price // t.lot) * t.lot
             if qty:
                 account.positions[t.symbol] = qty

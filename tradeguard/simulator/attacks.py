@@ -17,7 +17,17 @@ Credential techniques, as the engine sees them:
   with MFA fall back to phishing, which relays the code).
 - ``aitm``: the victim logs in through a relaying proxy and the attacker
   replays the stolen session cookie: no attacker login at all, just orders on
-  the victim's session from another IP, device and agent.
+  the victim's session from another IP, device and agent. A stealthier proxy
+  (``replay_agent``, ``replay_device``) carries the victim's user agent and
+  device cookie too, so only the IP differs from the login.
+- ``stuffing``: a leaked password that the victim reused, found by trying a
+  list of them on many accounts (``stuffing``): bursts of failed logins from
+  the campaign's few hosting IPs, most on accounts that are never entered;
+  the entered ones log in without MFA (an account with MFA is phished instead).
+
+A campaign may spread its targets: each trading account buys
+``targets_per_account`` of them, a window that rotates by account or by wave,
+so a slow drip over many tickers shows each ticker only a few buyers.
 """
 
 from __future__ import annotations
@@ -31,11 +41,11 @@ from tradeguard.simulator.infra import UA_KINDS, Context, device_id, ip_in, sess
 from tradeguard.simulator.market import Ticker
 from tradeguard.simulator.routine import Customer
 from tradeguard.simulator.scenario import TECHNIQUES, CampaignConfig
-from tradeguard.simulator.truth import (Accomplice, CampaignTruth, FraudOrder, TakenOverAccount,
-                                        TargetedTicker)
+from tradeguard.simulator.truth import (Accomplice, CampaignTruth, FraudOrder, HardNegative,
+                                        TakenOverAccount, TargetedTicker)
 from tradeguard.simulator.world import Login, OrderSpec, World
 
-__all__ = ["CampaignPlan", "choose_victims", "make_accomplice"]
+__all__ = ["CampaignPlan", "Stuffing", "choose_victims", "make_accomplice"]
 
 _ACCOMPLICE_BUYS = 3  # pre-position orders per accomplice and target; as many dump orders
 
@@ -51,6 +61,16 @@ class _Victim:
     access_ts: int
     takeover_ts: int | None = None
     failed_logins: int = 0
+    targets: list[Ticker] | None = None  # the subset it buys; None: all the campaign's targets
+
+
+@dataclass
+class Stuffing:
+    """The never-entered side of a stuffing run: accounts tried and ids that do not exist here."""
+
+    customers: list[Customer]
+    unknown: list[Account]
+    rng: np.random.Generator
 
 
 @dataclass
@@ -62,7 +82,8 @@ class CampaignPlan:
     victims: list[_Victim]
     accomplices: list[Customer]
     rng: np.random.Generator
-    _tag_orders: list = field(default_factory=list)
+    attackers: list[Context] = field(default_factory=list)
+    stuffing: Stuffing | None = None
 
     @classmethod
     def build(cls, cfg: CampaignConfig, name: str, open_ms: int, targets: list[Ticker],
@@ -76,18 +97,29 @@ class CampaignPlan:
         planned = []
         for i, c in enumerate(victims):
             technique = TECHNIQUES[int(rng.choice(len(TECHNIQUES), p=weights / weights.sum()))]
-            if technique == "infostealer" and c.account.mfa:
+            if technique in ("infostealer", "stuffing") and c.account.mfa:
                 technique = "phishing"
             attacker = attackers[i % len(attackers)]
             if technique == "infostealer":  # the stolen browser profile comes with its agent
                 attacker = Context(attacker.device_id, c.account.primary.user_agent, "web",
+                                   attacker.ip, attacker.asn, attacker.country)
+            if technique == "aitm" and (cfg.replay_agent or cfg.replay_device):
+                own = c.account.primary  # the proxy relays the victim's headers and cookies
+                attacker = Context(own.device_id if cfg.replay_device else attacker.device_id,
+                                   own.user_agent if cfg.replay_agent else attacker.user_agent,
+                                   own.channel if cfg.replay_agent else attacker.channel,
                                    attacker.ip, attacker.asn, attacker.country)
             wave = i % cfg.waves
             access = start + int(1000 * (wave * cfg.wave_interval_s
                                          + rng.uniform(0, cfg.wave_spread_s)))
             margin = c.account.margin_limit > 0 and bool(rng.random() < cfg.margin_rate)
             planned.append(_Victim(c, technique, wave, i < trading, margin, attacker, access))
-        return cls(cfg, name, open_ms, targets, planned, accomplices, rng)
+        if cfg.targets_per_account:
+            k = cfg.targets_per_account
+            for j, v in enumerate(v for v in planned if v.trades):
+                first = k * (v.wave if cfg.target_rotation == "wave" else j)
+                v.targets = [targets[(first + m) % len(targets)] for m in range(k)]
+        return cls(cfg, name, open_ms, targets, planned, accomplices, rng, attackers)
 
     @property
     def start_ms(self) -> int:
@@ -104,6 +136,42 @@ class CampaignPlan:
                 world.at(v.access_ts, lambda t, v=v: self._attacker_login(world, v, t))
         for a in self.accomplices:
             self._schedule_accomplice(world, a)
+        if self.stuffing is not None:
+            self._schedule_stuffing(world, self.stuffing)
+
+    def _schedule_stuffing(self, world: World, run: Stuffing) -> None:
+        """Failed logins on every tried account, in bursts, each burst from one attacker IP.
+
+        An account with MFA whose password was right (``mfa_blocked_share``) gets a
+        login_success and then mfa_challenge_failed: the password works, the factor stops it.
+        """
+        cfg, rng = self.cfg.stuffing, run.rng
+        attempts: list[tuple[Account, str]] = []
+        for c in run.customers:
+            lo, hi = cfg.attempts
+            attempts += [(c.account, "login_failure")] * int(rng.integers(lo, hi + 1))
+            if c.account.mfa and rng.random() < cfg.mfa_blocked_share:
+                attempts.append((c.account, "mfa_challenge_failed"))
+        attempts += [(a, "login_failure") for a in run.unknown]
+        order = rng.permutation(len(attempts))
+        window = cfg.window_s * 1000
+        for b, first in enumerate(range(0, len(order), cfg.burst_size)):
+            ctx = self.attackers[b % len(self.attackers)]
+            t = self.start_ms + rng.uniform(0, window)
+            for i in order[first:first + cfg.burst_size]:
+                account, outcome = attempts[int(i)]
+                world.at(int(t), lambda ts, a=account, o=outcome, c=ctx: self._try(world, a, o, c,
+                                                                                  ts))
+                t += 1000 * rng.exponential(cfg.burst_gap_s)
+
+    def _try(self, world: World, account: Account, outcome: str, ctx: Context, ts: int) -> None:
+        if outcome == "login_failure":
+            world.auth(ts, account, "login_failure", ctx, None)
+            return
+        sid = session_id(self.stuffing.rng)
+        world.auth(ts, account, "login_success", ctx, sid)
+        world.auth(ts + int(self.stuffing.rng.integers(3_000, 15_000)), account,
+                   "mfa_challenge_failed", ctx, sid)
 
     def _victim_login(self, world: World, v: _Victim, ts: int) -> None:
         """AiTM: the victim logs in through the proxy; the attacker rides the session later."""
@@ -114,7 +182,8 @@ class CampaignPlan:
     def _attacker_login(self, world: World, v: _Victim, ts: int) -> None:
         a, rng = v.customer.account, self.rng
         if rng.random() < self.cfg.failed_login_rate:
-            v.failed_logins = int(rng.integers(1, 4))
+            lo, hi = self.cfg.failed_logins
+            v.failed_logins = int(rng.integers(lo, hi + 1))
             for _ in range(v.failed_logins):
                 world.auth(ts, a, "login_failure", v.attacker, None)
                 ts += int(rng.integers(3_000, 20_000))
@@ -134,7 +203,8 @@ class CampaignPlan:
     def _liquidate(self, world: World, v: _Victim, login: Login, ts: int) -> None:
         """Sell the largest positions until liquidation_share of the holdings is gone, fast."""
         a, targets = v.customer.account, {t.symbol for t in self.targets}
-        marks = {s: q * world.tickers[s].mark for s, q in a.positions.items() if s not in targets}
+        marks = {s: q * world.tickers[s].mark for s, q in a.positions.items()
+                 if s not in targets and world.is_open(s, ts)}  # what can be sold right now
         goal, sold, t = self.cfg.liquidation_share * sum(marks.values()), 0.0, ts
         for symbol in sorted(marks, key=lambda s: (-marks[s], s)):
             if sold >= goal or goal == 0:
@@ -149,9 +219,9 @@ class CampaignPlan:
 
     def _pump(self, world: World, v: _Victim, login: Login, ts: int) -> None:
         """Spend the cash (and the margin line, if the attacker uses it) on the targets."""
-        n = self.cfg.buys_per_account
+        n, targets = self.cfg.buys_per_account, v.targets or self.targets
         for b in range(n):
-            target = self.targets[b % len(self.targets)].symbol
+            target = targets[b % len(targets)].symbol
             world.at(ts, lambda t, b=b, target=target: world.order(t, OrderSpec(
                 v.customer.account, target, "buy", login, margin=v.margin, context=v.attacker,
                 notional=v.customer.account.buying_power(v.margin) / (n - b),
@@ -235,6 +305,19 @@ class CampaignPlan:
         campaign = CampaignTruth(self.name, self.start_ms, [t.symbol for t in self.targets],
                                  sorted(mine), sorted(helpers))
         return campaign, accounts, fraud, tickers, accomplices
+
+    def stuffing_truth(self, world: World) -> HardNegative:
+        """The accounts the stuffing run tried and never entered, as a hard negative.
+
+        Its kind is ``stuffing_target``; the owners' own session orders are all legitimate.
+        """
+        tried = {c.account.account_id for c in self.stuffing.customers}
+        orders = [r for t, r in world.records if t == "orders" and r["account_id"] in tried
+                  and r["ts"] >= self.open_ms]
+        return HardNegative(f"{self.name}:stuffing", "stuffing_target", self.start_ms,
+                            self.start_ms + int(self.cfg.stuffing.window_s * 1000), sorted(tried),
+                            sorted({r["ticker"] for r in orders}),
+                            [r["order_id"] for r in orders])
 
 
 def choose_victims(pool: list[Customer], k: int, rng: np.random.Generator,

@@ -24,14 +24,15 @@ import numpy as np
 import orjson
 
 from tradeguard.simulator.accounts import build_population
-from tradeguard.simulator.attacks import CampaignPlan, choose_victims, make_accomplice
+from tradeguard.simulator.accounts import Account
+from tradeguard.simulator.attacks import CampaignPlan, Stuffing, choose_victims, make_accomplice
 from tradeguard.simulator.infra import HOME_ASNS, Context
-from tradeguard.simulator.market import TickerState, build_tickers
+from tradeguard.simulator.market import TickerState, build_tickers, reference_records
 from tradeguard.simulator.negatives import NegativePlan, prepare_negative
 from tradeguard.simulator.routine import DAY_MS, Customer, plan_day, plan_market, plan_warmup
 from tradeguard.simulator.scenario import STANDARD_ROLES, RoleConfig, Scenario, ScenarioError
 from tradeguard.simulator.truth import GroundTruth
-from tradeguard.simulator.world import Clock, World
+from tradeguard.simulator.world import Clock, VenueHours, World
 
 __all__ = ["Session", "generate"]
 
@@ -50,6 +51,9 @@ class Session:
     records: list[tuple[str, dict[str, Any]]]
     truth: GroundTruth
     opening_books: dict[str, dict[str, Any]] = field(repr=False)
+    #: One reference record per ticker as of the warm-up's start (``market.reference_data``):
+    #: what a broker's instrument master knows. Not on any topic (yet).
+    reference: list[dict[str, Any]] = field(default_factory=list, repr=False)
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -85,17 +89,29 @@ def generate(scenario: Scenario) -> Session:
     tickers = build_tickers(cfg.market.tiers, _rng(seed, "tickers"))
     states = {t.symbol: TickerState(t, _rng(seed, f"ticker:{t.symbol}"), base_ts=warmup_start)
               for t in tickers}
+    for state in states.values():
+        if state.ticker.listed_today:
+            state.listed_from = clock.open_ms
+    if cfg.market.venue_hours:
+        hours = {name: VenueHours.build(v.timezone, v.hours, warmup_start, clock.close_ms)
+                 for name, v in cfg.market.venues.items()
+                 if any(t.venue == name for t in tickers)}
+        for state in states.values():
+            state.hours = hours[state.ticker.venue]
     world = World(states, clock, _rng(seed, "fills"))
     holders = {name: tier.holders for name, tier in cfg.market.tiers.items()}
     roles = cfg.population.roles
     accounts = build_population(roles, tickers, holders, _rng(seed, "population"))
     customers = [Customer(a, roles[a.role], _rng(seed, f"account:{a.account_id}"),
                           cfg.population.failed_login_rate) for a in accounts]
+    _choose_unseen(customers, cfg.warmup.unseen_accounts_share, _rng(seed, "unseen"))
 
     picker = _rng(seed, "casting")
     free = list(customers)
     campaigns = _cast_campaigns(cfg, clock, tickers, free, picker, seed)
     negatives = _cast_negatives(cfg, clock, tickers, campaigns, free, picker, seed)
+    _cast_stuffing(campaigns, customers, free, seed)
+    _check_open(cfg, clock, campaigns, states)
     opening_books = {c.account.account_id: _book(c.account) for c in customers}
     accomplices = [c for p in campaigns for c in p.accomplices]
     opening_books.update({c.account.account_id: _book(c.account) for c in accomplices})
@@ -115,8 +131,17 @@ def generate(scenario: Scenario) -> Session:
     orders = {r["order_id"]: r for t, r in world.records if t == "orders"}
     records = world.records + _feedback(cfg, truth, orders, _rng(seed, "feedback"))
     records.sort(key=lambda tr: tr[1]["ts"])  # stable: ties keep the walk's order
+    reference = (reference_records(tickers, cfg.session.open.date(), warmup_start,
+                                   _rng(seed, "reference")) if cfg.market.reference_data else [])
     return Session(scenario.name, seed, clock.open_ms, clock.close_ms, records, truth,
-                   opening_books)
+                   opening_books, reference)
+
+
+def _choose_unseen(customers: list[Customer], share: float, rng: np.random.Generator) -> None:
+    """A cold start: round(share * n) customers, drawn at random, have no history."""
+    if share > 0:
+        for k in rng.choice(len(customers), size=round(share * len(customers)), replace=False):
+            customers[int(k)].seen = False
 
 
 def _cast_campaigns(cfg: Scenario, clock: Clock, tickers, free: list[Customer],
@@ -136,10 +161,11 @@ def _cast_campaigns(cfg: Scenario, clock: Clock, tickers, free: list[Customer],
             for k in rng.choice(len(tier), size=t.count, replace=False):
                 targets.append(tier[int(k)])
                 taken_targets.add(tier[int(k)].symbol)
-        pool = [x for x in free if x.account.role in c.victim_roles]
+        pool = [x for x in free if x.account.role in c.victim_roles and _fits(c, x)]
         if len(pool) < c.accesses:
             raise ScenarioError(f"campaigns[{i}].accesses: {c.accesses} victims wanted, only "
-                                f"{len(pool)} free accounts in roles {c.victim_roles}")
+                                f"{len(pool)} free accounts in roles {c.victim_roles}"
+                                f"{_filters(c)}")
         victims = choose_victims(pool, c.accesses, rng, marks)
         for v in victims:
             free.remove(v)
@@ -153,6 +179,57 @@ def _cast_campaigns(cfg: Scenario, clock: Clock, tickers, free: list[Customer],
         plans.append(CampaignPlan.build(c, name, clock.open_ms, targets, victims, helpers,
                                         _rng(seed, f"campaign:{name}")))
     return plans
+
+
+def _fits(c, customer: Customer) -> bool:
+    """Whether a customer can be this campaign's victim (cold start, margin, stuffing)."""
+    a = customer.account
+    return ((not c.victims_unseen or not customer.seen)
+            and (not c.victims_margin or a.margin_limit > 0)
+            and (not _only_stuffing(c) or not a.mfa))  # a reused password opens no MFA account
+
+
+def _only_stuffing(c) -> bool:
+    return {t for t, w in c.techniques.items() if w > 0} == {"stuffing"}
+
+
+def _filters(c) -> str:
+    said = [("victims_unseen", c.victims_unseen), ("victims_margin", c.victims_margin),
+            ("without MFA (stuffing)", _only_stuffing(c))]
+    return "".join(f", {name}" for name, on in said if on)
+
+
+def _cast_stuffing(campaigns: list[CampaignPlan], customers: list[Customer],
+                   free: list[Customer], seed: int) -> None:
+    """Accounts a stuffing run tries and never enters, drawn last, each run from its own stream."""
+    used = {c.account.account_id for c in customers}
+    used |= {c.account.account_id for p in campaigns for c in p.accomplices}
+    for i, p in enumerate(campaigns):
+        cfg = p.cfg.stuffing
+        if not (cfg.accounts or cfg.unknown_ids):
+            continue
+        rng = _rng(seed, f"stuffing:{p.name}")
+        if len(free) < cfg.accounts:
+            raise ScenarioError(f"campaigns[{i}].stuffing.accounts: {cfg.accounts} accounts "
+                                f"wanted, only {len(free)} free after victims and negatives")
+        tried = [free[int(k)] for k in rng.choice(len(free), size=cfg.accounts, replace=False)]
+        for c in tried:
+            free.remove(c)
+        unknown = [Account(_fresh_id(rng, used), "nonexistent", [], mfa=False, margin_limit=0.0,
+                           cash=0.0) for _ in range(cfg.unknown_ids)]
+        p.stuffing = Stuffing(tried, unknown, rng)
+
+
+def _check_open(cfg: Scenario, clock: Clock, campaigns: list[CampaignPlan],
+                states: dict[str, TickerState]) -> None:
+    """With venue hours, a campaign's targets must trade at some point of the session."""
+    for i, p in enumerate(campaigns):
+        for t in p.targets:
+            hours = states[t.symbol].hours
+            first = None if hours is None else hours.advance(clock.open_ms, 0.0)
+            if hours is not None and (first is None or first >= clock.close_ms):
+                raise ScenarioError(f"campaigns[{i}].targets: {t.symbol} ({t.venue}) does not "
+                                    "trade during the session (market.venues hours)")
 
 
 def _fresh_id(rng: np.random.Generator, used: set[str]) -> str:
@@ -171,10 +248,16 @@ def _cast_negatives(cfg: Scenario, clock: Clock, tickers, campaigns: list[Campai
     for i, n in enumerate(cfg.negatives):
         name = n.name or f"{n.kind}-{i + 1}"
         prefer = {"bot_day_trader": ("day_traders",), "news_rush": ("active_traders",
-                                                                   "day_traders")}
+                                                                   "day_traders"),
+                  "travelling_day_trader": ("day_traders",)}
         pool = [c for c in free if c.account.role in prefer.get(n.kind, ())] or free
-        if n.kind == "rebalance":
+        if n.kind in ("rebalance", "all_in"):
             pool = [c for c in free if c.account.positions] or free
+        if n.kind == "carrier_nat":  # customers whose phone is on this carrier, else any phone
+            pool = ([c for c in free if any(x.channel == "app" and x.asn == n.asn
+                                            for x in c.account.contexts)]
+                    or [c for c in free if any(x.channel == "app" for x in c.account.contexts)]
+                    or free)
         if len(pool) < n.accounts:
             pool = free
         picks = [pool[int(k)] for k in rng.choice(len(pool), size=n.accounts, replace=False)]
@@ -187,8 +270,11 @@ def _cast_negatives(cfg: Scenario, clock: Clock, tickers, campaigns: list[Campai
                 raise ScenarioError(f"negatives[{i}].tier: every {n.tier!r} ticker is a campaign "
                                     "target; the news needs an untargeted one")
             chosen = [tier[int(rng.integers(len(tier)))]]
-        elif n.kind == "bot_day_trader":
+        elif n.kind in ("bot_day_trader", "travelling_day_trader", "all_in"):
             chosen = [t for t in tickers if t.tier == n.tier and t.symbol not in targeted]
+            if not chosen:
+                raise ScenarioError(f"negatives[{i}].tier: every {n.tier!r} ticker is a "
+                                    "campaign target")
         elif n.kind == "rebalance":
             chosen = [t for t in tickers if t.tier in ("index", "large")]
         else:
@@ -208,6 +294,8 @@ def _truth(cfg: Scenario, clock: Clock, warmup_start: int, world: World,
         truth.fraud_orders.extend(fraud)
         truth.tickers.extend(tickers)
         truth.accomplices.extend(accomplices)
+        if p.stuffing is not None:
+            truth.negatives.append(p.stuffing_truth(world))
     truth.negatives.extend(n.truth(world) for n in negatives)
     truth.fraud_orders.sort(key=lambda o: (o.ts, o.order_id))
     return truth

@@ -16,13 +16,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from tradeguard.simulator.scenario import TierConfig
 
+if TYPE_CHECKING:
+    from tradeguard.simulator.world import VenueHours
+
 __all__ = ["TRADING_DAY_S", "Ticker", "TickerState", "build_tickers", "intraday_profile",
-           "round_to_tick"]
+           "reference_records", "round_to_tick"]
 
 #: Trading seconds in a TSE day (9:00-11:30, 12:30-15:30), as the engine's TickerParams assumes.
 TRADING_DAY_S = 19_800.0
@@ -43,6 +48,7 @@ class Ticker:
     impact: float
     impact_half_life_s: float
     price_limit: float  # daily band around the previous close (TSE style), 0: none
+    listed_today: bool = False  # a new listing: no history before the session, nobody holds it
 
     @property
     def adv_shares(self) -> float:
@@ -61,6 +67,8 @@ class TickerState:
     impact_ts: int = 0
     volume_x: float = 1.0  # market-wide volume multiplier (news)
     volume_x_until: int = 0
+    hours: "VenueHours | None" = None  # its venue's own hours; None: it trades all session
+    listed_from: int = 0  # event time it starts trading (a new listing: the session's open)
     mark: float = field(init=False)  # the last price computed: what a position is valued at
     reference: float = field(init=False)  # previous close: the centre of the daily price band
 
@@ -68,6 +76,9 @@ class TickerState:
         self.log_base = math.log(self.ticker.open_price)
         self.mark = self.reference = self.ticker.open_price
         self.impact_ts = self.base_ts
+
+    def is_open(self, ts: int) -> bool:
+        return ts >= self.listed_from and (self.hours is None or self.hours.is_open(ts))
 
     def price(self, ts: int) -> float:
         """Mark price at ``ts``: the base walk advanced to ts, impact decayed to ts."""
@@ -143,14 +154,36 @@ def build_tickers(tiers: dict[str, TierConfig], rng: np.random.Generator) -> lis
     out = []
     for name in sorted(tiers):
         cfg = tiers[name]
-        for _ in range(cfg.count):
+        for k in range(cfg.count):
             symbol = _symbol(cfg, rng, used)
             lo, hi = cfg.price_range
             price = round_to_tick(float(math.exp(rng.uniform(math.log(lo), math.log(hi)))))
             adv = float(cfg.adv_value * math.exp(rng.normal(0.0, 0.5)))
             out.append(Ticker(symbol, name, cfg.market, cfg.venue, cfg.lot, price, adv,
                               cfg.daily_vol, cfg.print_interval_s, cfg.impact,
-                              cfg.impact_half_life_s, cfg.price_limit))
+                              cfg.impact_half_life_s, cfg.price_limit,
+                              listed_today=k < cfg.new_listings))
+    return out
+
+
+def reference_records(tickers: list[Ticker], session_date: date, ts: int,
+                      rng: np.random.Generator) -> list[dict]:
+    """What a broker's instrument master says about each ticker, as of event time ``ts``.
+
+    Shares outstanding follow from the normal daily value at a daily turnover of
+    about 0.5% of the company (lognormal, sigma 0.6). A ticker listed today has a
+    listing date of the session's day and no normal daily value yet (null).
+    """
+    out = []
+    for t in tickers:
+        turnover = 0.005 * math.exp(rng.normal(0.0, 0.6))
+        shares = max(1_000, round(t.adv_value / turnover / t.open_price, -3))
+        listed = session_date - timedelta(days=int(rng.integers(365, 40 * 365)))
+        out.append({
+            "ticker": t.symbol, "market": t.market, "venue": t.venue, "currency": "JPY",
+            "lot": t.lot, "listing_date": (session_date if t.listed_today else listed).isoformat(),
+            "shares_outstanding": int(shares), "reference_price": t.open_price,
+            "normal_daily_value": None if t.listed_today else round(t.adv_value, 2), "ts": ts})
     return out
 
 

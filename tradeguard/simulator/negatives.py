@@ -9,21 +9,28 @@
   broad index or large caps with part of the cash.
 - ``bot_day_trader``: a day trader whose program trades through the API from a
   cloud server at machine pace; it has done so for months (the warm-up knows it).
+- ``travelling_day_trader``: several at once: a day trader abroad (own device on
+  a foreign network, sometimes a new phone too) who sells a whole small position,
+  buys a thin ticker with it, and day-trades as usual.
+- ``carrier_nat``: customers on one mobile carrier whose logins share a few
+  carrier-grade NAT addresses (same ASN, Japan); they trade as usual.
+- ``all_in``: customers who sell every position, then put most of the cash into
+  one small cap.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from tradeguard.simulator.infra import TRAVEL_ASNS, Context
+from tradeguard.simulator.infra import TRAVEL_ASNS, Context, ip_in
 from tradeguard.simulator.market import Ticker
 from tradeguard.simulator.routine import Customer
 from tradeguard.simulator.scenario import NegativeConfig
 from tradeguard.simulator.truth import HardNegative
-from tradeguard.simulator.world import OrderSpec, World
+from tradeguard.simulator.world import Login, OrderSpec, World
 
 __all__ = ["NegativePlan", "prepare_negative"]
 
@@ -105,21 +112,84 @@ class NegativePlan:
         world.at(t + int(c.rng.integers(90_000, 240_000)),
                  lambda t: c.habitual_order(world, t, login, close_ms, self.tag))
 
-    def _rebalance(self, world: World, close_ms: int) -> None:
+    def _at_starts(self, world: World, act) -> None:
+        """``act(world, customer, ts)`` at each customer's start in the window."""
         for c, ts in zip(self.customers, self._times()):
-            world.at(ts, lambda t, c=c: self._sell_all(world, c, t))
+            world.at(ts, lambda t, c=c: act(world, c, t))
+
+    def _rebalance(self, world: World, close_ms: int) -> None:
+        self._at_starts(world, self._sell_all)
 
     def _sell_all(self, world: World, c: Customer, ts: int) -> None:
         login, t = c.login(world, ts)
-        for symbol in sorted(c.account.positions):
-            t += int(c.rng.integers(10_000, 60_000))
-            world.at(t, lambda t, s=symbol: world.order(t, OrderSpec(
-                c.account, s, "sell", login, share=1.0, tag=self.tag)))
+        t = self._sell_everything(world, c, login, t)
         if self.tickers and c.rng.random() < 0.7:  # part of the cash into a broad index
             index = self.tickers[int(c.rng.integers(len(self.tickers)))].symbol
             world.at(t + int(c.rng.integers(60_000, 300_000)), lambda t: world.order(t, OrderSpec(
                 c.account, index, "buy", login, tag=self.tag,
                 notional=0.5 * c.account.buying_power(False))))
+
+    def _sell_everything(self, world: World, c: Customer, login: Login, t: int) -> int:
+        """Whole-position sells of every holding, 10-60 s apart; when the last one goes."""
+        for symbol in sorted(c.account.positions):
+            t += int(c.rng.integers(10_000, 60_000))
+            world.at(t, lambda t, s=symbol: world.order(t, OrderSpec(
+                c.account, s, "sell", login, share=1.0, tag=self.tag)))
+        return t
+
+    def _all_in(self, world: World, close_ms: int) -> None:
+        self._at_starts(world, self._go_all_in)
+
+    def _go_all_in(self, world: World, c: Customer, ts: int) -> None:
+        """Sell everything, then spend spend_share of the cash on one small cap."""
+        login, t = c.login(world, ts)
+        t = self._sell_everything(world, c, login, t)
+        pick = self.tickers[int(c.rng.integers(len(self.tickers)))].symbol
+        world.at(t + int(c.rng.integers(30_000, 180_000)), lambda t: world.order(t, OrderSpec(
+            c.account, pick, "buy", login, tag=self.tag,
+            notional=self.cfg.spend_share * c.account.buying_power(False))))
+
+    def _travelling_day_trader(self, world: World, close_ms: int) -> None:
+        for c, ts in zip(self.customers, self._times()):
+            country = self.cfg.countries[int(c.rng.integers(len(self.cfg.countries)))]
+            asn = TRAVEL_ASNS.get(country, 7922)
+            abroad = c.account.primary.on_network(c.rng, asn, country)
+            if c.rng.random() < self.cfg.new_device_share:  # a phone bought for the trip
+                abroad = Context.draw(c.rng, ("app_ios", "app_android")[int(c.rng.integers(2))],
+                                      asn=asn, country=country)
+            world.at(ts, lambda t, c=c, abroad=abroad: self._day_trade_abroad(
+                world, c, abroad, t, close_ms))
+
+    def _day_trade_abroad(self, world: World, c: Customer, abroad: Context, ts: int,
+                          close_ms: int) -> None:
+        """Sell the smallest whole position, buy a thin ticker with it, then trade as usual."""
+        login, t = c.login(world, ts, abroad)
+        a = c.account
+        if a.positions:
+            value = {s: q * world.tickers[s].mark for s, q in a.positions.items()}
+            small = min(sorted(value), key=value.get)
+            t += int(c.rng.integers(10_000, 60_000))
+            world.at(t, lambda t: world.order(t, OrderSpec(a, small, "sell", login, share=1.0,
+                                                           tag=self.tag)))
+        pick = self.tickers[int(c.rng.integers(len(self.tickers)))].symbol
+        world.at(t + int(c.rng.integers(5_000, 40_000)), lambda t: world.order(t, OrderSpec(
+            a, pick, "buy", login, tag=self.tag, margin=a.margin_limit > 0,
+            notional=self.cfg.order_value * math.exp(c.rng.normal(0, 0.3)))))
+        end = min(self.end_ms, close_ms)
+        for k in range(int(c.rng.poisson(c.habits.orders_per_login))):
+            at = int(c.rng.integers(t + 60_000, max(end, t + 60_001)))
+            if at < close_ms:
+                world.at(at, lambda t: c.habitual_order(world, t, login, close_ms, self.tag))
+
+    def _carrier_nat(self, world: World, close_ms: int) -> None:
+        nat = [ip_in(self.cfg.asn, self.rng) for _ in range(self.cfg.shared_ips)]
+        for c, ts in zip(self.customers, self._times()):
+            phone = next((x for x in c.account.contexts if x.channel == "app"), c.account.primary)
+            shared = replace(phone, ip=nat[int(self.rng.integers(len(nat)))], asn=self.cfg.asn,
+                             country="JP")
+            world.at(ts, lambda t, c=c, shared=shared: c.visit(
+                world, t, close_ms, orders=int(c.rng.integers(1, 4)), context=shared,
+                tag=self.tag))
 
     def _bot_day_trader(self, world: World, close_ms: int) -> None:
         for c in self.customers:

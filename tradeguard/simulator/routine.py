@@ -4,7 +4,9 @@
 logs in from one of its usual contexts (now and then after a typo), places
 orders that fit its book, and logs out. The warm-up replays a few earlier
 days so the engine has seen every account's devices, networks and orders, and
-every ticker's normal volume, before the session starts.
+every ticker's normal volume, before the session starts; except, for a cold
+start, the accounts it has never seen (``seen=False``) and the tickers listed
+today.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ class Customer:
     habits: RoleConfig
     rng: np.random.Generator
     failed_login_rate: float
+    seen: bool = True  # False: no history before the session (the engine has never seen it)
 
     def login(self, world: World, ts: int, context: Context | None = None) -> tuple[Login, int]:
         """Log in (after a mistyped password now and then); the session and when it is open."""
@@ -70,10 +73,10 @@ class Customer:
                        tag: tuple | None = None) -> dict | None:
         """Buy something usual or sell part of a position, as the book allows right now."""
         a, rng = self.account, self.rng
-        held = sorted(a.positions)
+        held = [s for s in sorted(a.positions) if world.is_open(s, ts)]
         buy = not held or rng.random() < self.habits.buy_share
         order_type = "limit" if rng.random() < 0.8 else "market"
-        candidates = a.watchlist + held
+        candidates = [s for s in a.watchlist if world.is_open(s, ts)] + held
         specs = {
             "buy": candidates and OrderSpec(
                 a, _pick(rng, candidates), "buy", login, tag=tag, order_type=order_type,
@@ -108,6 +111,8 @@ def plan_warmup(world: World, customers: list[Customer], open_ms: int, days: int
     count against real habits.
     """
     for c in customers:
+        if not c.seen:
+            continue
         for k, ctx in enumerate(c.account.contexts):
             day = int(c.rng.integers(1, days + 1))
             ts = open_ms - day * DAY_MS + int(c.rng.integers(0, SESSION_DAY_MS))
@@ -126,11 +131,23 @@ def plan_day(world: World, customers: list[Customer], clock, activity_scale: flo
 
 def plan_market(world: World, states: list[TickerState], clock, days: int,
                 rng: np.random.Generator) -> None:
-    """The tape: one day-summary print per ticker per warm-up day, then background prints."""
+    """The tape: one day-summary print per ticker per warm-up day, then background prints.
+
+    A ticker on a venue with its own hours prints its summaries at that venue's
+    last closes before the open and trades only while the venue is open; a
+    ticker listed today has no summaries.
+    """
     for d in range(days, 0, -1):
         ts = clock.open_ms - d * DAY_MS + SESSION_DAY_MS
         for s in states:
             qty = max(s.ticker.lot, int(s.ticker.adv_shares * math.exp(rng.normal(-0.02, 0.2))))
+            if s.ticker.listed_today:
+                continue
+            if s.hours is not None:
+                closes = s.hours.closes_before(clock.open_ms, days)
+                if len(closes) < d:
+                    continue
+                ts = closes[-d]
             world.at(ts, lambda t, s=s, q=qty: _close(world, s, t, q))
     for s in states:
         _next_print(world, s, clock, clock.open_ms)
@@ -142,6 +159,12 @@ def _close(world: World, s: TickerState, ts: int, qty: int) -> None:
 
 
 def _next_print(world: World, s: TickerState, clock, after_ms: int) -> None:
+    if s.hours is not None:  # the venue's own clock, within the session
+        ts = s.hours.advance(after_ms, s.next_print_gap_s(s.hours.day_fraction(after_ms),
+                                                          after_ms))
+        if ts is not None and ts < clock.close_ms:
+            world.at(ts, lambda t: _print(world, s, clock, t))
+        return
     offset = clock.trading_offset_s(after_ms) + s.next_print_gap_s(clock.day_fraction(after_ms),
                                                                    after_ms)
     if offset < clock.trading_s:

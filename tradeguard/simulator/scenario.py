@@ -22,18 +22,24 @@ from dataclasses import MISSING, dataclass, field, fields
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 __all__ = [
     "CampaignConfig", "FeedbackConfig", "InfraConfig", "MarketConfig", "NEGATIVE_KINDS",
     "NegativeConfig", "PopulationConfig", "ROLES", "ResponsesConfig", "RoleConfig",
-    "STANDARD_ROLES", "STANDARD_TIERS", "Scenario", "ScenarioError", "SessionConfig",
-    "TECHNIQUES", "TargetConfig", "TierConfig", "WarmupConfig", "load_scenario", "parse_scenario",
+    "STANDARD_ROLES", "STANDARD_TIERS", "STANDARD_VENUES", "Scenario", "ScenarioError",
+    "SessionConfig", "StuffingConfig", "TECHNIQUES", "TIER_NEGATIVES", "TargetConfig",
+    "TierConfig", "VenueConfig", "WarmupConfig", "interval_minutes", "load_scenario",
+    "parse_scenario",
 ]
 
 JST = timezone(timedelta(hours=9))
 ROLES = ("index_holders", "active_traders", "day_traders")
-TECHNIQUES = ("phishing", "aitm", "infostealer")
-NEGATIVE_KINDS = ("news_rush", "new_device", "travel", "rebalance", "bot_day_trader")
+TECHNIQUES = ("phishing", "aitm", "infostealer", "stuffing")
+NEGATIVE_KINDS = ("news_rush", "new_device", "travel", "rebalance", "bot_day_trader",
+                  "travelling_day_trader", "carrier_nat", "all_in")
+#: Negative kinds that trade tickers of one tier (``negatives[].tier``).
+TIER_NEGATIVES = ("news_rush", "bot_day_trader", "travelling_day_trader", "all_in")
 
 
 class ScenarioError(ValueError):
@@ -72,6 +78,7 @@ class WarmupConfig:
     """History replayed before the session so the engine knows accounts and tickers."""
 
     days: int = _key(3, int, lo=1, hi=30)
+    unseen_accounts_share: float = _key(0.0, float, lo=0, hi=1)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -91,6 +98,7 @@ class TierConfig:
     impact_half_life_s: float = _key(kind=float, lo=1)
     price_limit: float = _key(kind=float, lo=0, hi=10)
     holders: list = _key(kind=(list, str), choices=ROLES)
+    new_listings: int = _key(0, int, lo=0)
 
 
 STANDARD_TIERS: dict[str, dict[str, Any]] = {
@@ -119,8 +127,28 @@ STANDARD_TIERS: dict[str, dict[str, Any]] = {
 
 
 @dataclass(frozen=True, kw_only=True)
+class VenueConfig:
+    """A venue's trading hours, in its own time zone (used with ``market.venue_hours``)."""
+
+    timezone: str = _key(kind=str)
+    hours: list = _key(kind=(list, str))
+
+
+STANDARD_VENUES: dict[str, dict[str, Any]] = {
+    "TSE": dict(timezone="Asia/Tokyo", hours=["09:00-11:30", "12:30-15:30"]),
+    "HKEX": dict(timezone="Asia/Hong_Kong", hours=["09:30-12:00", "13:00-16:00"]),
+    "SSE": dict(timezone="Asia/Shanghai", hours=["09:30-11:30", "13:00-15:00"]),
+    "NASDAQ": dict(timezone="America/New_York", hours=["09:30-16:00"]),
+    "NYSE": dict(timezone="America/New_York", hours=["09:30-16:00"]),
+}
+
+
+@dataclass(frozen=True, kw_only=True)
 class MarketConfig:
     tiers: dict = _key({}, (dict, TierConfig))
+    venue_hours: bool = _key(False, bool)
+    venues: dict = _key({}, (dict, VenueConfig))
+    reference_data: bool = _key(True, bool)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -182,6 +210,19 @@ class InfraConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class StuffingConfig:
+    """Credential stuffing around a campaign: leaked passwords tried on many accounts."""
+
+    accounts: int = _key(0, int, lo=0)
+    unknown_ids: int = _key(0, int, lo=0)
+    attempts: list = _key([1, 2], (list, int), lo=1, hi=20)
+    window_s: float = _key(1800.0, float, lo=1)
+    burst_size: int = _key(20, int, lo=1)
+    burst_gap_s: float = _key(1.0, float, lo=0.01)
+    mfa_blocked_share: float = _key(0.0, float, lo=0, hi=1)
+
+
+@dataclass(frozen=True, kw_only=True)
 class CampaignConfig:
     """One pump: takeovers, liquidation, buys of the targets, accomplices who dump."""
 
@@ -192,8 +233,13 @@ class CampaignConfig:
     techniques: dict = _key({"phishing": 0.5, "aitm": 0.3, "infostealer": 0.2},
                             (dict, float), lo=0, choices=TECHNIQUES)
     failed_login_rate: float = _key(0.5, float, lo=0, hi=1)
+    failed_logins: list = _key([1, 3], (list, int), lo=1, hi=20)
     victim_roles: list = _key(["index_holders", "active_traders"], (list, str), choices=ROLES)
+    victims_unseen: bool = _key(False, bool)
+    victims_margin: bool = _key(False, bool)
     targets: list = _key([{"tier": "penny", "count": 1}], (list, TargetConfig))
+    targets_per_account: int = _key(0, int, lo=0)
+    target_rotation: str = _key("account", str, choices=("account", "wave"))
     waves: int = _key(1, int, lo=1)
     wave_interval_s: float = _key(600.0, float, lo=0)
     wave_spread_s: float = _key(120.0, float, lo=0)
@@ -203,6 +249,9 @@ class CampaignConfig:
     margin_rate: float = _key(0.4, float, lo=0, hi=1)
     limit_premium: float = _key(0.03, float, lo=0, hi=1)
     infra: InfraConfig = _key(kind=InfraConfig)
+    replay_agent: bool = _key(False, bool)
+    replay_device: bool = _key(False, bool)
+    stuffing: StuffingConfig = _key(kind=StuffingConfig)
     accomplices: int = _key(2, int, lo=0)
     accomplice_broker: str = _key("this", str, choices=("this", "other"))
     accomplice_value: float = _key(5e6, float, lo=1)
@@ -225,6 +274,10 @@ class NegativeConfig:
     market_volume_x: float = _key(5.0, float, lo=1)
     countries: list = _key(["US", "TH", "KR", "TW", "FR"], (list, str))
     orders_per_min: float = _key(6.0, float, lo=0.1)
+    shared_ips: int = _key(3, int, lo=1)
+    asn: int = _key(9605, int, lo=1)
+    spend_share: float = _key(0.9, float, lo=0, hi=1)
+    new_device_share: float = _key(0.0, float, lo=0, hi=1)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -304,6 +357,8 @@ def parse_scenario(doc: dict[str, Any]) -> Scenario:
     if isinstance(market, dict):
         market["tiers"] = _with_standard(market.get("tiers", {}), STANDARD_TIERS, "market.tiers",
                                          closed=False)
+        market["venues"] = _with_standard(market.get("venues", {}), STANDARD_VENUES,
+                                          "market.venues", closed=False)
     population = doc.setdefault("population", {})
     if isinstance(population, dict):
         known = [f.name for f in fields(PopulationConfig) if f.name != "roles"] + list(ROLES)
@@ -412,6 +467,14 @@ def _check_references(s: Scenario) -> None:
         p = tier.price_range
         if len(p) != 2 or not 0 < p[0] <= p[1]:
             raise ScenarioError(f"{where}.price_range: expected [low, high] > 0, got {p}")
+        if tier.new_listings > tier.count:
+            raise ScenarioError(f"{where}.new_listings: {tier.new_listings} is more than count "
+                                f"({tier.count})")
+        if s.market.venue_hours and tier.venue not in s.market.venues:
+            raise ScenarioError(f"{where}.venue: no hours for venue {tier.venue!r}; add "
+                                f"[market.venues.{tier.venue}] (known: {sorted(s.market.venues)})")
+    for name, venue in s.market.venues.items() if s.market.venue_hours else ():
+        _check_venue(venue, f"market.venues.{name}")
     if not any(t.count for t in tiers.values()):
         raise ScenarioError("market.tiers: every tier has count 0; the market needs tickers")
     if s.session.lunch_start_s + s.session.lunch_s > duration:
@@ -431,6 +494,11 @@ def _check_references(s: Scenario) -> None:
             wanted[t.tier] = wanted.get(t.tier, 0) + t.count
         if not c.infra.asns or not c.infra.countries:
             raise ScenarioError(f"{where}.infra: asns and countries must not be empty")
+        _check_subsets(c, where)
+        for key in ("failed_logins", "stuffing.attempts"):
+            lo_hi = c.failed_logins if key == "failed_logins" else c.stuffing.attempts
+            if len(lo_hi) != 2 or lo_hi[0] > lo_hi[1]:
+                raise ScenarioError(f"{where}.{key}: expected [low, high], got {lo_hi}")
     for tier, n in wanted.items():
         if n > tiers[tier].count:
             raise ScenarioError(f"campaigns: {n} targets wanted in tier {tier!r} but "
@@ -439,15 +507,75 @@ def _check_references(s: Scenario) -> None:
         where = f"negatives[{i}]"
         if n.start_s >= duration:
             raise ScenarioError(f"{where}.start_s: {n.start_s:g} is not inside the session")
-        if n.kind in ("news_rush", "bot_day_trader") and not tiers.get(n.tier, None):
+        if n.kind in TIER_NEGATIVES and not tiers.get(n.tier, None):
             raise ScenarioError(f"{where}.tier: unknown tier {n.tier!r}; known: {sorted(tiers)}")
-        if n.kind in ("news_rush", "bot_day_trader") and tiers[n.tier].count == 0:
+        if n.kind in TIER_NEGATIVES and tiers[n.tier].count == 0:
             raise ScenarioError(f"{where}.tier: tier {n.tier!r} has no tickers")
     accounts = sum(r.count for r in s.population.roles.values())
-    needed = sum(c.accesses for c in s.campaigns) + sum(n.accounts for n in s.negatives)
+    needed = (sum(c.accesses + c.stuffing.accounts for c in s.campaigns)
+              + sum(n.accounts for n in s.negatives))
     if needed > accounts:
         raise ScenarioError(f"population: {accounts} accounts cannot supply {needed} victims "
                             "and hard-negative accounts")
+
+
+def _check_subsets(c: CampaignConfig, where: str) -> None:
+    """Every target is bought: the buying accounts (or waves) times their subset cover them."""
+    k, n = c.targets_per_account, sum(t.count for t in c.targets)
+    if not k:
+        return
+    if k > n:
+        raise ScenarioError(f"{where}.targets_per_account: {k} is more than the campaign's "
+                            f"{n} targets")
+    if c.buys_per_account < k:
+        raise ScenarioError(f"{where}.buys_per_account: {c.buys_per_account} buys cannot reach "
+                            f"targets_per_account = {k} targets")
+    trading = round(c.accesses * c.trade_rate)
+    buyers = min(c.waves, trading) if c.target_rotation == "wave" else trading
+    if buyers * k < n:
+        raise ScenarioError(f"{where}.targets_per_account: {buyers} buying "
+                            f"{'waves' if c.target_rotation == 'wave' else 'accounts'} x {k} "
+                            f"cannot cover the campaign's {n} targets")
+
+
+def _check_venue(venue: VenueConfig, where: str) -> None:
+    """An IANA time zone and "HH:MM-HH:MM" intervals, in order, within one local day."""
+    try:
+        ZoneInfo(venue.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ScenarioError(f"{where}.timezone: unknown time zone {venue.timezone!r}") from None
+    if not venue.hours:
+        raise ScenarioError(f"{where}.hours: a venue needs at least one interval")
+    last = -1
+    for i, text in enumerate(venue.hours):
+        try:
+            lo, hi = interval_minutes(text)
+        except ValueError:
+            raise ScenarioError(f"{where}.hours[{i}]: expected \"HH:MM-HH:MM\", got "
+                                f"{text!r}") from None
+        if not last < lo < hi:
+            raise ScenarioError(f"{where}.hours[{i}]: {text!r} must start after the previous "
+                                "interval and end after it starts, within the local day")
+        last = hi
+
+
+def interval_minutes(text: str) -> tuple[int, int]:
+    """Minutes after local midnight of an "HH:MM-HH:MM" interval (24:00 allowed).
+
+    >>> interval_minutes("09:30-16:00")
+    (570, 960)
+    """
+    ends = text.split("-")
+    if len(ends) != 2:
+        raise ValueError(text)
+    out = []
+    for end in ends:
+        hh, mm = end.strip().split(":")
+        h, m = int(hh), int(mm)
+        if not (0 <= h <= 24 and 0 <= m < 60 and h * 60 + m <= 1440 and len(mm) == 2):
+            raise ValueError(text)
+        out.append(h * 60 + m)
+    return out[0], out[1]
 
 
 def _join(where: str, key: str) -> str:

@@ -9,18 +9,22 @@ mark, and print on ``market.trades`` a few hundred milliseconds later.
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import math
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, Callable
+from zoneinfo import ZoneInfo
 
 import numpy as np
 
 from tradeguard.simulator.accounts import Account
 from tradeguard.simulator.infra import Context
 from tradeguard.simulator.market import TRADING_DAY_S, TickerState, round_to_tick
+from tradeguard.simulator.scenario import interval_minutes
 
-__all__ = ["Clock", "Login", "OrderSpec", "World"]
+__all__ = ["Clock", "Login", "OrderSpec", "VenueHours", "World"]
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,85 @@ class Clock:
 
     def day_fraction(self, ts: int) -> float:
         return self.trading_offset_s(ts) / TRADING_DAY_S
+
+
+@dataclass(frozen=True)
+class VenueHours:
+    """A venue's own trading hours as event-time intervals, and a trading clock over them.
+
+    Each interval is ``(open_ms, close_ms, before_s, day_s)``: the seconds of its
+    local day traded before it, and that day's trading seconds, so a point in time
+    knows its fraction of the venue's day (for the intraday U shape). Every
+    calendar day trades (the simulator has no weekends or holidays).
+
+    >>> ny = datetime(2025, 4, 16, 22, 0, tzinfo=ZoneInfo("Asia/Tokyo"))
+    >>> lo = int(ny.timestamp() * 1000)
+    >>> h = VenueHours.build("America/New_York", ["09:30-16:00"], lo, lo + 86_400_000)
+    >>> [datetime.fromtimestamp(o / 1000, ZoneInfo("Asia/Tokyo")).strftime("%H:%M")
+    ...  for o, *_ in h.intervals][:2]  # daylight saving time: 22:30-05:00 in Tokyo
+    ['22:30', '22:30']
+    >>> h.is_open(lo), h.is_open(lo + 3_600_000), h.advance(lo, 60.0) - lo
+    (False, True, 1860000)
+    """
+
+    intervals: tuple[tuple[int, int, float, float], ...]
+
+    @classmethod
+    def build(cls, timezone: str, hours: list[str], lo_ms: int, hi_ms: int) -> "VenueHours":
+        """The venue's intervals on every local day that overlaps [lo_ms, hi_ms]."""
+        tz = ZoneInfo(timezone)
+        spans = [interval_minutes(h) for h in hours]
+        day_s = 60.0 * sum(b - a for a, b in spans)
+        first = datetime.fromtimestamp(lo_ms / 1000, tz).date() - timedelta(days=1)
+        last = datetime.fromtimestamp(hi_ms / 1000, tz).date() + timedelta(days=1)
+        out, day = [], first
+        while day <= last:
+            midnight = datetime(day.year, day.month, day.day, tzinfo=tz)
+            before = 0.0
+            for a, b in spans:
+                start, end = (midnight + timedelta(minutes=m) for m in (a, b))
+                out.append((_ms(start), _ms(end), before, day_s))
+                before += 60.0 * (b - a)
+            day += timedelta(days=1)
+        return cls(tuple(out))
+
+    def _index(self, ts: int) -> int:
+        """The interval open at ts, or else the next one to open (len(intervals) if none)."""
+        i = bisect.bisect_right(self.intervals, (ts, float("inf"))) - 1
+        return i if i >= 0 and ts < self.intervals[i][1] else i + 1
+
+    def is_open(self, ts: int) -> bool:
+        i = self._index(ts)
+        return i < len(self.intervals) and self.intervals[i][0] <= ts
+
+    def advance(self, ts: int, seconds: float) -> int | None:
+        """The event time ``seconds`` of trading after ts, skipping closed hours."""
+        left, i = seconds * 1000.0, self._index(ts)
+        while i < len(self.intervals):
+            start, end = max(self.intervals[i][0], ts), self.intervals[i][1]
+            if start + left < end:
+                return int(start + left)
+            left -= end - start
+            i += 1
+        return None
+
+    def day_fraction(self, ts: int) -> float:
+        """How far into the venue's trading day ts is (0 at its open, 1 at its close)."""
+        i = self._index(ts)
+        if i >= len(self.intervals):
+            return 1.0
+        start, _, before, day_s = self.intervals[i]
+        return (before + max(ts - start, 0) / 1000.0) / day_s
+
+    def closes_before(self, ts: int, n: int) -> list[int]:
+        """The last n daily closes (end of a day's last interval) at or before ts, oldest first."""
+        ends = [end for start, end, before, day_s in self.intervals
+                if end <= ts and before + (end - start) / 1000.0 >= day_s]
+        return ends[-n:]
+
+
+def _ms(t: datetime) -> int:
+    return int(t.timestamp() * 1000)
 
 
 @dataclass(frozen=True)
@@ -135,6 +218,8 @@ class World:
         """
         state = self.tickers[spec.ticker]
         ticker, account = state.ticker, spec.account
+        if not state.is_open(ts):  # no order queue: an order for a closed venue is not placed
+            return None
         mark = state.price(ts)
         holdings_value = self.holdings_value(account)
         qty = self._size(spec, account, mark, ticker.lot)
@@ -168,6 +253,9 @@ class World:
         if spec.tag is not None:
             self.tagged.append((spec.tag, record, mark))
         return record
+
+    def is_open(self, symbol: str, ts: int) -> bool:
+        return self.tickers[symbol].is_open(ts)
 
     def holdings_value(self, account: Account) -> float:
         """Market value of the positions at their last marks (what a gateway's check sees)."""
