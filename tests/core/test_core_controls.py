@@ -8,6 +8,7 @@ of another format is refused.
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 
 import numpy as np
@@ -41,7 +42,7 @@ def decide(engine: InProcessEngine, records: list[tuple[str, dict]]) -> dict[str
 
 
 def test_a_halt_blocks_buys_while_in_force_and_never_sells_nor_later_buys():
-    engine = InProcessEngine()
+    engine = InProcessEngine(dataclasses.replace(CFG, halt_spares_clean_sessions=False))
     engine.shared.board.apply_ticker({
         "ticker": "4592", "action": "halt_buys", "reason": "analyst", "evidence": {},
         "expires_at": T0 + 60_000, "source": "analyst", "ts": T0})
@@ -134,3 +135,26 @@ def test_a_label_naming_another_accounts_order_teaches_nothing():
     assert accounts.classifier.n_learned == learned
     list(engine.run([("feedback", {**label, "account_id": "acct-1", "ts": T0 + 3_000})]))
     assert accounts.classifier.n_learned == learned + 1
+
+
+def test_a_halt_sparing_clean_sessions_lets_the_customer_at_home_buy_and_blocks_a_stranger():
+    assert CFG.halt_spares_clean_sessions
+    engine = InProcessEngine()
+    engine.shared.board.apply_ticker({
+        "ticker": "4592", "action": "halt_buys", "reason": "analyst", "evidence": {},
+        "expires_at": T0 + 600_000, "source": "analyst", "ts": T0})
+    stranger = {**login("acct-2", T0 - 60_000), "ip": "198.51.100.66", "device_id": "dev-evil",
+                "session_id": "s-evil", "asn": 64500, "country": "VN"}
+    got = decide(engine, [
+        ("auth.events", login("acct-1", T0 - 7_200_000)),
+        ("auth.events", login("acct-1", T0 - 3_600_000)),
+        ("auth.events", login("acct-2", T0 - 7_200_000)),
+        ("auth.events", stranger),
+        ("orders", order("home-buy", "acct-1", "4592", "buy", T0 + 1_000)),
+        ("orders", {**order("stranger-buy", "acct-2", "4592", "buy", T0 + 2_000),
+                    "session_id": "s-evil"}),
+    ])
+    assert got["home-buy"]["action"] == "allow"
+    assert got["home-buy"]["reasons"][0]["code"] == "halt_exempt"
+    assert got["stranger-buy"]["action"] == "block"
+    assert got["stranger-buy"]["reasons"][0]["code"] == "ticker_halted"

@@ -41,6 +41,17 @@ def test_the_stricter_of_engine_and_controls_wins_and_says_who_decided(action, v
     assert list(d.reasons[-1:]) == record["reasons"]
 
 
+def test_a_buy_the_engine_let_through_a_halt_is_not_blocked_for_that_halt_alone():
+    exempt = engine_record("allow", reasons=[{"code": "halt_exempt", "value": 1.0}])
+    halt = Verdict("block", ({"code": "ticker_halted", "value": 1.0},))
+    assert engine_answer(ORDER, exempt, halt, elapsed_ms=1.0).action == "allow"
+    # ...but a halt the engine did not weigh, or an account control, still blocks
+    assert engine_answer(ORDER, engine_record("allow"), halt, elapsed_ms=1.0).action == "block"
+    frozen = Verdict("block", ({"code": "ticker_halted", "value": 1.0},
+                               {"code": "account_frozen", "value": 1.0}))
+    assert engine_answer(ORDER, exempt, frozen, elapsed_ms=1.0).action == "block"
+
+
 @given(st.sampled_from(sorted(FAIL_MODES)), verdicts, st.integers(1, 10_000))
 def test_a_fallback_is_the_modes_action_unless_a_control_is_stricter(mode, verdict, deadline):
     d = fallback(ORDER, mode, deadline, verdict, elapsed_ms=deadline + 0.1)

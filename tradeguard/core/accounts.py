@@ -47,6 +47,22 @@ ACCOUNT_SQUASH: dict[str, str | tuple[str, float]] = {
 }
 
 _RANK = {"step_up": 1, "freeze": 2}
+#: The reason an allowed buy of a halted ticker carries (gateways honour it: gateway.md).
+HALT_EXEMPT = "halt_exempt"
+
+
+def halt_exempt(action: int, reasons: list[dict[str, Any]], cfg: PolicyConfig) -> bool:
+    """Whether a buy of a halted ticker may pass: the policy spares clean sessions, the order
+    is allowed on its own score and none of its reasons is session evidence (the customer's
+    usual device and network, no failures, no replayed cookie, no shared infrastructure).
+
+    A halt exists to stop the buys of hijacked accounts, and those always show session
+    evidence; the customers who have been buying the stock from home all along are spared.
+    """
+    if not cfg.halt_spares_clean_sessions or action != 0:
+        return False
+    session = cfg.session_signals
+    return not any(r["code"] in session for r in reasons)
 #: Auth events that answer a step-up challenge.
 MFA_PASSED, MFA_FAILED = "mfa_challenge_passed", "mfa_challenge_failed"
 #: A ticker with no market history yet (a new listing, the day the engine is deployed) is
@@ -368,8 +384,12 @@ class AccountCore:
             actions[i] = HOLD
             overrides.append("account_step_up")
         if order.side == "buy" and board.ticker_halt(order.ticker, order.ts) is not None:
-            actions[i] = BLOCK
-            overrides.insert(0, "ticker_halted")
+            if current is None and halt_exempt(int(actions[i]),
+                                               ReasonsEncoder.decode(reasons[i]), cfg):
+                overrides.insert(0, HALT_EXEMPT)
+            else:
+                actions[i] = BLOCK
+                overrides.insert(0, "ticker_halted")
         if overrides:
             reasons[i] = self._reasons.prepend(overrides, reasons[i], cfg.max_reasons)
 

@@ -148,8 +148,16 @@ def control_verdict(board: ControlBoard, order: Mapping[str, Any], now_ms: int) 
 
 def engine_answer(order: Mapping[str, Any], record: Mapping[str, Any], verdict: Verdict | None,
                   elapsed_ms: float) -> GatewayDecision:
-    """The engine's decision, unless a control in force at the gateway is stricter."""
+    """The engine's decision, unless a control in force at the gateway is stricter.
+
+    One exception: a buy the engine let through a halt (reason ``halt_exempt``: a clean
+    session, the policy sparing it) is not blocked again for that halt alone.
+    """
     engine_reasons = tuple(record.get("reasons") or ())
+    if (verdict is not None and verdict.reasons
+            and [r["code"] for r in verdict.reasons] == ["ticker_halted"]
+            and any(r.get("code") == "halt_exempt" for r in engine_reasons)):
+        verdict = None
     if verdict is not None and severity(verdict.action) > severity(record["action"]):
         return _decision(order, verdict.action, verdict.reasons + engine_reasons, "gateway",
                          None, record, elapsed_ms)

@@ -63,6 +63,10 @@ class PolicyConfig:
     halt_risky_share: float
     window_s: float
     halt_ttl_s: float
+    #: During a halt, buys the engine allows with no session evidence still pass.
+    halt_spares_clean_sessions: bool = False
+    #: Names of the session-group signals (derived from ``signals``).
+    session_signals: frozenset = frozenset()
     #: Content hash of the policy in force (the merged document), carried by every decision.
     version: str = "policy-unversioned"
 
@@ -127,6 +131,8 @@ class PolicyConfig:
             halt_risky_share=num("ticker", "halt_risky_share", 0, 1),
             window_s=num("ticker", "window_s", 1),
             halt_ttl_s=num("ticker", "halt_ttl_s", 1),
+            halt_spares_clean_sessions=_flag(doc, "ticker", "halt_spares_clean_sessions"),
+            session_signals=frozenset(n for n, sig in signals.items() if sig.group == "session"),
             version=policy_version(doc),
         )
         if cfg.hold_at > cfg.block_at:
@@ -134,6 +140,13 @@ class PolicyConfig:
         if cfg.step_up_at > cfg.freeze_at:
             raise PolicyError("[account] step_up_at must not exceed freeze_at")
         return cfg
+
+
+def _flag(doc: dict[str, Any], section: str, key: str) -> bool:
+    value = doc.get(section, {}).get(key, False)
+    if not isinstance(value, bool):
+        raise PolicyError(f"[{section}] {key} must be true or false, got {value!r}")
+    return value
 
 
 def policy_version(doc: dict[str, Any]) -> str:
