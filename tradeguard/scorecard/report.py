@@ -159,7 +159,8 @@ def _after_first_buy(x: dict[str, Any]) -> str:
 def _curve(orders: dict[str, Any]) -> list[str]:
     """The engine's legitimate stops per hour, and whether labels made them fall."""
     never = orders["legit_curve_never_rises_after_labels"]
-    verdict = ("no analyst label came in time to judge" if never is None else
+    verdict = ("no hour to compare with the one before it after the first analyst label"
+               if never is None else
                "never rose after the first label" if never else "ROSE after the first label")
     return ["## Legitimate orders stopped, hour by hour (engine)", "",
             f"Per 10,000 legitimate orders; {verdict}.", ""] + _table(
