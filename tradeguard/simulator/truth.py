@@ -38,7 +38,7 @@ class TakenOverAccount:
 
     account_id: str
     campaign: str
-    technique: str  # phishing, aitm or infostealer
+    technique: str  # phishing, aitm, infostealer or stuffing
     wave: int
     traded: bool
     access_ts: int  # when the attacker got in (for AiTM: when the victim's session was stolen)
