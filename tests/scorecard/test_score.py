@@ -224,3 +224,18 @@ def test_threshold_curve_recall_falls_as_the_threshold_rises(tiny):
     at = {p["threshold"]: p for p in curve}
     assert at[0.5]["recall"] == 0.75 and at[0.5]["precision"] == 0.75  # l2 is the false one
     assert at[0.0]["precision"] == 0.5  # the accomplice's order is left out
+
+
+def test_the_owners_orders_on_a_hijacked_account_are_counted_apart_from_clean_accounts():
+    from tradeguard.simulator.truth import TakenOverAccount
+    victim = TakenOverAccount("V", "c", "aitm", 0, True, 0, 0, 5, 5, 0, False, "ip", "d", 1, "VN")
+    truth = GroundTruth("t", 0, 0, 0, 60_000, accounts=[victim], fraud_orders=[
+        FraudOrder("f", "V", "c", "liquidation", "7203", "sell", 100, 1e6, 5)])
+    orders = [{"order_id": i, "account_id": a, "ticker": "7203", "side": "sell", "ts": 10}
+              for i, a in (("f", "V"), ("own", "V"), ("ok", "C"), ("ok2", "C"))]
+    s = score(orders, truth, Outcome("x", {"f": "block", "own": "block", "ok": "hold",
+                                           "ok2": "allow"}))["orders"]
+    assert (s["legitimate"], s["legit_on_hijacked_accounts"]) == (3, 1)
+    assert s["legit_stopped_on_hijacked_accounts"] == 1
+    assert s["legit_stopped_per_10k"] == pytest.approx(10_000 * 2 / 3, abs=0.01)
+    assert s["legit_stopped_per_10k_clean_accounts"] == 5_000

@@ -267,6 +267,7 @@ def scorecard(paths: Iterable[str | Path], seeds: Iterable[int] = REPORTING_SEED
 
 
 _COLUMNS = ("scenario", "seed", "fraud yen stopped", "legit held / blocked per 10k",
+            "legit stopped per 10k, clean accounts",
             "false halts", "targets halted before 3rd hijacked buyer",
             "hijacked stepped up / frozen before 1st fraud buy",
             "false account actions per 1k active", "ahead of baselines")
@@ -282,6 +283,8 @@ def scorecard_table(rows: list[dict], definitions: bool = False) -> str:
         lines.append("| " + " | ".join([
             row["name"], str(row["seed"]), fmt_share(o["fraud_yen_stopped_share"]),
             f"{o['legit_held_per_10k']:g} / {o['legit_blocked_per_10k']:g}",
+            "—" if o["legit_stopped_per_10k_clean_accounts"] is None
+            else f"{o['legit_stopped_per_10k_clean_accounts']:g}",
             str(t["false_halt_count"]),
             f"{t['targeted_halted_before_third_account_buy']}/{t['targeted_count']}"
             if t["targeted_count"] else "—",
@@ -299,6 +302,9 @@ def scorecard_table(rows: list[dict], definitions: bool = False) -> str:
                   "- Targets halted before the 3rd hijacked buyer: a halt issued at or after "
                   "the campaign start, at or before the first buy of the third hijacked account "
                   "buying the ticker (of the last, if fewer bought it).",
+                  "- Clean accounts: legitimate orders of accounts no attacker took over; the "
+                  "other legitimate orders are the owners' own on a hijacked account, stopped "
+                  "with it (frozen after its takeover).",
                   "- Active accounts: accounts with at least one session order.",
                   f"- {BEATS[0].upper()}{BEATS[1:]}",
                   f"- Reporting seeds {', '.join(map(str, REPORTING_SEEDS))}; tuning seeds: "

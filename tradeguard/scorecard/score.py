@@ -91,6 +91,9 @@ def score_orders(orders: list[dict[str, Any]], truth: GroundTruth, outcome: Outc
     fraud_ids = [i for i in ids if i in fraud]
     legit_ids = [i for i in ids if i not in fraud and i not in accomplice]
     accomplice_ids = [i for i in ids if i in accomplice]
+    hijacked = {a.account_id for a in truth.accounts}
+    account_of = {o["order_id"]: o.get("account_id") for o in orders}
+    on_hijacked = {i for i in legit_ids if account_of[i] in hijacked}
     stopped = [i for i in fraud_ids if outcome.stopped(i)]
     yen = sum(fraud[i].notional for i in fraud_ids)
     yen_stopped = sum(fraud[i].notional for i in stopped)
@@ -124,6 +127,14 @@ def score_orders(orders: list[dict[str, Any]], truth: GroundTruth, outcome: Outc
         "legit_stopped_per_10k": _per_10k(legit_actions["hold"] + legit_actions["block"],
                                           len(legit_ids)),
         "legit_stopped_by_negative": dict(sorted(by_negative.items())),
+        # The owners' own orders on accounts an attacker took over: stopped because the
+        # account really is compromised (frozen after its takeover), not a false alarm.
+        # The clean-account rate leaves them out, for the customers nobody attacked.
+        "legit_on_hijacked_accounts": len(on_hijacked),
+        "legit_stopped_on_hijacked_accounts": sum(outcome.stopped(i) for i in on_hijacked),
+        "legit_stopped_per_10k_clean_accounts": _per_10k(
+            sum(outcome.stopped(i) for i in legit_ids if i not in on_hijacked),
+            len(legit_ids) - len(on_hijacked)),
         "undecided": sum(i not in outcome.actions for i in ids),
         **legit_stop_curve(orders, truth, outcome, first_label_ts),
     }
