@@ -388,3 +388,38 @@ PLAUSIBLE_TRADE_QTY = 10_000_000_000
 PLAUSIBLE_HOLDINGS_VALUE = 10_000_000_000_000.0
 __all__ += ["PLAUSIBLE_HOLDINGS_VALUE", "PLAUSIBLE_ORDER_NOTIONAL", "PLAUSIBLE_ORDER_QTY",
             "PLAUSIBLE_PRICE", "PLAUSIBLE_TRADE_QTY"]
+
+# --- Ticker reference data (the instrument master) ------------------------------------------
+
+TICKER_REFERENCE = RecordSchema(
+    "ticker_reference",
+    "Ticker reference data",
+    "What the broker's instrument master says about one ticker, valid from its ts: so a ticker "
+    "that has not traded yet is valued by its normal daily traded value, not taken for a liquid "
+    "one. Topic `reference.tickers` (compacted), key ticker. The engine prefers the liquidity it "
+    "learns from market trades once it has some.",
+    (
+        _TICKER,
+        Field("market", "string", "Listing market, ISO 3166 alpha-2 (JP, US, CN, HK, ...).",
+              max_length=8),
+        Field("venue", "string", "Listing venue code.", required=False, nullable=True,
+              max_length=32),
+        Field("currency", "string", "Currency of reference_price and normal_daily_value: yen, "
+              "as everywhere in the contract.", required=False, nullable=True, enum=("JPY",)),
+        Field("lot", "integer", "Trading unit in shares.", required=False, nullable=True,
+              exclusive_minimum=0),
+        Field("listing_date", "string", "Listing date, ISO 8601 (YYYY-MM-DD).", max_length=10),
+        Field("shares_outstanding", "integer", "Shares issued; null where not known.",
+              nullable=True, exclusive_minimum=0),
+        Field("reference_price", "number", "Previous close, or the offer price of a new "
+              "listing, in yen.", exclusive_minimum=0),
+        Field("normal_daily_value", "number", "Normal daily traded value in yen; null for a "
+              "ticker with no trading history yet (listed today): the engine then values it "
+              "as a thin ticker.", nullable=True, minimum=0),
+        Field("ts", "integer", "Event time the record is valid from, epoch milliseconds (UTC), "
+              "within 2000-01-01 .. 2100-01-01.", minimum=TS_MIN, maximum=TS_MAX),
+    ),
+)
+
+SCHEMAS[TICKER_REFERENCE.name] = TICKER_REFERENCE
+__all__ += ["TICKER_REFERENCE"]

@@ -87,6 +87,10 @@ TOPICS: tuple[TopicSpec, ...] = (
               "Operator actions in the analyst console: who, when, what, why, state before and "
               "after.", producer="console", consumers="console, compliance",
               retention_ms=5 * 365 * DAY_MS),
+    TopicSpec("reference.tickers", "ticker", records.TICKER_REFERENCE,
+              "Ticker reference data (market, listing, shares outstanding, normal daily traded "
+              "value), replicated to every worker.", producer="instrument master",
+              consumers="engine", compacted=True),
 )
 
 _BY_NAME = {t.name: t for t in TOPICS}
