@@ -95,3 +95,15 @@ def test_logins_after_the_order_do_not_change_its_answer(events, at, later_by):
     now.observe(records + [login(a, at + later_by, ip=ip) for a, ip in later.items()])
     assert ([then.shared_accounts(a, at) for a in "abcdef"]
             == [now.shared_accounts(a, at) for a in "abcdef"])
+
+
+def test_failed_attempts_on_an_account_do_not_move_its_session_to_the_bots_ip():
+    """Credential stuffing tries many accounts from one IP: the owners, logged in from home,
+    are not linked through it; whoever *succeeds* from that IP is."""
+    watch = InfrastructureWatch()
+    watch.observe([login(a, 0, ip=f"192.0.2.{i}") for i, a in enumerate("abc")])
+    watch.observe([login(a, 10 + i, ip="203.0.113.99", device="bot", event="login_failure")
+                   for i, a in enumerate("abc")])
+    assert [watch.shared_accounts(a, 100) for a in "abc"] == [1, 1, 1]
+    watch.observe([login("c", 50, ip="203.0.113.99", device="bot")])  # c entered
+    assert watch.shared_accounts("c", 100) == 3

@@ -47,22 +47,32 @@ ACCOUNT_SQUASH: dict[str, str | tuple[str, float]] = {
 }
 
 _RANK = {"step_up": 1, "freeze": 2}
+#: Flow risk: scores are capped below CAMPAIGN_BUY, which only a campaign buy carries.
+MAX_FLOW_SCORE, CAMPAIGN_BUY = 0.9999, 1.0
+_THIN_X = ACCOUNT_FEATURES.index("thin_ticker_notional_x_adv")
 #: The reason an allowed buy of a halted ticker carries (gateways honour it: gateway.md).
 HALT_EXEMPT = "halt_exempt"
 
 
 def halt_exempt(action: int, reasons: list[dict[str, Any]], cfg: PolicyConfig) -> bool:
     """Whether a buy of a halted ticker may pass: the policy spares clean sessions, the order
-    is allowed on its own score and none of its reasons is session evidence (the customer's
-    usual device and network, no failures, no replayed cookie, no shared infrastructure).
+    is allowed on its own score and the session evidence among its reasons adds up to less
+    than ``cfg.halt_exempt_below`` (the customer's usual device and network, no failures, no
+    replayed cookie, no shared infrastructure; an account the engine has never seen adds a
+    little, and alone stays under it).
 
-    A halt exists to stop the buys of hijacked accounts, and those always show session
-    evidence; the customers who have been buying the stock from home all along are spared.
+    A halt exists to stop the buys of hijacked accounts, and those show session evidence;
+    the customers who have been buying the stock from home all along are spared. Computed
+    from the reasons only, so the engine and a fix-up after the fact agree.
     """
     if not cfg.halt_spares_clean_sessions or action != 0:
         return False
-    session = cfg.session_signals
-    return not any(r["code"] in session for r in reasons)
+    evidence = 0.0
+    for r in reasons:
+        sig = cfg.signals.get(r["code"]) if r["code"] in cfg.session_signals else None
+        if sig is not None:
+            evidence += sig.weight * min(max((r["value"] - sig.offset) / sig.scale, 0.0), 1.0)
+    return evidence < cfg.halt_exempt_below
 #: Auth events that answer a step-up challenge.
 MFA_PASSED, MFA_FAILED = "mfa_challenge_passed", "mfa_challenge_failed"
 #: A ticker with no market history yet (a new listing, the day the engine is deployed) is
@@ -282,15 +292,24 @@ class AccountCore:
         out.decisions = self._verdicts(orders, batch, features, extra, windows, board, cfg,
                                        out.account_controls)
         notional = np.nan_to_num(batch.qty * batch.price, nan=0.0, posinf=0.0)
-        # A buy by an account under step-up or freeze is a risky buy for the ticker side,
-        # whatever this order scored: a campaign's accounts stay risky once caught.
-        risk = out.decisions.score.copy()
+        # The account's risk as the ticker side reads it. A buy by an account under step-up
+        # or freeze is risky whatever this order scored: a campaign's accounts stay risky
+        # once caught. CAMPAIGN_BUY (1.0, which no score reaches) marks a campaign buy: a
+        # caught account that shares login infrastructure with other accounts, buying a
+        # thin ticker; one such buy halts the ticker (a slow campaign sends one account
+        # per ticker).
+        risk = np.minimum(out.decisions.score, MAX_FLOW_SCORE)
         controlled = board.has_account_controls(out.decisions.account_id)
+        thin = features[:, _THIN_X] >= cfg.campaign_buy_adv_share
+        shared = np.asarray(extra["shared_infra_accounts"], dtype=np.float64)
         for i in np.flatnonzero(np.array(controlled, dtype=bool)).tolist():
             control = board.account_control(out.decisions.account_id[i])
             if (control is not None and control["action"] in _RANK
                     and control["ts"] <= batch.ts_ms[i]):
-                risk[i] = max(risk[i], 1.0)
+                risk[i] = max(risk[i], MAX_FLOW_SCORE)
+                if (batch.is_buy[i] and thin[i]
+                        and shared[i] >= cfg.campaign_link_accounts):
+                    risk[i] = CAMPAIGN_BUY
         out.flows = FlowBlock(ticker=out.decisions.ticker, account_id=out.decisions.account_id,
                               side=out.decisions.side, order_id=out.decisions.order_id,
                               notional=notional, account_risk=risk, ts=batch.ts_ms.copy())
@@ -347,7 +366,9 @@ class AccountCore:
         account_id = order.account_id
         control = board.account_control(account_id)
         wanted = None if controls is None else (
-            "freeze" if score >= cfg.freeze_at else "step_up" if score >= cfg.step_up_at else None)
+            # freeze_at 1.0 means never by score (scores are rounded: 0.99996 reads 1.0)
+            "freeze" if score >= cfg.freeze_at and cfg.freeze_at < 1.0
+            else "step_up" if score >= cfg.step_up_at else None)
         current = control["action"] if control else None
         overrides = []
         if current == "step_up" and controls is not None:

@@ -11,6 +11,8 @@ batched and however fast they are fed:
   after the boundary see them;
 - every login of a batch is indexed for the shared-infrastructure signal before
   any order of it is decided (the index answers by event time);
+- ticker reference data (``reference.tickers``) goes to the shared profile book,
+  as the worker's replicated reader puts it there, each record valid from its ts;
 - a halt raised in a batch applies to the later buys of that batch too, exactly
   as it would had the batch been cut right after its trigger.
 
@@ -29,7 +31,7 @@ from streams.topics import partition_for, topic
 from streams.wire import record_type
 from tradeguard.core.accounts import HALT_EXEMPT, halt_exempt
 from tradeguard.core.blocks import BLOCK, DecisionBlock, FlowBlock, ReasonsEncoder
-from tradeguard.core.partition import Inputs, Outputs, PartitionCore, Shared
+from tradeguard.core.partition import SHARED_TOPICS, Inputs, Outputs, PartitionCore, Shared
 from tradeguard.policy.config import PolicyConfig
 
 __all__ = ["InProcessEngine", "typed"]
@@ -94,6 +96,9 @@ class InProcessEngine:
         grouped: dict[str, list[Any]] = defaultdict(list)
         for name, record in batch:
             grouped[name].append(typed(name, record))
+        for name in SHARED_TOPICS:  # reference data: every partition's, before any order
+            if name in grouped:
+                self.shared.apply(name, grouped.pop(name))
         self.shared.infra.observe(grouped.get("auth.events", []))
         for name, records in grouped.items():
             key = topic(name).key

@@ -91,8 +91,8 @@ class InfrastructureWatch:
                 self._alone.pop(other, None)
 
     def _refresh(self, account: str) -> None:
-        _, ip, device, _ = last = self._logins[account][-1]
-        if ("ip", ip) in self._shared or ("device", device) in self._shared:
+        last = next((l for l in reversed(self._logins[account]) if not l[3]), None)
+        if last is None or ("ip", last[1]) in self._shared or ("device", last[2]) in self._shared:
             self._alone.pop(account, None)
         else:
             self._alone[account] = last[0]
@@ -117,9 +117,13 @@ class InfrastructureWatch:
 
     def shared_accounts(self, account_id: str, at_ms: int) -> int:
         """1 + the other accounts that logged in from the IP or device of ``account_id``'s
-        latest login before ``at_ms``, within the hour up to ``at_ms``; 0 if no login is known."""
-        login = next((l for l in reversed(self._logins.get(account_id, ())) if l[0] <= at_ms),
-                     None)
+        latest successful login before ``at_ms``, within the hour up to ``at_ms``; 0 if no
+        successful login is known."""
+        # The session behind the account's orders is its latest successful login: failed
+        # attempts on it (credential stuffing from a bot's IP) are others' evidence, not where
+        # the customer is.
+        login = next((l for l in reversed(self._logins.get(account_id, ()))
+                      if l[0] <= at_ms and not l[3]), None)
         if login is None:
             return 0
         since = at_ms - self.window_ms

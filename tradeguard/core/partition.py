@@ -28,13 +28,15 @@ from tradeguard.core.profiles import ProfileBook
 from tradeguard.core.tickers import TickerCore
 from tradeguard.policy.config import PolicyConfig
 
-__all__ = ["ACCOUNT_TOPICS", "INPUT_TOPICS", "Inputs", "Outputs", "PartitionCore", "Shared",
-           "TICKER_TOPICS"]
+__all__ = ["ACCOUNT_TOPICS", "INPUT_TOPICS", "Inputs", "Outputs", "PartitionCore", "SHARED_TOPICS",
+           "Shared", "TICKER_TOPICS"]
 
 #: Input topics by the side of the core that reads them (all co-partitioned).
 ACCOUNT_TOPICS = ("orders", "auth.events", "feedback")
 TICKER_TOPICS = ("market.trades", "tickers.flow")
 INPUT_TOPICS = ACCOUNT_TOPICS + TICKER_TOPICS
+#: Inputs of every partition alike, read whole (compacted) into ``Shared``, not partitioned.
+SHARED_TOPICS = ("reference.tickers",)
 
 
 @dataclass
@@ -59,6 +61,9 @@ class Inputs:
             self.trades += records
         elif topic == "tickers.flow":
             self.flows = self.flows.concat(FlowBlock.from_records(records))
+        elif topic in SHARED_TOPICS:
+            raise ValueError(f"{topic!r} is shared by every partition: Shared.apply({topic!r}, "
+                             "records), not one partition's input")
         else:
             raise ValueError(f"{topic!r} is not an input of the core; inputs: {INPUT_TOPICS}")
 
@@ -90,7 +95,8 @@ class Shared:
     """What every partition of one process shares, replicated from compacted topics and logins.
 
     ``board``: halts and account controls in force; ``profiles``: each ticker's normal
-    daily traded value and last price, by event time; ``infra``: every account's recent
+    daily traded value and last price, by event time, learned from trades or, before any,
+    from the reference data (``reference.tickers``); ``infra``: every account's recent
     logins, for the shared-infrastructure signal.
     """
 
@@ -102,6 +108,14 @@ class Shared:
         for p in profiles:
             get = p.get if isinstance(p, dict) else p.__getattribute__
             self.profiles.apply(get("ticker"), get("ts"), get("adv_value"), get("last_price"))
+
+    def apply(self, topic: str, records: list[Any]) -> None:
+        """Records of one of ``SHARED_TOPICS``, for every partition alike."""
+        if topic == "reference.tickers":
+            self.profiles.apply_reference(records)
+        else:
+            raise ValueError(f"{topic!r} is not shared by the partitions; shared: "
+                             f"{SHARED_TOPICS}")
 
 
 class PartitionCore:

@@ -146,8 +146,10 @@ class TickerCore:
                board: ControlBoard, cfg: PolicyConfig, out: TickerOutputs) -> None:
         """Risky buys as evidence; a halt where enough risky accounts bought the ticker."""
         risky_buy = batch.is_buy & (batch.account_risk >= cfg.risky_account_at)
+        # The account side marks a campaign buy with risk 1.0 (CAMPAIGN_BUY in accounts.py).
+        campaign_buy = batch.is_buy & (batch.account_risk >= 1.0) & (cfg.campaign_link_accounts > 0)
         trigger = ((x[:, _COL["risky_buyers_window"]] >= cfg.halt_risky_buyers)
-                   & (x[:, _COL["risky_buy_share"]] >= cfg.halt_risky_share))
+                   & (x[:, _COL["risky_buy_share"]] >= cfg.halt_risky_share)) | campaign_buy
         window_ms = int(cfg.window_s * 1000)
         for i in np.flatnonzero(risky_buy | trigger).tolist():
             j = f0 + i
@@ -158,21 +160,26 @@ class TickerCore:
                 while buys and buys[0][0] < ts - window_ms:
                     buys.popleft()
             if trigger[i] and board.ticker_halt(ticker, ts) is None:
-                out.ticker_controls.append(self._halt(ticker, ts, flows.order_id[j], x[i], cfg))
+                out.ticker_controls.append(self._halt(ticker, ts, flows.order_id[j], x[i], cfg,
+                                                      bool(campaign_buy[i])))
                 board.apply_ticker(out.ticker_controls[-1])  # one halt per ticker
 
     def _halt(self, ticker: str, ts: int, order_id: str, x: np.ndarray,
-              cfg: PolicyConfig) -> dict[str, Any]:
+              cfg: PolicyConfig, campaign_buy: bool = False) -> dict[str, Any]:
         buys = self._risky_buys.get(ticker, ())
         risky_buyers, risky_share = int(x[_COL["risky_buyers_window"]]), float(
             x[_COL["risky_buy_share"]])
+        reason = (f"{risky_buyers} risky accounts bought within {cfg.window_s:g}s "
+                  f"({risky_share:.0%} of buy value)")
+        if campaign_buy and risky_buyers < cfg.halt_risky_buyers:
+            reason = ("a caught account linked to others by shared login infrastructure "
+                      "bought a thin ticker (campaign buy)")
         expires_at = ts + int(cfg.halt_ttl_s * 1000)
         self._halts[ticker] = (ts, expires_at)
         return {
             "ticker": ticker,
             "action": "halt_buys",
-            "reason": (f"{risky_buyers} risky accounts bought within {cfg.window_s:g}s "
-                       f"({risky_share:.0%} of buy value)"),
+            "reason": reason,
             "evidence": {
                 "accounts": sorted({a for _, a, _ in buys}),
                 "risky_notional": round(sum(n for _, _, n in buys), 2),
@@ -182,6 +189,7 @@ class TickerCore:
                 "volume_x_adv": round(float(x[_COL["volume_x_adv"]]), 4),
                 "window_s": cfg.window_s,
                 "trigger_order_id": order_id,
+                "campaign_buy": campaign_buy,
             },
             "expires_at": expires_at,
             "source": "engine",

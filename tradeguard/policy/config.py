@@ -65,6 +65,13 @@ class PolicyConfig:
     halt_ttl_s: float
     #: During a halt, buys the engine allows with no session evidence still pass.
     halt_spares_clean_sessions: bool = False
+    #: ...a session whose evidence (log-odds) is below this counts as clean.
+    halt_exempt_below: float = 0.0
+    #: One campaign buy halts: a caught account sharing login infrastructure with at least
+    #: ``campaign_link_accounts`` accounts (itself included), buying at least this share of
+    #: the ticker's normal daily value. 0 accounts: off.
+    campaign_link_accounts: float = 0.0
+    campaign_buy_adv_share: float = 0.01
     #: Names of the session-group signals (derived from ``signals``).
     session_signals: frozenset = frozenset()
     #: Content hash of the policy in force (the merged document), carried by every decision.
@@ -132,6 +139,9 @@ class PolicyConfig:
             window_s=num("ticker", "window_s", 1),
             halt_ttl_s=num("ticker", "halt_ttl_s", 1),
             halt_spares_clean_sessions=_flag(doc, "ticker", "halt_spares_clean_sessions"),
+            halt_exempt_below=num("ticker", "halt_exempt_below", 0, 20),
+            campaign_link_accounts=num("ticker", "campaign_link_accounts", 0),
+            campaign_buy_adv_share=num("ticker", "campaign_buy_adv_share", 0),
             session_signals=frozenset(n for n, sig in signals.items() if sig.group == "session"),
             version=policy_version(doc),
         )
