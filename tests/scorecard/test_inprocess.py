@@ -193,10 +193,18 @@ def test_before_third_buyer_agrees_with_its_definition(first_buys, halt):
 
 
 def test_verdicts_against_a_baseline():
-    def orders(fraud, legit):
-        return {"fraud_yen_stopped_share": fraud, "legit_stopped_per_10k": legit}
+    def orders(fraud, legit, attempted=1e8, legit_orders=10_000):
+        stopped_legit = round(legit * legit_orders / 10_000)
+        return {"fraud_yen_stopped_share": fraud, "legit_stopped_per_10k": legit,
+                "fraud_yen_attempted": attempted if fraud is not None else 0.0,
+                "fraud_yen_stopped": attempted * (fraud or 0.0) if fraud is not None else 0.0,
+                "legit_held": stopped_legit, "legit_blocked": 0}
     assert _verdict(orders(0.99, 3.0), orders(0.5, 3.0)) == "ahead"
-    assert _verdict(orders(0.99, 3.0), orders(0.5, 1.0)) == "behind"  # a trade-off is no win
+    assert _verdict(orders(0.5, 3.0), orders(0.99, 1.0)) == "behind"
+    # a trade-off is weighed: 49M yen more stopped for 2 more holds (100,000 yen) wins...
+    assert _verdict(orders(0.99, 3.0), orders(0.5, 1.0)) == "ahead"
+    # ...and 1,000 yen more stopped for 2 more holds loses
+    assert _verdict(orders(0.50001, 3.0), orders(0.5, 1.0, attempted=1e8)) == "behind"
     assert _verdict(orders(0.5, 1.0), orders(0.5, 1.0)) == "even"
     assert _verdict(orders(None, 0.0), orders(None, 2.0)) == "ahead"
     assert _verdict(orders(None, 2.0), orders(None, 2.0)) == "even"

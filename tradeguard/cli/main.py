@@ -8,7 +8,7 @@
     tradeguard console add-user NAME --role ROLE     add an operator to its local user store
     tradeguard simulate --scenario FILE [--speed X]  produce a simulated scenario to Kafka
     tradeguard evaluate --scenario FILE --out DIR    scorecard: engine vs baselines, report
-    tradeguard scorecard SCENARIO... [--seeds 303,404]   closed loop in process: one table
+    tradeguard scorecard SCENARIO... [--seeds 505,606]   closed loop in process: one table
     tradeguard controls release TICKER               end a buy halt by hand
     tradeguard controls release-account ACCOUNT      end a step-up or freeze by hand
     tradeguard contract export [--out DIR]           write the JSON Schema files
@@ -290,14 +290,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="Each scenario file at each seed, decided in process in event time, "
         "closed loop (customers answer step-ups, analysts label what the engine stopped: the "
         "scenario's [responses]); the engine and the baselines scored. The engine is ahead of a "
-        "baseline when its share of fraudulent yen stopped is at least as high and its "
-        "legitimate orders stopped per 10,000 at most as many, strictly better on one of the "
-        "two (with no attack: fewer legitimate stops); compared with static_rules_2025 and "
-        "river_anomaly (no_engine, which stops nothing, is the floor).")
+        "baseline when it is better on both fraud yen stopped and legitimate orders stopped, "
+        "or, where each is better on one, when its cost is lower: fraud yen let through plus "
+        "50,000 yen per legitimate order held or blocked (with no attack: fewer legitimate "
+        "stops); compared with static_rules_2025 and river_anomaly (no_engine, which stops "
+        "nothing, is the floor).")
     p.add_argument("scenario", nargs="+", metavar="SCENARIO", help="scenario files")
     p.add_argument("--seeds", help="comma-separated seeds (default: the reporting seeds, "
-                   "REPORTING_SEEDS in tradeguard/scorecard/inprocess.py: 303,404; never tune "
-                   "on them: the tuning seeds are each file's own seed, 101 and 202)")
+                   "REPORTING_SEEDS in tradeguard/scorecard/inprocess.py: 505,606; never tune "
+                   "on them: the tuning seeds are each file's own seed, 101, 202, 303 and 404)")
     p.add_argument("--json", metavar="FILE", help="also write every run's full scorecard here")
     p.add_argument("--markdown", action="store_true",
                    help="print the definitions under the table, ready to paste into a README")

@@ -44,15 +44,22 @@ __all__ = ["BEATS", "InProcessResult", "REPORTING_SEEDS", "TUNING_SEEDS", "evalu
            "run_in_process", "scorecard", "scorecard_table"]
 
 #: Seeds the figures are reported on. Nobody tunes the engine on them: tune on TUNING_SEEDS.
-REPORTING_SEEDS = (303, 404)
-#: Seeds for tuning, besides each scenario file's own ``seed``: 101 and 202.
-TUNING_SEEDS = (101, 202)
+#: (303 and 404 were the reporting seeds until their figures were seen once in the middle
+#: of issue 10's tuning; from then on they count as tuning seeds.)
+REPORTING_SEEDS = (505, 606)
+#: Seeds for tuning, besides each scenario file's own ``seed``.
+TUNING_SEEDS = (101, 202, 303, 404)
 
 #: Baselines the engine must be ahead of (``no_engine`` stops nothing: it is the floor).
 COMPARED = ("static_rules_2025", "river_anomaly")
-BEATS = ("ahead of a baseline: fraud yen stopped share at least as high and legitimate orders "
-         "stopped per 10,000 at most as many, and strictly better on one of the two (on a "
-         "scenario with no attack: fewer legitimate stops). Compared with static_rules_2025 and "
+#: What one legitimate order held or blocked costs, in yen of fraud let through: a
+#: customer's trade delayed, a call to support, some trust. The policy was tuned to it
+#: (tradeguard/policy/default.toml).
+FALSE_HOLD_COST_YEN = 50_000
+BEATS = ("ahead of a baseline: better on both fraud yen stopped and legitimate orders stopped, "
+         "or, where each is better on one, a lower cost: fraud yen let through plus "
+         f"{FALSE_HOLD_COST_YEN:,} yen per legitimate order held or blocked (on a scenario with "
+         "no attack: fewer legitimate stops). Compared with static_rules_2025 and "
          "river_anomaly; no_engine, which stops nothing, is the floor.")
 
 
@@ -235,7 +242,18 @@ def _verdict(engine: dict[str, Any], base: dict[str, Any]) -> str:
         return "ahead" if e_legit < b_legit else "even" if e_legit == b_legit else "behind"
     if e_fraud == b_fraud and e_legit == b_legit:
         return "even"
-    return "ahead" if e_fraud >= b_fraud and e_legit <= b_legit else "behind"
+    if e_fraud >= b_fraud and e_legit <= b_legit:
+        return "ahead"
+    if e_fraud <= b_fraud and e_legit >= b_legit:
+        return "behind"
+    e_cost, b_cost = _cost(engine), _cost(base)
+    return "ahead" if e_cost < b_cost else "even" if e_cost == b_cost else "behind"
+
+
+def _cost(orders: dict[str, Any]) -> float:
+    """Fraud yen let through plus FALSE_HOLD_COST_YEN per legitimate order stopped."""
+    missed = orders["fraud_yen_attempted"] - orders["fraud_yen_stopped"]
+    return missed + FALSE_HOLD_COST_YEN * (orders["legit_held"] + orders["legit_blocked"])
 
 
 def scorecard(paths: Iterable[str | Path], seeds: Iterable[int] = REPORTING_SEEDS,
