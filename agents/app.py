@@ -6,7 +6,8 @@ Data flow (one worker; N workers split partitions):
     market.trades + tickers.flow ----(key ticker)----+--> engine (one PartitionCore per
                                                            partition, polls of thousands)
         -> decisions, controls.accounts, tickers.flow, controls.tickers, tickers.profile
-    controls.* + tickers.profile + auth.events --(every partition, every worker)--> board
+    controls.* + tickers.profile + reference.tickers + auth.events
+        --(every partition, every worker)--> board, ticker profiles, login index
 
 Faust is the application: worker lifecycle and signals, the web server
 (health, readiness, metrics), timers, the services' supervision. The record

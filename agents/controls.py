@@ -1,9 +1,10 @@
-"""Controls, ticker profiles and logins, replicated to every worker.
+"""Controls, ticker profiles, reference data and logins, replicated to every worker.
 
-``controls.tickers``, ``controls.accounts`` and ``tickers.profile`` are
-compacted and small; each worker reads all their partitions from the start
-(no consumer group), so a halt decided anywhere is enforced everywhere and a
-restarted worker rebuilds the board before it reports ready. ``auth.events``
+``controls.tickers``, ``controls.accounts``, ``tickers.profile`` and
+``reference.tickers`` are compacted and small; each worker reads all their
+partitions from the start (no consumer group), so a halt decided anywhere is
+enforced everywhere and a restarted worker rebuilds the board (and the ticker
+reference data, which no snapshot holds) before it reports ready. ``auth.events``
 is read the same way from one infrastructure window back, for the shared
 attacker-infrastructure signal, which no single account partition can see.
 
@@ -32,7 +33,8 @@ from streams.wire import BatchDecoder, to_dict
 __all__ = ["register"]
 
 log = logging.getLogger("tradeguard.controls")
-REPLICATED = ("controls.tickers", "controls.accounts", "tickers.profile", "auth.events")
+REPLICATED = ("controls.tickers", "controls.accounts", "tickers.profile", "auth.events",
+              "reference.tickers")
 INFRA_LOOKBACK_MS = 3_600_000  # the infrastructure window (InfrastructureWatch.window_s)
 
 
@@ -127,8 +129,10 @@ class ControlReplica:
             elif name == "controls.accounts":
                 for r in records:
                     shared.board.apply_account(to_dict(r))
-            else:
+            elif name == "tickers.profile":
                 shared.apply_profiles(records)
+            else:
+                shared.apply(name, records)
 
     def _signed(self, name: str, messages: list[Any]) -> list[Any]:
         """The messages whose signature checks out; the rest are logged, counted, ignored."""
