@@ -36,6 +36,7 @@ from streams.signing import ControlKeys, unsigned_or_forged
 from streams.topics import partition_for
 from streams.wire import to_dict
 from tradeguard.core import InProcessEngine
+from tradeguard.core.partition import SHARED_TOPICS
 from tradeguard.core.blocks import ACTIONS as ACTION_CODES
 from tradeguard.core.profiles import PROFILE_LAG_MS
 from tradeguard.policy.config import PolicyConfig
@@ -128,6 +129,10 @@ def replay(settings: Settings, request: ReplayRequest, progress: bool = True) ->
                            DecisionComparison(live, ("live", "live_policy_replay"), labels,
                                               w.start_ms)))
     seeded = _seed_boards(sides, controls, warm)
+    for (name, _), chunk in small.items():
+        if name in SHARED_TOPICS:  # valid from each record's ts: the book answers by event time
+            for side in sides:
+                side.engine.shared.apply(name, chunk.records)
     operator = [c for c in controls if c["source"] not in ENGINE_SOURCES
                 and (warm is None or c["ts"] >= warm) and c["ts"] < w.end_ms]
     feed = _Feed(sides, operator, w, parts, stages)
@@ -195,10 +200,11 @@ def _read_recorded(settings: Settings, topics: RecordedTopics, w: ReplayWindow,
 
     Since ``lookup``: dead letters, labels (to the end), ticker profiles (to the end;
     compacted) and the published decisions (until past the range). Control records:
-    all of them (compacted; the board at the warm-up's start is built from them).
+    all of them (compacted; the board at the warm-up's start is built from them). Ticker
+    reference data: all of it (compacted), as every live worker reads it.
     """
     starts: dict[tuple[str, int], int] = {}
-    for name in CONTROL_TOPICS:
+    for name in (*CONTROL_TOPICS, *SHARED_TOPICS):
         starts.update({(name, p): o for p, o in topics.starts(name, None).items()})
     for name in ("deadletter", "feedback", "tickers.profile", "decisions"):
         starts.update({(name, p): o for p, o in topics.starts(name, lookup).items()})

@@ -119,13 +119,15 @@ def anomaly_scores(session: Session, window: int = Settings().anomaly_window) ->
 
     The engine's own feature plumbing (``AccountCore``: columns and the merged
     login/order kernel), without its policy; ticker profiles from ``market.trades``
-    as the engine learns them.
+    as the engine learns them, and before any, from ``reference.tickers``.
     """
     accounts, tickers, cfg = AccountCore(anomaly_window=window), TickerCore(), PolicyConfig.defaults()
     scores: dict[str, float] = {}
     for name, run in groupby(session.records, key=lambda tr: tr[0]):
         records = [typed(name, r) for _, r in run]
-        if name == "market.trades":
+        if name == "reference.tickers":
+            accounts.profiles.apply_reference(records)
+        elif name == "market.trades":
             out = tickers.process(records, FlowBlock.empty(), _NO_BOARD, cfg)
             for p in out.profiles + tickers.close_periods(records[-1].ts):
                 accounts.profiles.apply(p["ticker"], p["ts"], p["adv_value"], p["last_price"])

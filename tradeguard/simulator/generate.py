@@ -37,7 +37,7 @@ from tradeguard.simulator.world import Clock, VenueHours, World
 __all__ = ["Session", "generate"]
 
 #: Topics a session writes, in the order replay reports them.
-SESSION_TOPICS = ("market.trades", "auth.events", "orders", "feedback")
+SESSION_TOPICS = ("reference.tickers", "market.trades", "auth.events", "orders", "feedback")
 
 
 @dataclass(frozen=True)
@@ -51,9 +51,12 @@ class Session:
     records: list[tuple[str, dict[str, Any]]]
     truth: GroundTruth
     opening_books: dict[str, dict[str, Any]] = field(repr=False)
-    #: One reference record per ticker as of the warm-up's start (``market.reference_data``):
-    #: what a broker's instrument master knows. Not on any topic (yet).
-    reference: list[dict[str, Any]] = field(default_factory=list, repr=False)
+
+    @property
+    def reference(self) -> list[dict[str, Any]]:
+        """What a broker's instrument master knows: one ``reference.tickers`` record per
+        ticker, first in the stream, at the warm-up's start (``market.reference_data``)."""
+        return list(self.of("reference.tickers"))
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -129,12 +132,13 @@ def generate(scenario: Scenario) -> Session:
 
     truth = _truth(scenario, clock, warmup_start, world, campaigns, negatives)
     orders = {r["order_id"]: r for t, r in world.records if t == "orders"}
-    records = world.records + _feedback(cfg, truth, orders, _rng(seed, "feedback"))
-    records.sort(key=lambda tr: tr[1]["ts"])  # stable: ties keep the walk's order
     reference = (reference_records(tickers, cfg.session.open.date(), warmup_start,
                                    _rng(seed, "reference")) if cfg.market.reference_data else [])
+    records = ([("reference.tickers", r) for r in reference] + world.records
+               + _feedback(cfg, truth, orders, _rng(seed, "feedback")))
+    records.sort(key=lambda tr: tr[1]["ts"])  # stable: ties keep the walk's order
     return Session(scenario.name, seed, clock.open_ms, clock.close_ms, records, truth,
-                   opening_books, reference)
+                   opening_books)
 
 
 def _choose_unseen(customers: list[Customer], share: float, rng: np.random.Generator) -> None:
