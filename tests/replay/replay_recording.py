@@ -34,9 +34,9 @@ SETTLE_S = 0.03
 #: A small anomaly window, so that the model learns within the recording and a replay that
 #: starts from another history shows it in model_version.
 ANOMALY_WINDOW = 2
-#: The candidate policy: holds from a score of 0.25 instead of 0.5. The live worker also
+#: The candidate policy: holds from a probability of 0.01 instead of 0.5. The live worker also
 #: scores every order with it in shadow mode (decisions.shadow).
-CANDIDATE = "[order]\nhold_at = 0.25\nblock_at = 0.6\n"
+CANDIDATE = "[order]\nhold_at = 0.01\nblock_at = 0.6\n"
 
 
 @dataclass

@@ -35,8 +35,9 @@ class InfrastructureWatch:
 
     >>> from types import SimpleNamespace as Login
     >>> watch = InfrastructureWatch()
-    >>> watch.observe([Login(account_id=a, event="login_success", ip="198.51.100.7",
-    ...                      device_id=f"dev-{a}", ts=t) for t, a in enumerate("abc")])
+    >>> watch.observe([Login(account_id=a, event=e, ip="198.51.100.7", device_id=f"dev-{a}", ts=t)
+    ...                for t, (a, e) in enumerate([("a", "login_success"), ("b", "login_failure"),
+    ...                                            ("c", "login_failure")])])
     >>> watch.shared_accounts("a", at_ms=10), watch.shared_accounts("a", at_ms=0)
     (3, 1)
     >>> watch.shared_accounts("z", at_ms=10)

@@ -89,8 +89,8 @@ def score_orders(
     >>> cfg = PolicyConfig.defaults()
     >>> v = score_orders(np.array([[1.0, 1.0, 0.9], [0.0, 0.0, 0.9], [1.0, 1.0, 0.0]]),
     ...                  ("new_device", "new_asn", "liquidation_ratio"), cfg)
-    >>> [round(float(s), 3) for s in v.scores]   # a stranger selling everything; each alone
-    [0.73, 0.003, 0.047]
+    >>> [round(float(s), 3) for s in v.scores]   # a stranger selling most; each alone
+    [0.426, 0.005, 0.047]
     >>> v.reasons(0, 2)
     [{'code': 'new_device', 'value': 1.0}, {'code': 'liquidation_ratio', 'value': 0.9}]
     """

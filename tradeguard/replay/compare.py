@@ -100,7 +100,8 @@ CAUSES = {
 
 #: Signals by what they are computed from.
 LOGIN_SIGNALS = frozenset({"new_device", "new_ip", "new_asn", "new_country", "new_user_agent",
-                           "failed_logins_before", "session_mismatch", "shared_infra_accounts"})
+                           "failed_logins_before", "session_mismatch", "shared_infra_accounts",
+                           "unknown_account", "foreign_first_login"})
 MODEL_SIGNALS = frozenset({"anomaly", "fraud_probability"})
 #: From the ticker's profile; a market order is also valued at its last price, which moves
 #: every signal computed from the order's value.
