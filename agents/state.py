@@ -265,7 +265,18 @@ def restore_partitions(settings: Settings, shared: Shared, partitions: set[int],
         out = {}
         for p in sorted(partitions):
             manifest, blob = snapshots.get(p, (None, b""))
-            core = PartitionCore.from_bytes(blob, shared) if manifest else factory()
+            core = None
+            if manifest:
+                try:
+                    core = PartitionCore.from_bytes(blob, shared)
+                except ValueError as exc:
+                    # A snapshot of another format (written by an older release): rebuild
+                    # the partition from its topics instead, as if there were none.
+                    log.warning("partition %d: snapshot generation %s unusable (%s); "
+                                "rebuilding from the topics", p, manifest.get("generation"), exc)
+                    manifest = None
+            if core is None:
+                core = factory()
             snap = ({settings.topic(t): o for t, o in manifest["offsets"].items()}
                     if manifest else {})
             ranges, stop = [], {}

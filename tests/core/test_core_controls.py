@@ -142,7 +142,7 @@ def test_a_halt_sparing_clean_sessions_lets_the_customer_at_home_buy_and_blocks_
     engine = InProcessEngine()
     engine.shared.board.apply_ticker({
         "ticker": "4592", "action": "halt_buys", "reason": "analyst", "evidence": {},
-        "expires_at": T0 + 600_000, "source": "analyst", "ts": T0})
+        "expires_at": T0 + 600_000, "source": "engine", "ts": T0})
     stranger = {**login("acct-2", T0 - 60_000), "ip": "198.51.100.66", "device_id": "dev-evil",
                 "session_id": "s-evil", "asn": 64500, "country": "VN"}
     got = decide(engine, [
@@ -158,3 +158,15 @@ def test_a_halt_sparing_clean_sessions_lets_the_customer_at_home_buy_and_blocks_
     assert got["home-buy"]["reasons"][0]["code"] == "halt_exempt"
     assert got["stranger-buy"]["action"] == "block"
     assert got["stranger-buy"]["reasons"][0]["code"] == "ticker_halted"
+
+
+def test_a_halt_an_analyst_placed_spares_no_one():
+    engine = InProcessEngine()
+    engine.shared.board.apply_ticker({
+        "ticker": "4592", "action": "halt_buys", "reason": "analyst", "evidence": {},
+        "expires_at": T0 + 600_000, "source": "analyst", "ts": T0})
+    got = decide(engine, [
+        ("auth.events", login("acct-1", T0 - 7_200_000)),
+        ("auth.events", login("acct-1", T0 - 3_600_000)),
+        ("orders", order("home-buy", "acct-1", "4592", "buy", T0 + 1_000))])
+    assert got["home-buy"]["action"] == "block"

@@ -96,3 +96,77 @@ def test_the_loop_does_not_depend_on_the_batching(answer):
     for _ in range(5):
         sizes = iter(lambda: rnd.randint(1, 3), None)
         assert run(story(answer), batch_size=sizes) == whole
+
+
+def label(verdict: str, ts: int) -> tuple[str, dict]:
+    return ("feedback", {"account_id": "acct-1", "order_id": None, "label": verdict,
+                         "source": "analyst-1", "ts": ts})
+
+
+def run_with_flows(records, batch_size=2048):
+    engine = InProcessEngine()
+    decisions, controls, risk = {}, [], {}
+    for out in engine.run(records, batch_size=batch_size):
+        decisions.update({d["order_id"]: d for d in out.decisions.rows()})
+        controls += out.account_controls
+        risk.update(zip(out.flows.order_id, out.flows.account_risk.tolist()))
+    return decisions, controls, risk
+
+
+@pytest.mark.parametrize("extra", [
+    # a buy under the pending challenge, then the deadline passes at a later order
+    [order("buy-pending", T0 + 10 * MIN, side="buy", qty=100)],
+    # an analyst's label after the deadline: the timeout's freeze comes first, either way
+    [label("legit", T0 + 12 * MIN)],
+    [label("fraud", T0 + 12 * MIN)],
+])
+def test_controls_and_the_risk_the_ticker_side_reads_do_not_depend_on_the_batching(extra):
+    records = sorted(story(None) + extra, key=lambda r: r[1]["ts"])
+    whole = run_with_flows(records)
+    if extra[0][0] == "orders":  # decided under the step-up: risky for the ticker side
+        assert whole[2]["buy-pending"] >= 0.99
+    else:  # the deadline passed before the label: its freeze is published, then the label's
+        verdict = extra[0][1]["label"]
+        assert [(c["action"], c["reason"]) for c in whole[1]][1:3 if verdict == "legit" else 2] == [
+            ("freeze", "step-up challenge unanswered")] + (
+            [("release", "labelled legit by analyst-1")] if verdict == "legit" else [])
+    rnd = random.Random(11)
+    for _ in range(8):
+        sizes = iter(lambda: rnd.randint(1, 3), None)
+        assert run_with_flows(records, batch_size=sizes) == whole
+
+
+def test_the_trust_of_a_passed_challenge_is_the_session_that_passed_it():
+    """Another stranger on another device, an hour later, is judged afresh."""
+    other = {**STRANGER, "ip": "203.0.113.200", "device_id": "dev-other", "country": "RU"}
+    records = story("mfa_challenge_passed") + [
+        *(auth("login_failure", T0 + 59 * MIN + k * 1000, other, session=None) for k in range(3)),
+        auth("login_success", T0 + 60 * MIN, other, session="s-2"),
+        ("orders", {**order("other-sells", T0 + 61 * MIN, qty=200, holdings=50_000.0,
+                            session="s-2")[1], "ip": other["ip"], "device_id": other["device_id"]}),
+    ]
+    decisions, _ = run(records)
+    assert decisions["sell-again"]["action"] == "allow"
+    # the other session's evidence is not explained away by the customer's pass
+    codes = {r["code"] for r in decisions["other-sells"]["reasons"]}
+    assert {"new_device", "failed_logins_before"} <= codes, decisions["other-sells"]
+
+
+def test_a_restored_core_learns_a_pass_against_a_scratch_board():
+    """A worker restarts between the step-up and the answer: the replay of the answer runs
+    against an empty board, and the customer's next order is still trusted."""
+    from tradeguard.core import typed
+    from tradeguard.core.accounts import AccountCore
+    from tradeguard.core.board import ControlBoard
+    from tradeguard.policy.config import PolicyConfig
+    cfg = PolicyConfig.defaults()
+    records = story("mfa_challenge_passed")
+    auth_events = [typed(t, r) for t, r in records if t == "auth.events"]
+    orders = [typed(t, r) for t, r in records if t == "orders"]
+    core, board = AccountCore(), ControlBoard()
+    out = core.process(auth_events[:2], orders[:1], [], board, cfg)
+    assert [c["action"] for c in out.account_controls] == ["step_up"]
+    restored = AccountCore.from_bytes(core.to_bytes())
+    out = restored.process(auth_events[2:], orders[1:], [], ControlBoard(), cfg)
+    assert out.decisions.rows()[0]["action"] == "allow"
+    assert out.account_controls == []  # nothing to publish: the live board had the release

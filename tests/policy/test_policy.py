@@ -136,10 +136,14 @@ def test_wrong_feature_matrix_shape_is_named():
     ("[order]\nhold_at = 0.9\nblock_at = 0.5", "hold_at must not exceed block_at"),
     ("[order.signals.new_device]\nweight = 21\nscale = 1", r"\[order.signals.new_device\] weight"),
     ("[order.signals.new_device]\nweight = 1\nscale = 1\ngroup = 'who'", "group must be one of"),
+    ("[order.signals.liquidation_ratio]\ndiscount_by = 'usual_liquidaton'", "discount_by must name"),
+    ("[order.signals.new_device]\nscale = nan", r"scale must be a finite number, got nan"),
+    ("[order.signals.new_device]\nweight = '3.5'", "weight must be a finite number"),
+    ("[order.signals.new_device]\ngrup = 'session'", r"unknown key\(s\) \['grup'\]"),
     ("[order]\nhold_at = -0.1", r"\[order\] hold_at must be in \[0, 1\], got -0.1"),
     ("[account]\nstep_up_at = 0.9\nfreeze_at = 0.8", "step_up_at must not exceed freeze_at"),
     ("[ticker]\nwindow_s = 0.5", r"\[ticker\] window_s must be in \[1, inf\]"),
-    ("[order.signals.new_device]\nweight = [1]\nscale = 1", "needs numeric weight and scale"),
+    ("[order.signals.new_device]\nweight = [1]\nscale = 1", "weight must be a finite number, got \\[1\\]"),
 ])
 def test_bad_policy_files_are_refused_with_the_key_named(tmp_path, text, message):
     path = tmp_path / "policy.toml"

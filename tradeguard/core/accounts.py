@@ -25,7 +25,7 @@ from tradeguard.core.blocks import ACTIONS, BLOCK, HOLD, DecisionBlock, FlowBloc
 from tradeguard.core.board import ControlBoard
 from tradeguard.core.infrastructure import InfrastructureWatch
 from tradeguard.core.profiles import ProfileBook
-from tradeguard.features.account import ACCOUNT_FEATURES, AccountFeatures
+from tradeguard.features.account import ACCOUNT_FEATURES, AccountFeatures, AccountParams
 from tradeguard.features.batches import AUTH_KINDS, OTHER, AuthBatch, OrderBatch
 from tradeguard.features.ids import stable_hash64
 from tradeguard.models import AccountAnomaly, FraudClassifier
@@ -54,25 +54,23 @@ _THIN_X = ACCOUNT_FEATURES.index("thin_ticker_notional_x_adv")
 HALT_EXEMPT = "halt_exempt"
 
 
-def halt_exempt(action: int, reasons: list[dict[str, Any]], cfg: PolicyConfig) -> bool:
-    """Whether a buy of a halted ticker may pass: the policy spares clean sessions, the order
-    is allowed on its own score and the session evidence among its reasons adds up to less
-    than ``cfg.halt_exempt_below`` (the customer's usual device and network, no failures, no
-    replayed cookie, no shared infrastructure; an account the engine has never seen adds a
-    little, and alone stays under it).
+def halt_exempt_evidence(session_evidence: Any, cfg: PolicyConfig) -> Any:
+    """Whether an order's session evidence (log-odds, every session signal counted) is low
+    enough to pass a halt the engine raised, if the order is allowed on its own score.
 
-    A halt exists to stop the buys of hijacked accounts, and those show session evidence;
-    the customers who have been buying the stock from home all along are spared. Computed
-    from the reasons only, so the engine and a fix-up after the fact agree.
+    A halt exists to stop the buys of hijacked accounts, and those show session evidence:
+    a new device or network, failed logins, a replayed cookie, shared infrastructure. The
+    customers who have been buying the stock from home all along are spared; an account the
+    engine has never seen adds a little and alone stays under the line. A halt an analyst
+    placed spares no one.
     """
-    if not cfg.halt_spares_clean_sessions or action != 0:
-        return False
-    evidence = 0.0
-    for r in reasons:
-        sig = cfg.signals.get(r["code"]) if r["code"] in cfg.session_signals else None
-        if sig is not None:
-            evidence += sig.weight * min(max((r["value"] - sig.offset) / sig.scale, 0.0), 1.0)
-    return evidence < cfg.halt_exempt_below
+    if not cfg.halt_spares_clean_sessions:
+        return np.zeros_like(np.asarray(session_evidence), dtype=bool) \
+            if np.ndim(session_evidence) else False
+    return np.asarray(session_evidence) < cfg.halt_exempt_below \
+        if np.ndim(session_evidence) else session_evidence < cfg.halt_exempt_below
+
+
 #: Auth events that answer a step-up challenge.
 MFA_PASSED, MFA_FAILED = "mfa_challenge_passed", "mfa_challenge_failed"
 #: A ticker with no market history yet (a new listing, the day the engine is deployed) is
@@ -102,7 +100,7 @@ class AccountCore:
                  profiles: ProfileBook | None = None,
                  anomaly_window: int = 250, infra: InfrastructureWatch | None = None) -> None:
         self.home_market = home_market
-        self.features = AccountFeatures()
+        self.features = AccountFeatures(AccountParams(home_country=home_market))
         # Learning one order in 16 keeps River's per-sample cost (~16 us) to ~1 us
         # an order with no measurable loss of ranking (tradeguard/models/anomaly.py).
         self.anomaly = AccountAnomaly(ACCOUNT_FEATURES, ACCOUNT_SQUASH, window_size=anomaly_window,
@@ -119,10 +117,15 @@ class AccountCore:
         self.infra = InfrastructureWatch() if infra is None else infra
         self._reasons = ReasonsEncoder()
         self._last: list[tuple] = []  # the last call's decided segments, for a shadow policy
-        # Step-ups this core raised and awaits an answer to: account -> answer-by (event ms).
-        self._challenges: dict[str, int] = {}
-        # Accounts that passed a step-up: account -> (passed at, trusted until), event ms.
-        self._verified: dict[str, tuple[int, int]] = {}
+        # Orders of the last call allowed with a clean session: a halt raised later in the
+        # same batch spares them (InProcessEngine's fix-up reads it).
+        self.halt_clean: set[str] = set()
+        # Step-ups this core raised and awaits an answer to: account -> (raised at, answer
+        # by), event ms.
+        self._challenges: dict[str, tuple[int, int]] = {}
+        # Accounts that passed a step-up: account -> (passed at, trusted until, session,
+        # device of the answer).
+        self._verified: dict[str, tuple[int, int, str | None, str | None]] = {}
 
     # -- the one way in -------------------------------------------------------------------
 
@@ -137,6 +140,7 @@ class AccountCore:
         auth = sorted(auth, key=_ts)
         orders = sorted(orders, key=_ts)
         self._last = []
+        self.halt_clean = set()
         out = AccountOutputs()
         # Labels and answers to step-ups split the call: what came before is decided under
         # the controls and models as they were; then they take effect.
@@ -167,35 +171,44 @@ class AccountCore:
                          cfg: PolicyConfig) -> list[dict[str, Any]]:
         """A step-up answered: passed releases the account, failed freezes it.
 
-        Only a step-up this core raised, answered after it and before its deadline,
-        counts; a late answer finds the account frozen for the timeout. A pass also
-        trusts the account's sessions for ``cfg.verified_for_s``: it proved to be the
-        customer (phishing-resistant factor), so its session evidence is explained away.
+        Only a step-up this core raised, answered at or after it and before its deadline,
+        counts; a late answer finds the account frozen for the timeout. This core's own
+        record of its challenges decides, not the board: a restored core replaying against
+        a scratch board learns the answer all the same (and publishes nothing the board
+        does not need). A pass trusts the session and device that passed it for
+        ``cfg.verified_for_s``: the customer proved it is them (phishing-resistant factor),
+        so that session's evidence is explained away; another session is judged afresh.
         """
         account_id = event.account_id
         out = self.expire_challenges(event.ts, board)
-        answer_by = self._challenges.get(account_id)
-        control = board.account_control(account_id)
-        if answer_by is None or control is None or control["action"] != "step_up" \
-                or event.ts < control["ts"]:
+        challenge = self._challenges.get(account_id)
+        if challenge is None or event.ts < challenge[0]:
             return out
         del self._challenges[account_id]
         passed = event.event == MFA_PASSED
+        if passed:
+            self._verified[account_id] = (event.ts, event.ts + int(cfg.verified_for_s * 1000),
+                                          event.session_id, event.device_id)
+        control = board.account_control(account_id)
+        if control is None or control["action"] != "step_up":
+            return out  # released or frozen meanwhile, or a scratch board: nothing to publish
         record = {"account_id": account_id, "action": "release" if passed else "freeze",
                   "reason": "passed the step-up challenge" if passed
                   else "failed the step-up challenge",
                   "evidence": {"order_id": (control.get("evidence") or {}).get("order_id"),
                                "session_id": event.session_id},
                   "source": "engine", "ts": event.ts}
-        if passed:
-            self._verified[account_id] = (event.ts, event.ts + int(cfg.verified_for_s * 1000))
         board.apply_account(record)
         return out + [record]
 
     def expire_challenges(self, now_ms: int, board: ControlBoard) -> list[dict[str, Any]]:
-        """Freeze the accounts whose step-up went unanswered past its deadline, at the deadline."""
+        """Freeze the accounts whose step-up went unanswered past its deadline, at the deadline.
+
+        Also forgets trust from passed challenges that has run out.
+        """
         out = []
-        for account_id, answer_by in sorted(self._challenges.items(), key=lambda kv: kv[1]):
+        for account_id, (_, answer_by) in sorted(self._challenges.items(),
+                                                 key=lambda kv: (kv[1][1], kv[0])):
             if answer_by > now_ms:
                 continue
             del self._challenges[account_id]
@@ -208,17 +221,25 @@ class AccountCore:
                       "source": "engine", "ts": answer_by}
             board.apply_account(record)
             out.append(record)
+        if self._verified:
+            for account_id in [a for a, v in self._verified.items() if v[1] <= now_ms]:
+                del self._verified[account_id]
         return out
 
     def _verified_mask(self, orders: list) -> np.ndarray | None:
-        """Orders of accounts within the trust of a passed step-up, or None if there are none."""
+        """Orders placed in the trust of a passed step-up (same session or same device, within
+        its time), or None if there are none."""
         verified = self._verified
         if not verified:
             return None
         mask = np.zeros(len(orders), dtype=bool)
         for i, o in enumerate(orders):
-            window = verified.get(o.account_id)
-            if window is not None and window[0] <= o.ts < window[1]:
+            trust = verified.get(o.account_id)
+            if trust is None or not trust[0] <= o.ts < trust[1]:
+                continue
+            session, device = trust[2], trust[3]
+            if (session is not None and o.session_id == session) or \
+                    (device is not None and o.device_id == device):
                 mask[i] = True
         return mask if mask.any() else None
 
@@ -289,8 +310,9 @@ class AccountCore:
         # What a shadow policy needs to decide the same orders later, without learning twice.
         self._last.append((orders, batch, features, extra, windows))
         out = AccountOutputs()
+        controlled = np.zeros(len(orders), dtype=bool)
         out.decisions = self._verdicts(orders, batch, features, extra, windows, board, cfg,
-                                       out.account_controls)
+                                       out.account_controls, controlled)
         notional = np.nan_to_num(batch.qty * batch.price, nan=0.0, posinf=0.0)
         # The account's risk as the ticker side reads it. A buy by an account under step-up
         # or freeze is risky whatever this order scored: a campaign's accounts stay risky
@@ -298,18 +320,15 @@ class AccountCore:
         # caught account that shares login infrastructure with other accounts, buying a
         # thin ticker; one such buy halts the ticker (a slow campaign sends one account
         # per ticker).
+        # ``controlled``: under step-up or freeze when the order was decided (recorded there,
+        # not read back from the board, which later orders of the batch may have changed).
         risk = np.minimum(out.decisions.score, MAX_FLOW_SCORE)
-        controlled = board.has_account_controls(out.decisions.account_id)
         thin = features[:, _THIN_X] >= cfg.campaign_buy_adv_share
         shared = np.asarray(extra["shared_infra_accounts"], dtype=np.float64)
-        for i in np.flatnonzero(np.array(controlled, dtype=bool)).tolist():
-            control = board.account_control(out.decisions.account_id[i])
-            if (control is not None and control["action"] in _RANK
-                    and control["ts"] <= batch.ts_ms[i]):
-                risk[i] = max(risk[i], MAX_FLOW_SCORE)
-                if (batch.is_buy[i] and thin[i]
-                        and shared[i] >= cfg.campaign_link_accounts):
-                    risk[i] = CAMPAIGN_BUY
+        for i in np.flatnonzero(controlled).tolist():
+            risk[i] = max(risk[i], MAX_FLOW_SCORE)
+            if batch.is_buy[i] and thin[i] and shared[i] >= cfg.campaign_link_accounts:
+                risk[i] = CAMPAIGN_BUY
         out.flows = FlowBlock(ticker=out.decisions.ticker, account_id=out.decisions.account_id,
                               side=out.decisions.side, order_id=out.decisions.order_id,
                               notional=notional, account_risk=risk, ts=batch.ts_ms.copy())
@@ -317,14 +336,21 @@ class AccountCore:
 
     def _verdicts(self, orders: list, batch: OrderBatch, features: np.ndarray,
                   extra: dict[str, Any], windows: np.ndarray, board: ControlBoard,
-                  cfg: PolicyConfig, controls: list[dict[str, Any]] | None) -> DecisionBlock:
+                  cfg: PolicyConfig, controls: list[dict[str, Any]] | None,
+                  controlled: np.ndarray | None = None) -> DecisionBlock:
         """Scores, actions and reasons under ``cfg``, controls in force applied.
 
         ``controls`` collects the account controls a high score raises (and the board
         takes them at once); None decides without raising any (a shadow policy).
+        ``controlled`` (if given) is set for the orders decided under step-up or freeze.
+        The orders allowed with a clean session (``halt_exempt``) are kept in
+        ``self.halt_clean`` for a halt raised later in the same batch.
         """
         verdicts = score_orders(features, ACCOUNT_FEATURES, cfg, extra,
                                 verified=self._verified_mask(orders))
+        session = [j for j, name in enumerate(verdicts.signal_names)
+                   if name in cfg.session_signals]
+        session_evidence = verdicts.contributions[:, session].sum(axis=1)
         scores = np.round(verdicts.scores, 4)
         actions = verdicts.action_codes(cfg)
         reasons = self._reasons.encode(verdicts, cfg.max_reasons)
@@ -337,7 +363,10 @@ class AccountCore:
             | (batch.is_buy & np.array(board.has_ticker_controls(tickers), dtype=bool)))
         for i in candidates.tolist():
             self._apply_controls(i, orders[i], float(scores[i]), actions, reasons, board, cfg,
-                                 controls)
+                                 controls, float(session_evidence[i]), controlled)
+        if controls is not None:
+            clean = np.flatnonzero((actions == 0) & halt_exempt_evidence(session_evidence, cfg))
+            self.halt_clean.update(orders[i].order_id for i in clean.tolist())
         model = f"{self.anomaly.name}-v{self.anomaly.revision}"
         classifier = self.classifier.version
         versions = {w: f"{model}/w{w};{classifier}" for w in set(windows.tolist())}
@@ -361,7 +390,8 @@ class AccountCore:
 
     def _apply_controls(self, i: int, order: Any, score: float, actions: np.ndarray,
                         reasons: list[bytes], board: ControlBoard, cfg: PolicyConfig,
-                        controls: list[dict[str, Any]] | None) -> None:
+                        controls: list[dict[str, Any]] | None, session_evidence: float,
+                        controlled: np.ndarray | None) -> None:
         """Controls in force override the score; a high score puts the account under control."""
         account_id = order.account_id
         control = board.account_control(account_id)
@@ -372,8 +402,8 @@ class AccountCore:
         current = control["action"] if control else None
         overrides = []
         if current == "step_up" and controls is not None:
-            answer_by = self._challenges.get(account_id)
-            if answer_by is not None and order.ts >= answer_by:  # unanswered: frozen first
+            challenge = self._challenges.get(account_id)
+            if challenge is not None and order.ts >= challenge[1]:  # unanswered: frozen first
                 expired = self.expire_challenges(order.ts, board)
                 controls += expired
                 control = board.account_control(account_id)
@@ -384,7 +414,7 @@ class AccountCore:
             if wanted == "step_up":
                 answer_by = order.ts + int(cfg.step_up_timeout_s * 1000)
                 evidence["answer_by"] = answer_by
-                self._challenges[account_id] = answer_by
+                self._challenges[account_id] = (order.ts, answer_by)
             else:
                 self._challenges.pop(account_id, None)
             record = {
@@ -398,15 +428,18 @@ class AccountCore:
             board.apply_account(record)  # later orders of this batch see it at once
             controls.append(record)
             current = wanted
+        if controlled is not None and current in _RANK:
+            controlled[i] = True
         if current == "freeze":
             actions[i] = BLOCK
             overrides.append("account_frozen")
         elif current == "step_up" and actions[i] < HOLD:
             actions[i] = HOLD
             overrides.append("account_step_up")
-        if order.side == "buy" and board.ticker_halt(order.ticker, order.ts) is not None:
-            if current is None and halt_exempt(int(actions[i]),
-                                               ReasonsEncoder.decode(reasons[i]), cfg):
+        halt = board.ticker_halt(order.ticker, order.ts) if order.side == "buy" else None
+        if halt is not None:
+            if (current is None and actions[i] == 0 and halt.get("source") == "engine"
+                    and halt_exempt_evidence(session_evidence, cfg)):
                 overrides.insert(0, HALT_EXEMPT)
             else:
                 actions[i] = BLOCK
@@ -423,6 +456,7 @@ class AccountCore:
         account) teaches the classifier. ``legit`` on a controlled account releases
         it; ``fraud`` freezes it.
         """
+        expired = self.expire_challenges(min(l.ts for l in labels), board) if labels else []
         rows, ys = [], []
         for label in labels:
             if label.order_id is not None:
@@ -434,9 +468,10 @@ class AccountCore:
             ys += [label.label == "fraud"] * len(matches)
         if rows:
             self.classifier.learn_many(np.array(rows), np.array(ys))
-        out = []
+        out = expired  # a deadline passed before the label: the freeze comes first
         for label in labels:
             account_id = label.account_id
+            self._challenges.pop(account_id, None)  # an analyst's verdict ends the challenge
             control = board.account_control(account_id)
             if label.label == "legit" and control is not None:
                 action, reason = "release", f"labelled legit by {label.source}"

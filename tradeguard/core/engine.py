@@ -29,7 +29,7 @@ import numpy as np
 
 from streams.topics import partition_for, topic
 from streams.wire import record_type
-from tradeguard.core.accounts import HALT_EXEMPT, halt_exempt
+from tradeguard.core.accounts import HALT_EXEMPT
 from tradeguard.core.blocks import BLOCK, DecisionBlock, FlowBlock, ReasonsEncoder
 from tradeguard.core.partition import SHARED_TOPICS, Inputs, Outputs, PartitionCore, Shared
 from tradeguard.policy.config import PolicyConfig
@@ -146,8 +146,9 @@ class InProcessEngine:
                 later = order_ts[i] > halt["ts"] or i > trigger
                 if (later and decisions.ticker[i] == halt["ticker"]
                         and decisions.side[i] == "buy" and order_ts[i] < halt["expires_at"]):
-                    reasons = ReasonsEncoder.decode(decisions.reasons[i])
-                    if halt_exempt(int(decisions.action[i]), reasons, self.policy):
+                    core = self.cores[partition_for(decisions.account_id[i], self.partitions)]
+                    if decisions.order_id[i] in core.accounts.halt_clean:
+                        reasons = ReasonsEncoder.decode(decisions.reasons[i])
                         if not any(r["code"] == HALT_EXEMPT for r in reasons):
                             decisions.reasons[i] = self._reasons.prepend(
                                 [HALT_EXEMPT], decisions.reasons[i], self.policy.max_reasons)

@@ -126,7 +126,7 @@ class PartitionCore:
         self.shared = shared
         self.accounts = accounts or AccountCore(home_market, profiles=shared.profiles,
                                                 anomaly_window=anomaly_window, infra=shared.infra)
-        self.tickers = tickers or TickerCore()
+        self.tickers = tickers or TickerCore(infra=shared.infra)
 
     def process(self, inputs: Inputs, cfg: PolicyConfig,
                 board: ControlBoard | None = None) -> Outputs:
@@ -177,4 +177,4 @@ class PartitionCore:
         return cls(shared,
                    accounts=AccountCore.from_bytes(state["accounts"], shared.profiles,
                                                    shared.infra),
-                   tickers=TickerCore.from_bytes(state["tickers"]))
+                   tickers=TickerCore.from_bytes(state["tickers"], shared.infra))

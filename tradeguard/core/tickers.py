@@ -20,6 +20,7 @@ import numpy as np
 
 from tradeguard.core.blocks import FlowBlock
 from tradeguard.core.board import ControlBoard
+from tradeguard.core.infrastructure import InfrastructureWatch
 from tradeguard.features.batches import FlowBatch, TradeBatch
 from tradeguard.features.ids import DenseIds
 from tradeguard.features.ticker import TICKER_FEATURES, TickerFeatures, TickerParams
@@ -43,8 +44,11 @@ class TickerOutputs:
 class TickerCore:
     """Per-ticker state of one partition and the halt decision."""
 
-    def __init__(self, profile_every_ms: int = 60_000) -> None:
+    def __init__(self, profile_every_ms: int = 60_000,
+                 infra: InfrastructureWatch | None = None) -> None:
         self.features: TickerFeatures | None = None
+        # Logins of every account (shared, not snapshotted): are the risky buyers linked?
+        self.infra = InfrastructureWatch() if infra is None else infra
         self.accounts = DenseIds()
         self.profile_every_ms = profile_every_ms
         self._period = -1  # event-time period of the latest trade learned
@@ -149,9 +153,9 @@ class TickerCore:
         # The account side marks a campaign buy with risk 1.0 (CAMPAIGN_BUY in accounts.py).
         campaign_buy = batch.is_buy & (batch.account_risk >= 1.0) & (cfg.campaign_link_accounts > 0)
         trigger = ((x[:, _COL["risky_buyers_window"]] >= cfg.halt_risky_buyers)
-                   & (x[:, _COL["risky_buy_share"]] >= cfg.halt_risky_share)) | campaign_buy
+                   & (x[:, _COL["risky_buy_share"]] >= cfg.halt_risky_share))
         window_ms = int(cfg.window_s * 1000)
-        for i in np.flatnonzero(risky_buy | trigger).tolist():
+        for i in np.flatnonzero(risky_buy | trigger | campaign_buy).tolist():
             j = f0 + i
             ticker, ts = flows.ticker[j], int(flows.ts[j])
             if risky_buy[i]:
@@ -159,10 +163,24 @@ class TickerCore:
                 buys.append((ts, flows.account_id[j], float(flows.notional[j])))
                 while buys and buys[0][0] < ts - window_ms:
                     buys.popleft()
-            if trigger[i] and board.ticker_halt(ticker, ts) is None:
+            if (trigger[i] and not campaign_buy[i]
+                    and x[i, _COL["risky_buyers_window"]] < cfg.halt_unlinked_buyers
+                    and not self._linked(ticker, ts, cfg)):
+                # Enough risky buyers, but nothing ties them together: honest customers
+                # stepped up at the same time (two travellers in one penny stock) until
+                # there are halt_unlinked_buyers of them.
+                continue
+            if (trigger[i] or campaign_buy[i]) and board.ticker_halt(ticker, ts) is None:
                 out.ticker_controls.append(self._halt(ticker, ts, flows.order_id[j], x[i], cfg,
                                                       bool(campaign_buy[i])))
                 board.apply_ticker(out.ticker_controls[-1])  # one halt per ticker
+
+    def _linked(self, ticker: str, ts: int, cfg: PolicyConfig) -> bool:
+        """Whether ``halt_risky_buyers`` of the window's risky buyers of ``ticker`` each share
+        login infrastructure with another account (a campaign's shared devices and IPs)."""
+        linked = {account for t, account, _ in self._risky_buys.get(ticker, ())
+                  if self.infra.shared_accounts(account, t) >= 2}
+        return len(linked) >= cfg.halt_risky_buyers
 
     def _halt(self, ticker: str, ts: int, order_id: str, x: np.ndarray,
               cfg: PolicyConfig, campaign_buy: bool = False) -> dict[str, Any]:
@@ -240,12 +258,14 @@ class TickerCore:
         }, protocol=pickle.HIGHEST_PROTOCOL)
 
     @classmethod
-    def from_bytes(cls, blob: bytes) -> "TickerCore":
-        """Restore a snapshot written by ``to_bytes`` (our own state topic only: it is a pickle)."""
+    def from_bytes(cls, blob: bytes, infra: InfrastructureWatch | None = None) -> "TickerCore":
+        """Restore a snapshot written by ``to_bytes`` (our own state topic only: it is a pickle).
+
+        The infrastructure index is shared by the worker's partitions, not in the snapshot."""
         state = pickle.loads(blob)
         if state.get("format") != 2:
             raise ValueError(f"ticker snapshot format {state.get('format')!r}, expected 2")
-        restored = cls(state["profile_every_ms"])
+        restored = cls(state["profile_every_ms"], infra)
         if state["features"] is not None:
             restored.features = TickerFeatures.from_bytes(state["features"])
         restored.accounts = DenseIds.from_bytes(state["accounts"])

@@ -71,6 +71,8 @@ class PolicyConfig:
     #: ``campaign_link_accounts`` accounts (itself included), buying at least this share of
     #: the ticker's normal daily value. 0 accounts: off.
     campaign_link_accounts: float = 0.0
+    #: Risky buyers that halt even when fewer than ``halt_risky_buyers`` of them are linked.
+    halt_unlinked_buyers: float = 2.0
     campaign_buy_adv_share: float = 0.01
     #: Names of the session-group signals (derived from ``signals``).
     session_signals: frozenset = frozenset()
@@ -106,6 +108,22 @@ class PolicyConfig:
 
         signals = {}
         for name, spec in doc.get("order", {}).get("signals", {}).items():
+            if not isinstance(spec, dict):
+                raise PolicyError(f"[order.signals.{name}] must be a table, got {spec!r}")
+            unknown = set(spec) - _SIGNAL_KEYS
+            if unknown:
+                raise PolicyError(f"[order.signals.{name}] unknown key(s) {sorted(unknown)}; "
+                                  f"known: {sorted(_SIGNAL_KEYS)}")
+            for key in ("weight", "scale", "offset"):
+                value = spec.get(key, 0.0)
+                if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                        or value != value or value in (float("inf"), float("-inf")):
+                    raise PolicyError(f"[order.signals.{name}] {key} must be a finite number, "
+                                      f"got {value!r}")
+            discount_by = spec.get("discount_by")
+            if discount_by is not None and discount_by not in _baseline_features():
+                raise PolicyError(f"[order.signals.{name}] discount_by must name one of "
+                                  f"{sorted(_baseline_features())}, got {discount_by!r}")
             try:
                 sig = Signal(float(spec["weight"]), float(spec["scale"]),
                              float(spec.get("offset", 0.0)), str(spec.get("group", "action")),
@@ -141,6 +159,7 @@ class PolicyConfig:
             halt_spares_clean_sessions=_flag(doc, "ticker", "halt_spares_clean_sessions"),
             halt_exempt_below=num("ticker", "halt_exempt_below", 0, 20),
             campaign_link_accounts=num("ticker", "campaign_link_accounts", 0),
+            halt_unlinked_buyers=num("ticker", "halt_unlinked_buyers", 1),
             campaign_buy_adv_share=num("ticker", "campaign_buy_adv_share", 0),
             session_signals=frozenset(n for n, sig in signals.items() if sig.group == "session"),
             version=policy_version(doc),
@@ -150,6 +169,16 @@ class PolicyConfig:
         if cfg.step_up_at > cfg.freeze_at:
             raise PolicyError("[account] step_up_at must not exceed freeze_at")
         return cfg
+
+
+_SIGNAL_KEYS = frozenset({"weight", "scale", "offset", "group", "discount_by"})
+
+
+def _baseline_features() -> frozenset[str]:
+    """Account features in 0..1 that say how usual something is for the account."""
+    from tradeguard.features.account import ACCOUNT_FEATURES
+
+    return frozenset(f for f in ACCOUNT_FEATURES if f.startswith("usual_"))
 
 
 def _flag(doc: dict[str, Any], section: str, key: str) -> bool:
