@@ -170,3 +170,36 @@ def test_a_halt_an_analyst_placed_spares_no_one():
         ("auth.events", login("acct-1", T0 - 3_600_000)),
         ("orders", order("home-buy", "acct-1", "4592", "buy", T0 + 1_000))])
     assert got["home-buy"]["action"] == "block"
+
+
+def _risky_buys(accounts: list[str], risk: float = 0.95) -> FlowBlock:
+    n = len(accounts)
+    return FlowBlock(ticker=["4592"] * n, account_id=accounts, side=["buy"] * n,
+                     order_id=[f"o{i}" for i in range(n)], notional=np.full(n, 5e6),
+                     account_risk=np.full(n, risk),
+                     ts=T0 + np.arange(n, dtype=np.int64) * 1_000)
+
+
+@pytest.mark.parametrize("buyers, linked, halted_at", [
+    (["a", "b"], False, None),      # two honest customers stepped up at once: a coincidence
+    (["a", "b", "c"], False, "o2"),  # three are not
+    (["a", "b"], True, "o1"),        # two sharing a device are a campaign
+])
+def test_two_risky_buyers_halt_only_when_linked_by_shared_infrastructure(buyers, linked,
+                                                                          halted_at):
+    from types import SimpleNamespace
+    core = PartitionCore(Shared(), "JP", 250)
+    core.shared.infra.observe([SimpleNamespace(
+        account_id=a, event="login_success", ip=f"192.0.2.{i}",
+        device_id="dev-shared" if linked else f"dev-{a}", ts=T0 - 60_000)
+        for i, a in enumerate(buyers)])
+    out = core.tickers.process([], _risky_buys(buyers), core.shared.board, CFG)
+    halts = [c for c in out.ticker_controls if c["action"] == "halt_buys"]
+    assert [h["evidence"]["trigger_order_id"] for h in halts] == ([halted_at] if halted_at else [])
+
+
+def test_one_campaign_buy_halts_alone():
+    core = PartitionCore(Shared(), "JP", 250)
+    out = core.tickers.process([], _risky_buys(["a"], risk=1.0), core.shared.board, CFG)
+    (halt,) = [c for c in out.ticker_controls if c["action"] == "halt_buys"]
+    assert halt["evidence"]["campaign_buy"] and "campaign buy" in halt["reason"]
