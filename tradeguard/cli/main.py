@@ -8,7 +8,7 @@
     tradeguard console add-user NAME --role ROLE     add an operator to its local user store
     tradeguard simulate --scenario FILE [--speed X]  produce a simulated scenario to Kafka
     tradeguard evaluate --scenario FILE --out DIR    scorecard: engine vs baselines, report
-    tradeguard scorecard SCENARIO... [--seeds 505,606]   closed loop in process: one table
+    tradeguard scorecard SCENARIO... [--seeds 707,808]   closed loop in process: one table
     tradeguard controls release TICKER               end a buy halt by hand
     tradeguard controls release-account ACCOUNT      end a step-up or freeze by hand
     tradeguard contract export [--out DIR]           write the JSON Schema files
@@ -297,8 +297,8 @@ def build_parser() -> argparse.ArgumentParser:
         "nothing, is the floor).")
     p.add_argument("scenario", nargs="+", metavar="SCENARIO", help="scenario files")
     p.add_argument("--seeds", help="comma-separated seeds (default: the reporting seeds, "
-                   "REPORTING_SEEDS in tradeguard/scorecard/inprocess.py: 505,606; never tune "
-                   "on them: the tuning seeds are each file's own seed, 101, 202, 303 and 404)")
+                   "REPORTING_SEEDS in tradeguard/scorecard/inprocess.py: 707,808; never tune "
+                   "on them: the tuning seeds are each file's own seed and TUNING_SEEDS)")
     p.add_argument("--json", metavar="FILE", help="also write every run's full scorecard here")
     p.add_argument("--markdown", action="store_true",
                    help="print the definitions under the table, ready to paste into a README")

@@ -44,11 +44,11 @@ __all__ = ["BEATS", "InProcessResult", "REPORTING_SEEDS", "TUNING_SEEDS", "evalu
            "run_in_process", "scorecard", "scorecard_table"]
 
 #: Seeds the figures are reported on. Nobody tunes the engine on them: tune on TUNING_SEEDS.
-#: (303 and 404 were the reporting seeds until their figures were seen once in the middle
-#: of issue 10's tuning; from then on they count as tuning seeds.)
-REPORTING_SEEDS = (505, 606)
+#: (303 and 404, then 505 and 606, were the reporting seeds until their figures were seen
+#: in the middle of issue 10's work; from then on they count as tuning seeds.)
+REPORTING_SEEDS = (707, 808)
 #: Seeds for tuning, besides each scenario file's own ``seed``.
-TUNING_SEEDS = (101, 202, 303, 404)
+TUNING_SEEDS = (101, 202, 303, 404, 505, 606)
 
 #: Baselines the engine must be ahead of (``no_engine`` stops nothing: it is the floor).
 COMPARED = ("static_rules_2025", "river_anomaly")
