@@ -17,6 +17,8 @@
     tradeguard replay --from T1 --to T2 [--policy FILE] [--out DIR] [--lead-in 1h]
                                                      recorded traffic through a policy, compared
     tradeguard replay --compare-shadow --from T1 --to T2   live decisions against the shadow's
+    tradeguard warm --from-file HISTORY.jsonl | --from-kafka --days N [--force]
+                                                     learn recorded history before the first worker
 """
 
 from __future__ import annotations
@@ -236,6 +238,37 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_warm(args: argparse.Namespace) -> int:
+    from agents.warm import HistoryError, WarmError, warm
+    from tradeguard.broker.admin import wait_reachable
+
+    settings = _settings(args)
+    if args.from_kafka and args.days is None:
+        print("tradeguard: error: --from-kafka needs --days N (how far back to learn)",
+              file=sys.stderr)
+        return 2
+    if args.from_file and args.days is not None:
+        print("tradeguard: error: --days applies to --from-kafka; a file is read whole",
+              file=sys.stderr)
+        return 2
+    wait_reachable(settings)
+    try:
+        report = warm(settings, history_file=args.from_file, days=args.days, force=args.force)
+    except (HistoryError, WarmError, ValueError) as exc:
+        print(f"tradeguard: error: {exc}", file=sys.stderr)
+        return 2
+    for name, n in sorted(report.records.items()):
+        print(f"{name:24s} {n} records learned")
+    for why, n in sorted(report.skipped.items()):
+        print(f"left out ({why}): {n}")
+    for example in report.skipped_examples:
+        print(f"  {example}")
+    print(f"{report.decided} history orders decided and discarded; {report.profiles} ticker "
+          f"profiles published; snapshots written for partitions "
+          f"{', '.join(map(str, sorted(report.snapshots)))} of {settings.topic('state.snapshots')}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tradeguard", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -366,6 +399,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-plots", action="store_true", help="JSON and Markdown only")
     p.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
     p.set_defaults(func=cmd_replay)
+
+    p = with_broker(sub.add_parser(
+        "warm", help="learn recorded history (logins, orders, labels, trades) into partition "
+        "snapshots before the first worker starts, so no account starts unknown",
+        description="Run recorded history through the decision core in event time, in "
+        "process, with the workers' partition count and policy; its decisions and controls are "
+        "discarded; write one snapshot per partition to state.snapshots, which the workers "
+        "restore, and the tickers' latest profiles to tickers.profile. Run it before the first "
+        "worker starts (README: State and restarts)."))
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--from-file", metavar="HISTORY.jsonl", help="JSON lines "
+                        '{"topic": ..., "record": ...} as `tradeguard simulate --dump` writes '
+                        "them; records already on the input topics count as covered")
+    source.add_argument("--from-kafka", action="store_true", help="the input topics' records "
+                        "of the last --days days (event time)")
+    p.add_argument("--days", type=float, help="with --from-kafka: how many days back")
+    p.add_argument("--force", action="store_true", help="replace existing snapshots (and warm "
+                   "even though the workers' group has committed offsets)")
+    p.set_defaults(func=cmd_warm)
     return parser
 
 
