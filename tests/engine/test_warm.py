@@ -198,3 +198,24 @@ def test_a_history_file_with_bad_lines_is_refused_naming_each(tmp_path):
     path.write_bytes(b"\n")
     with pytest.raises(HistoryError, match="no records"):
         read_history_file(path)
+
+
+@pytest.mark.broker
+def test_warm_refuses_once_the_workers_group_has_committed(cli_env, tmp_path, capsys):
+    from confluent_kafka import Consumer, TopicPartition
+
+    settings = cli_env
+    group = Consumer({**settings.kafka_client_config(), "group.id": settings.app_id,
+                      "enable.auto.commit": False, "log_level": 3})
+    try:  # what a worker's commit leaves behind
+        group.commit(offsets=[TopicPartition(settings.topic("orders"), 1, 5)],
+                     asynchronous=False)
+    finally:
+        group.close()
+    path = tmp_path / "history.jsonl"
+    write_jsonl(path, history(int(time.time() * 1000)))
+    assert main(["warm", "--from-file", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"consumer group {settings.app_id!r} has committed offsets" in err, err
+    assert main(["warm", "--from-kafka"]) == 2
+    assert "--from-kafka needs --days N" in capsys.readouterr().err
