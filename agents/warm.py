@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
+import msgspec
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from agents.state import PartitionState, SnapshotStore, read_all, reader
@@ -66,6 +66,18 @@ READ_TIMEOUT_S = 1800.0
 SHOWN = 20
 
 History = list[tuple[str, Any]]  # (registry topic, typed record), in event-time order
+
+
+class _Line(msgspec.Struct, forbid_unknown_fields=True):
+    """One line of a history file; the record stays raw JSON for the topic's typed decoder."""
+
+    topic: str
+    record: msgspec.Raw
+
+
+# Raw slices of each line, not a re-encoded copy: a small bytes object from orjson.dumps
+# keeps ~4 KB of heap (155,807 records took 700 MB that way; the lines themselves 30 MB).
+_decode_line = msgspec.json.Decoder(_Line).decode
 
 
 class HistoryError(ValueError):
@@ -115,7 +127,7 @@ def read_history_file(path: str | Path, limits: Limits | None = None) -> History
     path = Path(path)
     limits = limits or Limits()
     problems: list[tuple[int, str]] = []
-    raw: dict[str, tuple[list[int], list[bytes]]] = {}
+    raw: dict[str, tuple[list[int], list[msgspec.Raw]]] = {}
     lines = 0
     try:
         handle = path.open("rb")
@@ -127,21 +139,19 @@ def read_history_file(path: str | Path, limits: Limits | None = None) -> History
                 continue
             lines += 1
             try:
-                obj = orjson.loads(line)
-            except orjson.JSONDecodeError as exc:
+                entry = _decode_line(line)
+            except msgspec.ValidationError as exc:  # (a DecodeError too: first)
+                problems.append((n, f'expected {{"topic": NAME, "record": {{...}}}}: {exc}'))
+                continue
+            except msgspec.DecodeError as exc:
                 problems.append((n, f"not JSON: {exc}"))
                 continue
-            if not isinstance(obj, dict) or set(obj) != {"topic", "record"}:
-                problems.append((n, 'expected {"topic": NAME, "record": {...}}, got keys '
-                                    f"{sorted(obj) if isinstance(obj, dict) else type(obj).__name__}"))
+            if entry.topic not in _RANK:
+                problems.append((n, _not_history(entry.topic)))
                 continue
-            name = obj["topic"]
-            if name not in _RANK:
-                problems.append((n, _not_history(name)))
-                continue
-            numbers, values = raw.setdefault(name, ([], []))
+            numbers, values = raw.setdefault(entry.topic, ([], []))
             numbers.append(n)
-            values.append(orjson.dumps(obj["record"]))
+            values.append(entry.record)
     history: History = []
     for name, (numbers, values) in raw.items():
         records, bad = BatchDecoder(topic_spec(name).schema).decode_many(values)
