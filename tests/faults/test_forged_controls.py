@@ -69,7 +69,9 @@ def test_only_signed_controls_are_enforced(engine_settings, start_worker):
         assert "refused controls.tickers record" in worker.log_tail(400)
 
         # Signed with the control key (what the engine, the console and the CLI do): enforced.
-        gateway.send("controls.tickers", sign(halt("6758", now_ms()), ControlKeys.development()))
+        # (An analyst's halt, from the console: it spares no buyer, clean session or not.)
+        gateway.send("controls.tickers", sign({**halt("6758", now_ms()), "source": "console"},
+                                              ControlKeys.development()))
         gateway.flush()
         wait_until(lambda: metric(settings, "tradeguard_active_ticker_halts") == 1, 30,
                    "the signed halt on the board", worker.log_tail)

@@ -177,9 +177,11 @@ class TickerCore:
 
     def _linked(self, ticker: str, ts: int, cfg: PolicyConfig) -> bool:
         """Whether ``halt_risky_buyers`` of the window's risky buyers of ``ticker`` each share
-        login infrastructure with another account (a campaign's shared devices and IPs)."""
-        linked = {account for t, account, _ in self._risky_buys.get(ticker, ())
-                  if self.infra.shared_accounts(account, t) >= 2}
+        login infrastructure with another account (a campaign's shared devices and IPs), as
+        the logins up to ``ts`` (the buy being decided) show: the accounts a campaign logs
+        in after a buyer link it as well as those before."""
+        linked = {account for _, account, _ in self._risky_buys.get(ticker, ())
+                  if self.infra.shared_accounts(account, ts) >= 2}
         return len(linked) >= cfg.halt_risky_buyers
 
     def _halt(self, ticker: str, ts: int, order_id: str, x: np.ndarray,

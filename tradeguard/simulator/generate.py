@@ -10,7 +10,7 @@ campaign does not reshuffle the customers.
 ...     "population": {"index_holders": {"count": 5}, "active_traders": {"count": 5},
 ...                    "day_traders": {"count": 0}}}))
 >>> sorted(s.counts()), s.truth.fraud_orders
-(['auth.events', 'market.trades', 'orders'], [])
+(['auth.events', 'market.trades', 'orders', 'reference.tickers'], [])
 """
 
 from __future__ import annotations
