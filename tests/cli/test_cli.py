@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from pathlib import Path
 import subprocess
@@ -14,8 +15,10 @@ from tradeguard.cli.main import main
 
 
 def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    # An unreachable broker is given up on after 2 s here, not the default 10.
+    env = {**os.environ, "TRADEGUARD_BROKER_WAIT_S": "2"}
     return subprocess.run([sys.executable, "-m", "tradeguard.cli.main", *args],
-                          capture_output=True, text=True, timeout=timeout)
+                          capture_output=True, text=True, timeout=timeout, env=env)
 
 
 def test_unreachable_broker_is_a_clear_error():

@@ -17,8 +17,10 @@ def _admin(settings: Settings) -> AdminClient:
     return AdminClient({**settings.kafka_client_config(), "log_level": 0})
 
 
-def wait_reachable(settings: Settings, timeout_s: float = 10.0) -> None:
-    """Raise BrokerError with the address if no broker answers within ``timeout_s``."""
+def wait_reachable(settings: Settings, timeout_s: float | None = None) -> None:
+    """Raise BrokerError with the address if no broker answers within ``timeout_s``
+    (default: ``settings.broker_wait_s``)."""
+    timeout_s = settings.broker_wait_s if timeout_s is None else timeout_s
     try:
         _admin(settings).list_topics(timeout=timeout_s)
     except KafkaException as exc:
@@ -29,9 +31,10 @@ def wait_reachable(settings: Settings, timeout_s: float = 10.0) -> None:
         ) from None
 
 
-def create_topics(settings: Settings, timeout_s: float = 15.0) -> dict[str, str]:
+def create_topics(settings: Settings, timeout_s: float | None = None) -> dict[str, str]:
     """Create every registry topic that is missing; return name -> 'created' | 'exists'."""
     wait_reachable(settings, timeout_s)
+    timeout_s = 15.0 if timeout_s is None else timeout_s  # for the creations themselves
     admin = _admin(settings)
     new = [
         NewTopic(settings.topic(t.name), num_partitions=settings.partitions,

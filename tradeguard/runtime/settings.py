@@ -70,6 +70,9 @@ class Settings:
     ssl_cafile: str = ""
     #: Records the hot path takes from the consumer per poll at most.
     poll_max: int = 5000
+    #: Seconds a command (worker start, topics create, controls) waits for a broker to
+    #: answer before it stops with a clear error.
+    broker_wait_s: float = 10.0
     #: Seconds between offset commits (only of records whose outputs were delivered).
     commit_interval_s: float = 0.5
     #: Event time older than this many seconds before the worker's clock is dead-lettered;
