@@ -40,7 +40,7 @@ def test_a_halt_raised_on_one_worker_blocks_buys_decided_on_the_other(engine_set
         assert time.monotonic() < deadline, counts
         time.sleep(0.5)
 
-    progress, _ = replay_session(engine_settings, script, speed=40.0, out=io.StringIO())
+    progress, _ = replay_session(engine_settings, script, speed=60.0, out=io.StringIO())
     assert all(w.alive for w in workers), [w.log_tail() for w in workers]
     (halt,) = [h for h in progress.halts if h["ticker"] == TARGET]
     decisions = progress.decisions

@@ -17,7 +17,7 @@ def test_scripted_takeover_is_stopped_and_the_steady_customer_is_not(engine_sett
                                                                      start_worker):
     script = scripted_session(minutes=14, accounts=24, hijacked=4)
     worker = start_worker(engine_settings)
-    progress, _ = replay_session(engine_settings, script, speed=40.0, out=io.StringIO())
+    progress, _ = replay_session(engine_settings, script, speed=60.0, out=io.StringIO())
     decisions = progress.decisions
     assert worker.alive, worker.log_tail()
     assert len(decisions) == script.order_count
