@@ -41,15 +41,25 @@ def decide(engine: InProcessEngine, records: list[tuple[str, dict]]) -> dict[str
     return out
 
 
-def test_a_halt_blocks_buys_while_in_force_and_never_sells_nor_later_buys():
-    engine = InProcessEngine(dataclasses.replace(CFG, halt_spares_clean_sessions=False))
+def halted(source: str, lasts_ms: int, policy: PolicyConfig = CFG) -> InProcessEngine:
+    """An engine whose board holds a halt of 4592 from T0, placed by ``source``."""
+    engine = InProcessEngine(policy)
     engine.shared.board.apply_ticker({
-        "ticker": "4592", "action": "halt_buys", "reason": "analyst", "evidence": {},
-        "expires_at": T0 + 60_000, "source": "analyst", "ts": T0})
+        "ticker": "4592", "action": "halt_buys", "reason": source, "evidence": {},
+        "expires_at": T0 + lasts_ms, "source": source, "ts": T0})
+    return engine
+
+
+def known_customer(account: str) -> list[tuple[str, dict]]:
+    """Two logins from home: the second, from the same place, is a known customer's."""
+    return [("auth.events", login(account, T0 - 7_200_000)),
+            ("auth.events", login(account, T0 - 3_600_000))]
+
+
+def test_a_halt_blocks_buys_while_in_force_and_never_sells_nor_later_buys():
+    engine = halted("analyst", 60_000, dataclasses.replace(CFG, halt_spares_clean_sessions=False))
     got = decide(engine, [
-        # two logins: the second, from the same place, is a known customer's
-        ("auth.events", login("acct-1", T0 - 7_200_000)),
-        ("auth.events", login("acct-1", T0 - 3_600_000)),
+        *known_customer("acct-1"),
         ("orders", order("during-buy", "acct-1", "4592", "buy", T0 + 1_000)),
         ("orders", order("during-sell", "acct-1", "4592", "sell", T0 + 2_000)),
         ("orders", order("after-buy", "acct-1", "4592", "buy", T0 + 61_000)),
@@ -139,15 +149,11 @@ def test_a_label_naming_another_accounts_order_teaches_nothing():
 
 def test_a_halt_sparing_clean_sessions_lets_the_customer_at_home_buy_and_blocks_a_stranger():
     assert CFG.halt_spares_clean_sessions
-    engine = InProcessEngine()
-    engine.shared.board.apply_ticker({
-        "ticker": "4592", "action": "halt_buys", "reason": "analyst", "evidence": {},
-        "expires_at": T0 + 600_000, "source": "engine", "ts": T0})
+    engine = halted("engine", 600_000)
     stranger = {**login("acct-2", T0 - 60_000), "ip": "198.51.100.66", "device_id": "dev-evil",
                 "session_id": "s-evil", "asn": 64500, "country": "VN"}
     got = decide(engine, [
-        ("auth.events", login("acct-1", T0 - 7_200_000)),
-        ("auth.events", login("acct-1", T0 - 3_600_000)),
+        *known_customer("acct-1"),
         ("auth.events", login("acct-2", T0 - 7_200_000)),
         ("auth.events", stranger),
         ("orders", order("home-buy", "acct-1", "4592", "buy", T0 + 1_000)),
@@ -161,14 +167,8 @@ def test_a_halt_sparing_clean_sessions_lets_the_customer_at_home_buy_and_blocks_
 
 
 def test_a_halt_an_analyst_placed_spares_no_one():
-    engine = InProcessEngine()
-    engine.shared.board.apply_ticker({
-        "ticker": "4592", "action": "halt_buys", "reason": "analyst", "evidence": {},
-        "expires_at": T0 + 600_000, "source": "analyst", "ts": T0})
-    got = decide(engine, [
-        ("auth.events", login("acct-1", T0 - 7_200_000)),
-        ("auth.events", login("acct-1", T0 - 3_600_000)),
-        ("orders", order("home-buy", "acct-1", "4592", "buy", T0 + 1_000))])
+    got = decide(halted("analyst", 600_000), [
+        *known_customer("acct-1"), ("orders", order("home-buy", "acct-1", "4592", "buy", T0 + 1_000))])
     assert got["home-buy"]["action"] == "block"
 
 
