@@ -35,7 +35,10 @@ __all__ = ["register"]
 log = logging.getLogger("tradeguard.controls")
 REPLICATED = ("controls.tickers", "controls.accounts", "tickers.profile", "auth.events",
               "reference.tickers")
-INFRA_LOOKBACK_MS = 3_600_000  # the infrastructure window (InfrastructureWatch.window_s)
+# Logins read back at start: the infrastructure window (InfrastructureWatch.window_s, an
+# hour) and, before it, the day of logins an IP link needs to tell a device new to an
+# account (a suspect login) from the customer's usual one.
+INFRA_LOOKBACK_MS = 24 * 3_600_000
 
 
 class ControlReplica:
