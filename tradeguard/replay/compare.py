@@ -107,6 +107,9 @@ MODEL_SIGNALS = frozenset({"anomaly", "fraud_probability"})
 #: every signal computed from the order's value.
 PROFILE_SIGNALS = frozenset({"thin_ticker_notional_x_adv"})
 VALUE_SIGNALS = frozenset({"notional_x_usual", "liquidation_ratio"})
+#: Discounted by the account's baselines, which a login folds in (features/account.py): a
+#: login taken in late moves them too.
+BASELINE_SIGNALS = frozenset({"liquidation_ratio", "thin_ticker_notional_x_adv"})
 #: A login written this close before the live decision may not have been taken in yet.
 LOGIN_RACE_MS = 1_000
 #: An order is valued with the profile published this long before it (core.profiles).
@@ -440,7 +443,7 @@ def diagnose(found: list[Decided], this: Decided, ev: Evidence,
     valued = PROFILE_SIGNALS | (VALUE_SIGNALS if this.order_id in ev.market_orders else set())
     # A login or a profile that came late moves its own signals first; the models (which
     # read every feature) and the ranking of reasons follow.
-    if differ & LOGIN_SIGNALS or not differ:
+    if differ & (LOGIN_SIGNALS | BASELINE_SIGNALS) or not differ:
         found_login = _login_timing(first, this, ev)
         if found_login:
             return "login_timing", f"{words}: {found_login}"
