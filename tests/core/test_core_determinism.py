@@ -7,24 +7,17 @@ import itertools
 import time
 
 import numpy as np
-import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.core.outcomes import canonical
 from tradeguard.core import ACTIONS, InProcessEngine, typed
 
 
 def _outcome(engine, records, sizes):
-    """Every output, in a canonical order: within a batch the core emits partition by partition."""
-    decisions, controls, profiles = [], [], []
-    for out in engine.run(records, iter(sizes)):
-        decisions += out.decisions.rows()
-        controls += out.account_controls + out.ticker_controls
-        profiles += out.profiles
-    canonical = lambda r: orjson.dumps(r, option=orjson.OPT_SORT_KEYS)  # noqa: E731
-    return (sorted(decisions, key=lambda d: d["order_id"]), sorted(controls, key=canonical),
-            sorted(profiles, key=canonical))
+    """Every output, in a canonical order (tests/core/outcomes.py)."""
+    return canonical(engine.run(records, iter(sizes)))
 
 
 @pytest.fixture(scope="module")

@@ -44,11 +44,8 @@ def story(answer: str | None) -> list[tuple[str, dict]]:
 
 
 def run(records, batch_size=2048):
-    engine = InProcessEngine()
-    decisions, controls = {}, []
-    for out in engine.run(records, batch_size=batch_size):
-        decisions.update({d["order_id"]: d for d in out.decisions.rows()})
-        controls += out.account_controls
+    """Decisions by order id and the account controls, in order."""
+    decisions, controls, _ = run_with_flows(records, batch_size)
     return decisions, controls
 
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import itertools
 
-import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.core.outcomes import canonical
 from tradeguard.core import InProcessEngine, typed
 from tradeguard.replay.run import LiveBatches
 
@@ -24,15 +24,7 @@ PARTITIONS = 4
 
 def _outcome(batches):
     engine = InProcessEngine(partitions=PARTITIONS)
-    decisions, controls, profiles = [], [], []
-    for batch in batches:
-        out = engine.process(batch)
-        decisions += out.decisions.rows()
-        controls += out.account_controls + out.ticker_controls
-        profiles += out.profiles
-    canonical = lambda r: orjson.dumps(r, option=orjson.OPT_SORT_KEYS)  # noqa: E731
-    return (sorted(decisions, key=lambda d: d["order_id"]), sorted(controls, key=canonical),
-            sorted(profiles, key=canonical))
+    return canonical(engine.process(batch) for batch in batches)
 
 
 @pytest.fixture(scope="module")

@@ -54,9 +54,9 @@ _THIN_X = ACCOUNT_FEATURES.index("thin_ticker_notional_x_adv")
 HALT_EXEMPT = "halt_exempt"
 
 
-def halt_exempt_evidence(session_evidence: Any, cfg: PolicyConfig) -> Any:
-    """Whether an order's session evidence (log-odds, every session signal counted) is low
-    enough to pass a halt the engine raised, if the order is allowed on its own score.
+def clean_sessions(session_evidence: np.ndarray, cfg: PolicyConfig) -> np.ndarray:
+    """Which orders' session evidence (log-odds, every session signal counted) is low enough
+    to pass a halt the engine raised, if the order is allowed on its own score.
 
     A halt exists to stop the buys of hijacked accounts, and those show session evidence:
     a new device or network, failed logins, a replayed cookie, shared infrastructure. The
@@ -64,11 +64,7 @@ def halt_exempt_evidence(session_evidence: Any, cfg: PolicyConfig) -> Any:
     engine has never seen adds a little and alone stays under the line. A halt an analyst
     placed spares no one.
     """
-    if not cfg.halt_spares_clean_sessions:
-        return np.zeros_like(np.asarray(session_evidence), dtype=bool) \
-            if np.ndim(session_evidence) else False
-    return np.asarray(session_evidence) < cfg.halt_exempt_below \
-        if np.ndim(session_evidence) else session_evidence < cfg.halt_exempt_below
+    return (session_evidence < cfg.halt_exempt_below) & cfg.halt_spares_clean_sessions
 
 
 #: Auth events that answer a step-up challenge.
@@ -350,7 +346,7 @@ class AccountCore:
                                 verified=self._verified_mask(orders))
         session = [j for j, name in enumerate(verdicts.signal_names)
                    if name in cfg.session_signals]
-        session_evidence = verdicts.contributions[:, session].sum(axis=1)
+        clean = clean_sessions(verdicts.contributions[:, session].sum(axis=1), cfg)
         scores = np.round(verdicts.scores, 4)
         actions = verdicts.action_codes(cfg)
         reasons = self._reasons.encode(verdicts, cfg.max_reasons)
@@ -363,10 +359,10 @@ class AccountCore:
             | (batch.is_buy & np.array(board.has_ticker_controls(tickers), dtype=bool)))
         for i in candidates.tolist():
             self._apply_controls(i, orders[i], float(scores[i]), actions, reasons, board, cfg,
-                                 controls, float(session_evidence[i]), controlled)
+                                 controls, bool(clean[i]), controlled)
         if controls is not None:
-            clean = np.flatnonzero((actions == 0) & halt_exempt_evidence(session_evidence, cfg))
-            self.halt_clean.update(orders[i].order_id for i in clean.tolist())
+            spared = np.flatnonzero((actions == 0) & clean)
+            self.halt_clean.update(orders[i].order_id for i in spared.tolist())
         model = f"{self.anomaly.name}-v{self.anomaly.revision}"
         classifier = self.classifier.version
         versions = {w: f"{model}/w{w};{classifier}" for w in set(windows.tolist())}
@@ -390,7 +386,7 @@ class AccountCore:
 
     def _apply_controls(self, i: int, order: Any, score: float, actions: np.ndarray,
                         reasons: list[bytes], board: ControlBoard, cfg: PolicyConfig,
-                        controls: list[dict[str, Any]] | None, session_evidence: float,
+                        controls: list[dict[str, Any]] | None, clean_session: bool,
                         controlled: np.ndarray | None) -> None:
         """Controls in force override the score; a high score puts the account under control."""
         account_id = order.account_id
@@ -439,7 +435,7 @@ class AccountCore:
         halt = board.ticker_halt(order.ticker, order.ts) if order.side == "buy" else None
         if halt is not None:
             if (current is None and actions[i] == 0 and halt.get("source") == "engine"
-                    and halt_exempt_evidence(session_evidence, cfg)):
+                    and clean_session):
                 overrides.insert(0, HALT_EXEMPT)
             else:
                 actions[i] = BLOCK
