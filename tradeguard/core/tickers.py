@@ -19,6 +19,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from tradeguard.core.blocks import FlowBlock
+from tradeguard.core.accounts import CAMPAIGN_BUY
 from tradeguard.core.board import ControlBoard
 from tradeguard.core.infrastructure import InfrastructureWatch
 from tradeguard.features.batches import FlowBatch, TradeBatch
@@ -150,8 +151,9 @@ class TickerCore:
                board: ControlBoard, cfg: PolicyConfig, out: TickerOutputs) -> None:
         """Risky buys as evidence; a halt where enough risky accounts bought the ticker."""
         risky_buy = batch.is_buy & (batch.account_risk >= cfg.risky_account_at)
-        # The account side marks a campaign buy with risk 1.0 (CAMPAIGN_BUY in accounts.py).
-        campaign_buy = batch.is_buy & (batch.account_risk >= 1.0) & (cfg.campaign_link_accounts > 0)
+        # The account side marks a campaign buy with a risk no score reaches.
+        campaign_buy = (batch.is_buy & (batch.account_risk >= CAMPAIGN_BUY)
+                        & (cfg.campaign_link_accounts > 0))
         trigger = ((x[:, _COL["risky_buyers_window"]] >= cfg.halt_risky_buyers)
                    & (x[:, _COL["risky_buy_share"]] >= cfg.halt_risky_share))
         window_ms = int(cfg.window_s * 1000)
