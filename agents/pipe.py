@@ -25,8 +25,9 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
+from tradeguard.kafka import clients
 from tradeguard.runtime.settings import Settings
 
 __all__ = ["Assigned", "Delivery", "KafkaPipe", "Poll", "Revoked"]
@@ -95,34 +96,19 @@ class KafkaPipe:
         self.topics = topics
         self.loop = loop
         self.queue: asyncio.Queue = asyncio.Queue(maxsize=depth)
-        base = settings.kafka_client_config()
-        self.consumer = Consumer({
-            **base,
-            "group.id": settings.app_id,
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
+        self.consumer = clients.group_consumer(
+            settings, settings.app_id,
             # Every input topic's partition p on one worker: the core of partition p
             # needs orders, logins, labels, trades and flow of p together.
-            "partition.assignment.strategy": "range",
-            "fetch.wait.max.ms": settings.fetch_max_wait_ms,
-            "session.timeout.ms": 10_000,
-            "heartbeat.interval.ms": 1_000,
-            "max.poll.interval.ms": 60_000,
-            "queued.max.messages.kbytes": 65536,
-            "log_level": 3,
-        })
-        self.producer = Producer({
-            **base,
-            "partitioner": "murmur2_random",
-            # 5 ms, not 1: on the embedded broker larger batches per request cut the
-            # produce -> consume p99 at 5,000/s from ~40 to ~13 ms (benchmarks/e2e.py floor).
-            "linger.ms": 5,
-            "batch.num.messages": 10_000,
-            "queue.buffering.max.messages": 1_000_000,
-            # Per-key order survives retries: a halt and its release are never swapped.
-            "enable.idempotence": True,
-            "log_level": 3,
-        })
+            **{"partition.assignment.strategy": "range",
+               "session.timeout.ms": 10_000,
+               "heartbeat.interval.ms": 1_000,
+               "max.poll.interval.ms": 60_000,
+               "queued.max.messages.kbytes": 65536})
+        # Linger from the broker profile; idempotent (per-key order survives retries: a
+        # halt and its release are never swapped).
+        self.producer = clients.producer(settings, **{"batch.num.messages": 10_000,
+                                                      "queue.buffering.max.messages": 1_000_000})
         self._commits: queue.SimpleQueue = queue.SimpleQueue()
         self._pending: deque[Delivery] = deque()
         self._stop = threading.Event()

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 import zlib
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -32,6 +31,7 @@ from streams.topics import topic as topic_spec
 from streams.wire import BatchDecoder
 from tradeguard.core import ACCOUNT_TOPICS, INPUT_TOPICS, TICKER_TOPICS, Inputs, PartitionCore, Shared
 from tradeguard.core.board import ControlBoard
+from tradeguard.kafka import clients
 from tradeguard.policy.config import PolicyConfig
 from tradeguard.runtime.settings import Settings
 
@@ -149,10 +149,7 @@ class PartitionState:
 
 def reader(settings: Settings) -> Consumer:
     """A consumer that only reads assigned partitions (never joins the group)."""
-    return Consumer({**settings.kafka_client_config(),
-                     "group.id": f"{settings.app_id}-reader-{uuid.uuid4().hex[:8]}",
-                     "enable.auto.commit": False, "enable.partition.eof": True,
-                     "fetch.wait.max.ms": settings.fetch_max_wait_ms, "log_level": 3})
+    return clients.reader(settings, f"{settings.app_id}-restore", **{"enable.partition.eof": True})
 
 
 def read_all(consumer: Consumer, tps: list[TopicPartition], stop: dict[tuple[str, int], int]

@@ -47,7 +47,7 @@ from streams.topics import TOPICS
 from streams.topics import topic as topic_spec
 from streams.wire import BatchDecoder
 from tradeguard.core import INPUT_TOPICS, InProcessEngine
-from tradeguard.gateway.kafka import partitions, producer
+from tradeguard.kafka.clients import group_consumer, partitions, producer
 from tradeguard.policy.config import PolicyFile
 from tradeguard.runtime.settings import Settings
 
@@ -285,8 +285,7 @@ def _refuse_unless_cold(settings: Settings, store: SnapshotStore, consumer: Cons
         raise WarmError(f"{store.topic} already holds snapshots of partitions "
                         f"{sorted(generations)}: the engine is not cold (a worker or an earlier "
                         "warm wrote them); --force replaces them")
-    group = Consumer({**settings.kafka_client_config(), "group.id": settings.app_id,
-                      "enable.auto.commit": False, "log_level": 3})
+    group = group_consumer(settings, settings.app_id)
     try:
         tps = [TopicPartition(settings.topic(n), p) for n in INPUT_TOPICS
                for p in range(settings.partitions)]

@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict = {"rate_offered": args.rate, "seconds": args.seconds,
                      "cpus": os.cpu_count(), "load_avg_start": os.getloadavg()[0]}
     with EmbeddedBroker(log_path=workdir / "broker.log") as broker:
-        settings = Settings.from_env(env={}, broker=broker.url, partitions=4)
+        settings = Settings.from_env(env={}, broker=broker.url, broker_profile=broker.profile, partitions=4)
         create_topics(settings)
         env = {**os.environ, "TRADEGUARD_BROKER": broker.url,
                "TRADEGUARD_CONSOLE_USERS_FILE": str(users.path),

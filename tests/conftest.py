@@ -1,24 +1,62 @@
-"""Shared fixtures: the real embedded broker, isolated topic sets, real worker processes."""
+"""Shared fixtures: a real broker, isolated topic sets, real worker processes.
+
+``TRADEGUARD_TEST_BROKER`` picks the broker every broker-backed test runs on:
+
+- ``tansu`` (default): the embedded Tansu, so the README's test command needs only Python;
+- ``kafka``: a single-node Apache Kafka 4.x on the JDK (tradeguard/broker/apache_kafka.py),
+  jars resolved once from Maven Central;
+- ``kafka://HOST:PORT``: a Kafka someone else runs (``TRADEGUARD_TEST_BROKER_PROFILE``
+  names its client profile, ``kafka`` by default).
+"""
 
 from __future__ import annotations
 
+import os
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from tradeguard.broker.admin import create_topics
+from tradeguard.broker.apache_kafka import ApacheKafkaBroker
 from tradeguard.broker.embedded import EmbeddedBroker, free_port
 from tradeguard.broker.worker_process import WorkerProcess
 from tradeguard.runtime.settings import Settings
 
 
+@dataclass
+class ExternalBroker:
+    """A broker this run did not start (and does not stop)."""
+
+    url: str
+    profile: str
+    process: None = None
+
+
 @pytest.fixture(scope="session")
 def broker(tmp_path_factory):
-    """One Tansu broker for the whole run, on a free port, stopped by pid at the end."""
-    log = tmp_path_factory.mktemp("broker") / "tansu.log"
-    with EmbeddedBroker(log_path=log) as b:
-        yield b
+    """One broker for the whole run, on a free port, stopped by pid at the end."""
+    choice = os.environ.get("TRADEGUARD_TEST_BROKER", "tansu")
+    if choice.startswith("kafka://"):
+        yield ExternalBroker(choice, os.environ.get("TRADEGUARD_TEST_BROKER_PROFILE", "kafka"))
+        return
+    if choice not in ("tansu", "kafka"):
+        raise pytest.UsageError(f"TRADEGUARD_TEST_BROKER must be tansu, kafka or kafka://HOST:PORT,"
+                                f" got {choice!r}")
+    log = tmp_path_factory.mktemp("broker") / f"{choice}.log"
+    started = (ApacheKafkaBroker if choice == "kafka" else EmbeddedBroker)(log_path=log)
+    # Commands the tests run in process (the CLI) read the profile from the environment.
+    previous = os.environ.get("TRADEGUARD_BROKER_PROFILE")
+    os.environ["TRADEGUARD_BROKER_PROFILE"] = started.profile
+    try:
+        with started as b:
+            yield b
+    finally:
+        if previous is None:
+            os.environ.pop("TRADEGUARD_BROKER_PROFILE", None)
+        else:
+            os.environ["TRADEGUARD_BROKER_PROFILE"] = previous
 
 
 @pytest.fixture
@@ -26,7 +64,7 @@ def engine_settings(broker, tmp_path) -> Settings:
     """Settings for an isolated engine: own topic prefix and consumer group, topics created."""
     tag = uuid.uuid4().hex[:8]
     settings = Settings.from_env(
-        env={}, broker=broker.url, topic_prefix=f"t{tag}.", app_id=f"tradeguard-{tag}",
+        env={}, broker=broker.url, broker_profile=broker.profile, topic_prefix=f"t{tag}.", app_id=f"tradeguard-{tag}",
         partitions=4, web_port=free_port(), web_host="127.0.0.1", state_dir=tmp_path / "state",
         # The tests replay scripted sessions with fixed timestamps: no bound on event age.
         max_event_age_s=0)

@@ -73,12 +73,12 @@ def test_controls_release_reaches_the_topic_and_bad_keys_are_refused(broker, cap
     from tradeguard.broker.clients import TopicReader
     from tradeguard.runtime.settings import Settings
 
-    create_topics(Settings.from_env(env={}, broker=broker.url))
+    create_topics(Settings.from_env(env={}, broker=broker.url, broker_profile=broker.profile))
     assert main(["controls", "release", "4592", "--broker", broker.url,
                  "--reason", "analyst: news confirmed"]) == 0
     assert main(["controls", "release-account", "cust-7", "--broker", broker.url]) == 0
     assert "published release for 4592" in capsys.readouterr().out
-    with TopicReader(Settings.from_env(env={}, broker=broker.url),
+    with TopicReader(Settings.from_env(env={}, broker=broker.url, broker_profile=broker.profile),
                      "controls.tickers", "controls.accounts") as reader:
         records = reader.read_until(lambda rs: len(rs) >= 2, timeout_s=30)
     assert ("controls.tickers", "4592", "release", "analyst: news confirmed", "cli") in {

@@ -37,13 +37,13 @@ def test_scram_reaches_the_broker_s_credential_check(tmp_path):
     password = tmp_path / "password"
     password.write_text("not-the-real-one\n")
     with EmbeddedBroker(log_path=tmp_path / "tansu.log", authentication=True) as broker:
-        scram = Settings.from_env(env={}, broker=broker.url, security_protocol="SASL_PLAINTEXT",
+        scram = Settings.from_env(env={}, broker=broker.url, broker_profile=broker.profile, security_protocol="SASL_PLAINTEXT",
                                   sasl_mechanism="SCRAM-SHA-512", sasl_username="tradeguard",
                                   sasl_password_file=str(password))
         assert scram.kafka_client_config()["sasl.password"] == "not-the-real-one"
         errors = _errors(scram)
         assert any("SASL SCRAM authentication failed" in e and "unknown-user" in e
                    for e in errors), errors
-        plain = Settings.from_env(env={}, broker=broker.url)
+        plain = Settings.from_env(env={}, broker=broker.url, broker_profile=broker.profile)
         errors = _errors(plain)
         assert errors and not any("SASL" in e for e in errors), errors

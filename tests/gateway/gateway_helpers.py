@@ -32,7 +32,7 @@ def isolated_settings(broker, tmp_path, name: str) -> Settings:
     """Own topic prefix and consumer group on the shared broker, topics created."""
     tag = f"{name}{uuid.uuid4().hex[:6]}"
     settings = Settings.from_env(
-        env={}, broker=broker.url, topic_prefix=f"{tag}.", app_id=f"tradeguard-{tag}",
+        env={}, broker=broker.url, broker_profile=broker.profile, topic_prefix=f"{tag}.", app_id=f"tradeguard-{tag}",
         partitions=4, web_port=free_port(), web_host="127.0.0.1", state_dir=tmp_path / "state")
     create_topics(settings)
     return settings
@@ -53,7 +53,7 @@ def read_topic(settings: Settings, name: str, done, timeout_s: float = 30.0) -> 
     import orjson
     from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
-    from tradeguard.gateway import kafka
+    from tradeguard.kafka import clients as kafka
 
     consumer = kafka.reader(settings, "test")
     full = settings.topic(name)

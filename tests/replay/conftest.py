@@ -20,7 +20,7 @@ def recording(broker, tmp_path_factory) -> Recording:
     candidate = tmp / "candidate.toml"
     candidate.write_text(CANDIDATE)
     settings = Settings.from_env(
-        env={}, broker=broker.url, topic_prefix=f"r{tag}.", app_id=f"tradeguard-r{tag}",
+        env={}, broker=broker.url, broker_profile=broker.profile, topic_prefix=f"r{tag}.", app_id=f"tradeguard-r{tag}",
         partitions=4, web_port=free_port(), web_host="127.0.0.1", state_dir=tmp / "state",
         max_event_age_s=0, anomaly_window=ANOMALY_WINDOW, shadow_policy_file=str(candidate))
     create_topics(settings)

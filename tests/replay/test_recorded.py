@@ -22,7 +22,7 @@ T0 = 1_744_761_600_000
 @pytest.fixture(scope="module")
 def topics(broker):
     """Orders of two accounts on two partitions, 300 each, one a second; one value not JSON."""
-    settings = Settings.from_env(env={}, broker=broker.url, partitions=2,
+    settings = Settings.from_env(env={}, broker=broker.url, broker_profile=broker.profile, partitions=2,
                                  topic_prefix=f"rec{uuid.uuid4().hex[:8]}.")
     create_topics(settings)
     accounts = ["acct-1", "acct-2"]  # on partitions 0 and 1

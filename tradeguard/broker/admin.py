@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import NewTopic
 
 from streams.topics import TOPICS
-from tradeguard.broker.embedded import BrokerError
+from tradeguard.kafka.clients import admin as _admin
+from tradeguard.kafka.errors import BrokerError
 from tradeguard.runtime.settings import Settings
 
 __all__ = ["create_topics", "wait_reachable"]
-
-
-def _admin(settings: Settings) -> AdminClient:
-    # librdkafka's own connection-refused chatter would bury our one-line error.
-    return AdminClient({**settings.kafka_client_config(), "log_level": 0})
 
 
 def wait_reachable(settings: Settings, timeout_s: float | None = None) -> None:

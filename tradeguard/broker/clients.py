@@ -7,15 +7,14 @@ with confluent-kafka, exactly as a gateway in production would.
 from __future__ import annotations
 
 import time
-import uuid
 from typing import Any, Iterable
 
 import orjson
-from confluent_kafka import (OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaException, Producer,
-                             TopicPartition)
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, KafkaException, TopicPartition
 
 from streams.codec import encode_key, encode_value
 from streams.topics import topic
+from tradeguard.kafka import clients
 from tradeguard.runtime.settings import Settings
 
 __all__ = ["GatewayProducer", "TopicReader"]
@@ -26,13 +25,7 @@ class GatewayProducer:
 
     def __init__(self, settings: Settings, **overrides: Any) -> None:
         self.settings = settings
-        self._producer = Producer({
-            **settings.kafka_client_config(),
-            "partitioner": "murmur2_random",
-            "linger.ms": 2,
-            "log_level": 3,
-            **overrides,
-        })
+        self._producer = clients.producer(settings, **overrides)
         self._errors: list[str] = []
 
     def send(self, name: str, record: dict[str, Any] | bytes, key: str | None = None) -> None:
@@ -80,15 +73,7 @@ class TopicReader:
     def __init__(self, settings: Settings, *names: str, from_beginning: bool = True,
                  timeout_s: float = 10.0) -> None:
         self.settings = settings
-        self._consumer = Consumer({
-            **settings.kafka_client_config(),
-            "group.id": f"tradeguard-reader-{uuid.uuid4().hex[:12]}",  # required, never joined
-            "enable.auto.commit": False,
-            # librdkafka's default 500 ms long-poll is what every fetch costs on a broker
-            # that does not answer early (the embedded Tansu); see docs/architecture.md.
-            "fetch.wait.max.ms": settings.fetch_max_wait_ms,
-            "log_level": 3,
-        })
+        self._consumer = clients.reader(settings, "reader")
         self._names = {settings.topic(n): n for n in names}
         metadata = self._consumer.list_topics(timeout=timeout_s)
         start = OFFSET_BEGINNING if from_beginning else OFFSET_END

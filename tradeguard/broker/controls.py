@@ -5,13 +5,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from confluent_kafka import Producer
-
 from streams.codec import encode_key, encode_value
 from streams.records import ACCOUNT_CONTROL, TICKER_CONTROL
 from streams.signing import ControlKeys, sign
 from tradeguard.broker.admin import wait_reachable
-from tradeguard.broker.embedded import BrokerError
+from tradeguard.kafka import clients
+from tradeguard.kafka.errors import BrokerError
 from tradeguard.runtime.settings import Settings
 
 __all__ = ["publish_release"]
@@ -32,7 +31,7 @@ def publish_release(settings: Settings, kind: str, key: str, reason: str) -> dic
     record = sign(record, ControlKeys.from_settings(settings))  # or no worker enforces it
     wait_reachable(settings)
     errors: list[str] = []
-    producer = Producer({**settings.kafka_client_config(), "partitioner": "murmur2_random"})
+    producer = clients.producer(settings)
     producer.produce(settings.topic(topic), key=encode_key(key), value=encode_value(record),
                      on_delivery=lambda err, _msg: err and errors.append(str(err)))
     if producer.flush(10) or errors:

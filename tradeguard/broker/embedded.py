@@ -15,13 +15,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tradeguard.kafka.errors import BrokerError
 from tradeguard.runtime.signals import die_with_parent
 
 __all__ = ["BrokerError", "EmbeddedBroker", "free_port", "port_is_free"]
-
-
-class BrokerError(RuntimeError):
-    """The embedded broker could not be started, or a broker cannot be reached."""
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -68,6 +65,8 @@ class EmbeddedBroker:
     #: Require SASL (SCRAM) from clients (Tansu's --authentication; docs/security.md has what
     #: it can and cannot do).
     authentication: bool = False
+    #: The client tuning the clients of this broker want (tradeguard/kafka/profiles.py).
+    profile: str = field(default="tansu", init=False)
     process: subprocess.Popen | None = field(default=None, init=False, repr=False)
 
     @property

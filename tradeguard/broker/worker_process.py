@@ -47,6 +47,7 @@ class WorkerProcess:
             "TRADEGUARD_POLICY_FILE": s.policy_file,
             "TRADEGUARD_SHADOW_POLICY_FILE": s.shadow_policy_file,
             "TRADEGUARD_LOG_LEVEL": s.log_level,
+            "TRADEGUARD_BROKER_PROFILE": s.broker_profile,
             "TRADEGUARD_FETCH_MAX_WAIT_MS": str(s.fetch_max_wait_ms),
             "TRADEGUARD_SNAPSHOT_INTERVAL_S": str(s.snapshot_interval_s),
             "TRADEGUARD_ANOMALY_WINDOW": str(s.anomaly_window),

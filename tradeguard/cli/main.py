@@ -30,7 +30,8 @@ import time
 from pathlib import Path
 
 from streams.schema import RecordError
-from tradeguard.broker.embedded import BrokerError, EmbeddedBroker
+from tradeguard.broker.embedded import EmbeddedBroker
+from tradeguard.kafka.errors import BrokerError
 from tradeguard.policy.config import PolicyError
 from tradeguard.runtime.settings import Settings, SettingsError
 from tradeguard.runtime.signals import Terminated, stop_on_signals

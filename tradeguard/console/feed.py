@@ -62,7 +62,7 @@ class ConsoleFeed:
             **self.settings.kafka_client_config(),
             "group.id": f"tradeguard-console-{uuid.uuid4().hex[:12]}",  # required, never joined
             "enable.auto.commit": False,
-            "fetch.wait.max.ms": self.settings.fetch_max_wait_ms,
+            "fetch.wait.max.ms": self.settings.fetch_wait_ms,
             "log_level": 3,
         })
 

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from tradeguard.broker.admin import create_topics
 from tradeguard.broker.clients import GatewayProducer, TopicReader
-from tradeguard.broker.embedded import BrokerError, EmbeddedBroker, free_port
+from tradeguard.broker.embedded import EmbeddedBroker, free_port
+from tradeguard.kafka.errors import BrokerError
 from tradeguard.broker.worker_process import WorkerProcess
 from tradeguard.demo.session import SessionScript, scripted_session
 from tradeguard.runtime.settings import Settings
@@ -126,7 +127,7 @@ def run_demo(quick: bool = False, out=sys.stdout, console: bool = False) -> int:
     try:
         print(f"starting the embedded broker (logs in {workdir})", file=out, flush=True)
         broker.start()
-        settings = Settings.from_env(env={}, broker=broker.url, partitions=4,
+        settings = Settings.from_env(env={}, broker=broker.url, broker_profile=broker.profile, partitions=4,
                                      web_port=free_port(), web_host="127.0.0.1",
                                      state_dir=workdir / "state")
         create_topics(settings)

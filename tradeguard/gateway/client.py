@@ -37,7 +37,7 @@ from confluent_kafka import KafkaError, TopicPartition
 from streams.codec import encode_key, encode_value
 from streams.records import DECISION, ORDER
 from streams.schema import RecordError
-from tradeguard.gateway import kafka
+from tradeguard.kafka import clients as kafka
 from tradeguard.gateway.controls import ControlsReplica
 from tradeguard.gateway.decision import (FAIL_MODES, GatewayDecision, LateDisagreement,
                                          control_answer, engine_answer, fallback, severity)

@@ -21,8 +21,8 @@ from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
 from streams.records import ACCOUNT_CONTROL, TICKER_CONTROL
 from streams.schema import RecordError
 from streams.signing import ControlKeys, unsigned_or_forged
-from tradeguard.broker.embedded import BrokerError
-from tradeguard.gateway import kafka
+from tradeguard.kafka.errors import BrokerError
+from tradeguard.kafka import clients as kafka
 from tradeguard.gateway.decision import Verdict, control_verdict
 from tradeguard.gateway.metrics import GatewayMetrics
 from tradeguard.runtime.settings import Settings

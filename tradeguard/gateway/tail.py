@@ -24,7 +24,7 @@ from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
 
 from streams.codec import decode_key
 from streams.topics import topic
-from tradeguard.gateway import kafka
+from tradeguard.kafka import clients as kafka
 from tradeguard.runtime.settings import Settings
 
 __all__ = ["Filters", "render_line", "tail"]

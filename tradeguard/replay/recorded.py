@@ -30,7 +30,7 @@ from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, KafkaError, TopicParti
 from streams.schema import RecordError
 from streams.topics import topic as topic_spec
 from streams.wire import BatchDecoder
-from tradeguard.gateway.kafka import partitions, reader
+from tradeguard.kafka.clients import partitions, reader
 from tradeguard.runtime.settings import Settings
 
 __all__ = ["Chunk", "EOF_GRACE_S", "RecordedTopics", "SourceReader"]

@@ -55,9 +55,13 @@ class Settings:
     anomaly_window: int = 250
     #: Seconds between state snapshots per partition (bounds the replay on restart).
     snapshot_interval_s: float = 30.0
-    #: Longest a consumer fetch waits for data, ms (latency of every Kafka hop on
-    #: brokers that do not answer long-polls early; see docs/architecture.md).
-    fetch_max_wait_ms: int = 10
+    #: Which broker the clients are tuned for: ``kafka`` (Apache Kafka, Strimzi, any broker
+    #: that answers a fetch as soon as data arrives) or ``tansu`` (the embedded broker;
+    #: tradeguard/kafka/profiles.py has what differs and why).
+    broker_profile: str = "kafka"
+    #: Longest a consumer fetch waits for data, ms; 0: the broker profile's (100 on Kafka,
+    #: where a fetch returns as soon as data arrives; 10 on Tansu, where every hop pays it).
+    fetch_max_wait_ms: int = 0
     #: Kafka security: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.
     security_protocol: str = "PLAINTEXT"
     #: SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.
@@ -126,6 +130,14 @@ class Settings:
         if self.control_key_file and not os.access(self.control_key_file, os.R_OK):
             raise SettingsError(f"TRADEGUARD_CONTROL_KEY_FILE: cannot read "
                                 f"{self.control_key_file!r} (the key that signs control records)")
+        from tradeguard.kafka.profiles import BROKER_PROFILES
+
+        if self.broker_profile not in BROKER_PROFILES:
+            raise SettingsError(f"TRADEGUARD_BROKER_PROFILE must be one of "
+                                f"{', '.join(sorted(BROKER_PROFILES))}, got {self.broker_profile!r}")
+        if self.fetch_max_wait_ms < 0:
+            raise SettingsError(f"TRADEGUARD_FETCH_MAX_WAIT_MS must be >= 0, "
+                                f"got {self.fetch_max_wait_ms}")
         if self.log_format not in ("text", "json"):
             raise SettingsError(
                 f"TRADEGUARD_LOG_FORMAT must be text or json, got {self.log_format!r}")
@@ -151,6 +163,18 @@ class Settings:
     def bootstrap_servers(self) -> str:
         """``host:port,host:port`` for plain Kafka clients."""
         return ",".join(u.split("://", 1)[-1] for u in self.broker_urls)
+
+    @property
+    def profile(self):
+        """The broker profile's client tuning (tradeguard.kafka.profiles.BrokerProfile)."""
+        from tradeguard.kafka.profiles import profile
+
+        return profile(self.broker_profile)
+
+    @property
+    def fetch_wait_ms(self) -> int:
+        """The fetch wait every consumer uses: the setting, else the broker profile's."""
+        return self.fetch_max_wait_ms or self.profile.fetch_wait_max_ms
 
     def password(self) -> str:
         if self.sasl_password_file:

@@ -216,6 +216,7 @@ def evaluate(scenario_path: str | Path, out_dir: str | Path, broker_url: str | N
         settings = Settings.from_env(
             env={} if broker is not None else None,
             broker=broker.url if broker is not None else broker_url,
+            broker_profile=broker.profile if broker is not None else None,
             topic_prefix=f"eval-{tag}.", app_id=f"tradeguard-eval-{tag}", partitions=partitions,
             web_port=free_port(), web_host="127.0.0.1", state_dir=workdir / "state",
             # Scenarios replay a recorded day (2025): no bound on event age.
