@@ -26,7 +26,7 @@ from agents.pipe import Assigned, Delivery, KafkaPipe, Poll, Revoked
 from agents.state import PartitionState, SnapshotStore, restore_partitions
 from streams.bounds import Limits, implausible
 from streams.codec import deadletter_record, encode_value
-from streams.partitioning import misplaced
+from streams.partitioning import FIX, home_partition, misplaced
 from streams.schema import RecordError
 from streams.signing import CONTROL_TOPICS, ControlKeys, sign
 from streams.topics import topic as topic_spec
@@ -37,7 +37,10 @@ from tradeguard.policy.config import PolicyFile
 from tradeguard.runtime.metrics import EngineMetrics
 from tradeguard.runtime.settings import Settings
 
-__all__ = ["EngineService", "now_ms"]
+__all__ = ["REROUTED_HEADER", "EngineService", "now_ms"]
+
+#: Header on a record the engine moved to its key's murmur2 partition: where it sat first.
+REROUTED_HEADER = "tradeguard-rerouted-from"
 
 log = logging.getLogger("tradeguard.engine")
 
@@ -70,6 +73,7 @@ class EngineService(mode.Service):
         self.snapshots = SnapshotStore(settings)
         self.control_keys = ControlKeys.from_settings(settings)  # signs controls.*
         self._snapshot_cursor = 0
+        self._rerouted_warned: dict[str, float] = {}
         self.last_snapshot_at: float | None = None
         self.started_consuming = False
 
@@ -156,11 +160,11 @@ class EngineService(mode.Service):
                     state.next_offsets[full] = max(state.next_offsets.get(full, 0), skip)
                     continue
             name = self.names[full]
-            # -- partitioning contract (streams/partitioning.py): off its key's partition, dead
+            # -- partitioning contract (streams/partitioning.py): off its key's partition,
+            # re-sent to the partition its key hashes to and decided there; no key, dead
             wrong = misplaced([m.key() for m in messages], p, self.settings.partitions)
             if wrong:
-                for i, error in wrong:
-                    self._deadletter(name, messages[i], error, delivery, wall)
+                self._reroute(name, messages, wrong, delivery, wall)
                 wrong_rows = {i for i, _ in wrong}
                 messages = [m for i, m in enumerate(messages) if i not in wrong_rows]
             # --
@@ -296,6 +300,36 @@ class EngineService(mode.Service):
                 produce(topics[name], record[key].encode(), encode_value(record), delivery)
             if records and name != "tickers.profile":
                 self.metrics.observe_controls(name, records)
+
+    def _reroute(self, name: str, messages: list, wrong: list, delivery: Delivery,
+                 wall: int) -> None:
+        """Strays (a producer that does not hash keys with murmur2) go where they belong.
+
+        As Kafka Streams repartitions: the record, byte for byte, to its key's murmur2
+        partition of the same topic, where its owner decides it in line with the account's
+        logins. A record with no key, or one this engine already moved (the topic has
+        another partition count than the settings), cannot be placed: dead-lettered.
+        """
+        moved = 0
+        for i, error in wrong:
+            message = messages[i]
+            key, headers = message.key(), message.headers() or []
+            if key is None or any(h == REROUTED_HEADER for h, _ in headers):
+                self._deadletter(name, message, error, delivery, wall)
+                continue
+            origin = f"{message.partition()}@{message.offset()}".encode()
+            self.pipe.produce(message.topic(), key, message.value(), delivery,
+                              partition=home_partition(key, self.settings.partitions),
+                              headers=[*headers, (REROUTED_HEADER, origin)])
+            moved += 1
+        if moved:
+            self.metrics.observe_rerouted(name, moved)
+            now = time.monotonic()
+            if now - self._rerouted_warned.get(name, -1e9) > 60.0:  # once a minute per topic
+                self._rerouted_warned[name] = now
+                log.warning("%d %s records sat off their murmur2 partition and were re-sent to "
+                            "it (tradeguard_rerouted_total counts them): their producer should %s",
+                            moved, name, FIX)
 
     def _deadletter(self, name: str, message: Any, error: Exception, delivery: Delivery,
                     wall: int) -> None:

@@ -241,11 +241,16 @@ class KafkaPipe:
 
     # -- event loop side -------------------------------------------------------------------
 
-    def produce(self, topic: str, key: bytes, value: bytes, delivery: Delivery) -> None:
+    def produce(self, topic: str, key: bytes, value: bytes, delivery: Delivery,
+                partition: int | None = None, headers: list | None = None) -> None:
+        """Queue one output; ``partition`` pins it (else murmur2 of the key decides)."""
         delivery.pending += 1
+        extra = {} if partition is None else {"partition": partition}
+        if headers:
+            extra["headers"] = headers
         while True:
             try:
-                self.producer.produce(topic, value, key, on_delivery=delivery)
+                self.producer.produce(topic, value, key, on_delivery=delivery, **extra)
                 return
             except BufferError:  # local queue full: let librdkafka drain it
                 self.producer.poll(0.01)

@@ -69,6 +69,9 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"comma-separated parts to run (default: all of {','.join(PARTS)})")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results",
                         help="where the JSON, Markdown and PNGs go")
+    parser.add_argument("--broker", choices=("kafka", "tansu", "both"), default="kafka",
+                        help="which broker the end-to-end, throughput, mixed and gateway parts run "
+                             "on: Apache Kafka (default), the embedded Tansu, or both in one run")
     parser.add_argument("--profile", action="store_true",
                         help="sample the one-worker engine with py-spy during the throughput run")
     args = parser.parse_args(argv)
@@ -79,13 +82,15 @@ def main(argv: list[str] | None = None) -> int:
     plan = QUICK if args.quick else FULL
     try:
         with stop_on_signals():  # SIGTERM unwinds like Ctrl-C: the rig stops what it started
-            return run(plan, parts, args.out, args.profile,
+            brokers = ["kafka", "tansu"] if args.broker == "both" else [args.broker]
+            return run(plan, parts, args.out, args.profile, brokers,
                        command="python -m benchmarks" + " ".join([""] + (argv or sys.argv[1:])))
     except Terminated as exc:
         return exc.exit_status
 
 
-def run(plan: Plan, parts: list[str], out_dir: Path, profile: bool, command: str) -> int:
+def run(plan: Plan, parts: list[str], out_dir: Path, profile: bool, brokers: list[str],
+        command: str) -> int:
     started = datetime.now(timezone.utc)
     t0 = time.monotonic()
 
@@ -115,24 +120,33 @@ def run(plan: Plan, parts: list[str], out_dir: Path, profile: bool, command: str
 
     part("cost", lambda: run_cost(workload, orders=plan.cost_orders, log=log))
     part("memory", lambda: run_memory(plan.memory_sizes, log=log))
-    if {"e2e", "throughput", "mixed", "gateway"} & set(parts):
-        with Rig() as rig:
-            log(f"embedded broker {rig.broker.url}, logs in {rig.workdir}")
-            part("e2e", lambda: run_e2e(rig, workload, spec, list(plan.rates), plan.step_s,
-                                        plan.flat_count, log=log))
-            part("throughput", lambda: run_throughput(rig, workload, spec, plan.backlog,
-                                                      list(CONTENDERS), profile=profile, log=log))
-            part("mixed", lambda: run_mixed(rig, workload, plan.mixed_orders, log=log))
-            part("gateway", lambda: run_gateway(rig, workload, rates=(1_000, 5_000),
-                                                step_s=plan.step_s, log=log))
+    # The broker-backed parts once per broker, each on a fresh broker; their results nest
+    # under results["brokers"][name], the in-process parts stay at the top.
+    results["brokers"] = {}
+    for name in brokers if {"e2e", "throughput", "mixed", "gateway"} & set(parts) else []:
+        sub: dict = {"errors": results["errors"]}
+        with Rig(broker=name) as rig:
+            log(f"{name} broker {rig.broker.url}, logs in {rig.workdir}")
+            sub_part = _nested(part, sub, results)
+            sub_part("e2e", lambda: run_e2e(rig, workload, spec, list(plan.rates), plan.step_s,
+                                            plan.flat_count, log=log))
+            sub_part("throughput", lambda: run_throughput(rig, workload, spec, plan.backlog,
+                                                          list(CONTENDERS), profile=profile,
+                                                          log=log))
+            sub_part("mixed", lambda: run_mixed(rig, workload, plan.mixed_orders, log=log))
+            sub_part("gateway", lambda: run_gateway(rig, workload, rates=(1_000, 5_000),
+                                                    step_s=plan.step_s, log=log))
+        sub.pop("errors")
+        results["brokers"][name] = sub
     results["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
     results["elapsed_s"] = round(time.monotonic() - t0, 1)
-    if results.get("throughput", {}).get("tradeguard", {}).get("profile"):
-        results["profile"] = results["throughput"]["tradeguard"]["profile"]
-    results["targets"] = report.targets(results)
-    missing = _missing(results)
-    if missing:
-        results["errors"].append(f"{missing} orders got no decision")
+    for name, sub in results["brokers"].items():
+        if sub.get("throughput", {}).get("tradeguard", {}).get("profile"):
+            sub["profile"] = sub["throughput"]["tradeguard"]["profile"]
+        sub["targets"] = report.targets({**results, **sub})
+        missing = _missing(sub)
+        if missing:
+            results["errors"].append(f"{name}: {missing} orders got no decision")
 
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = out_dir / started.strftime("%Y%m%dT%H%M%SZ")
@@ -143,6 +157,15 @@ def run(plan: Plan, parts: list[str], out_dir: Path, profile: bool, command: str
     print("\n" + table, flush=True)
     log(f"wrote {stem}.json, {stem}.md" + "".join(f", {p}" for p in results["plots"]))
     return 1 if results["errors"] else 0
+
+
+def _nested(part, sub: dict, results: dict):
+    """``part`` that stores its result in ``sub`` (one broker's results) instead of the top."""
+    def run_part(name: str, fn) -> None:
+        part(name, fn)
+        if name in results:
+            sub[name] = results.pop(name)
+    return run_part
 
 
 def _missing(results: dict) -> int:

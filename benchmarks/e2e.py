@@ -25,16 +25,25 @@ __all__ = ["run_e2e", "start_engine"]
 
 def start_engine(rig: Rig, settings: Settings, collector: Collector, spec: dict,
                  workers: int = 1, warm_orders: int = 500, timeout_s: float = 120.0) -> list:
-    """Start ``workers`` worker processes and wait until warm-up orders come back decided."""
-    procs = [rig.worker(settings, f"{settings.app_id}-w{k}") for k in range(workers)]
-    run = f"warm{rig.tag}"
+    """Start ``workers`` worker processes and wait until warm-up orders come back decided.
+
+    The warm-up orders are on the topic before the first worker starts, so
+    ``rig.first_decision_s`` is the worker's own start-up: process start to its
+    first decision consumed (imports, compiled kernels loaded, group joined,
+    control board read).
+    """
+    run = f"warm{rig.tag}-{settings.app_id}"
     collector.expect(run, warm_orders)
     producer = rig.produce(settings, run, count=warm_orders, rate=2_000, workload_spec=spec)
+    producer.process.wait(60)
+    started = time.monotonic()
+    procs = [rig.worker(settings, f"{settings.app_id}-w{k}") for k in range(workers)]
+    collector.wait(run, timeout_s, stall_s=timeout_s, until_first=True)
+    rig.first_decision_s = round(time.monotonic() - started, 2)
     if not collector.wait(run, timeout_s, stall_s=timeout_s):
         raise RuntimeError(f"the worker decided {warm_orders - collector.missing(run)} of "
                            f"{warm_orders} warm-up orders in {timeout_s:g}s; its log:\n"
                            + procs[0].log_tail())
-    producer.process.wait(30)
     return procs
 
 
@@ -64,6 +73,7 @@ def run_e2e(rig: Rig, workload: Workload, spec: dict, rates: list[float], step_s
     t = time.monotonic()
     (worker,) = start_engine(rig, settings, collector, spec)
     out: dict = {"broker_floor": floor, "worker_ready_s": round(time.monotonic() - t, 1),
+                 "first_decision_s": rig.first_decision_s,
                  "steps": []}
     seq = 0
     for rate in rates:

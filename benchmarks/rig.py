@@ -1,4 +1,4 @@
-"""The test rig: one embedded broker, isolated topic sets, child processes, and the collector.
+"""The test rig: one broker (Apache Kafka or the embedded Tansu), isolated topic sets, child processes, and the collector.
 
 Everything the benchmark starts (broker, workers, peers, producers) is
 registered with the ``Rig`` and stopped by its own pid when the rig closes,
@@ -27,6 +27,7 @@ from confluent_kafka import Consumer, TopicPartition, OFFSET_BEGINNING
 from benchmarks.workload import Workload
 from tradeguard.broker.admin import create_topics
 from tradeguard.broker.clients import GatewayProducer
+from tradeguard.broker.apache_kafka import ApacheKafkaBroker
 from tradeguard.broker.embedded import EmbeddedBroker
 from tradeguard.broker.worker_process import WorkerProcess
 from tradeguard.runtime.settings import Settings
@@ -102,12 +103,13 @@ class Child:
 class Collector:
     """Reads one decisions topic from the start; keeps the receive time of each order of a run."""
 
-    def __init__(self, bootstrap: str, topic: str, partitions: int) -> None:
+    def __init__(self, bootstrap: str, topic: str, partitions: int, fetch_wait_ms: int = 5) -> None:
         self._consumer = Consumer({
             "bootstrap.servers": bootstrap, "group.id": f"bench-collector-{uuid.uuid4().hex[:8]}",
             "enable.auto.commit": False, "log_level": 3,
-            # Hand over fetched records at once: the collector must not add latency.
-            "fetch.wait.max.ms": 5, "fetch.min.bytes": 1,
+            # Hand over fetched records at once: the collector must not add latency (on Tansu
+            # every fetch waits this long; Kafka answers as soon as a record lands).
+            "fetch.wait.max.ms": fetch_wait_ms, "fetch.min.bytes": 1,
         })
         self._consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING)
                                for p in range(partitions)])
@@ -176,12 +178,17 @@ class Collector:
 class Rig:
     """A broker and everything started against it; ``close()`` stops it all by pid."""
 
-    def __init__(self, workdir: Path | None = None, partitions: int = 8) -> None:
+    def __init__(self, workdir: Path | None = None, partitions: int = 8,
+                 broker: str = "tansu") -> None:
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="tradeguard-bench-"))
         self.partitions = partitions
         self.tag = uuid.uuid4().hex[:6]
-        self.broker = EmbeddedBroker(log_path=self.workdir / "broker.log")
+        kind = {"kafka": ApacheKafkaBroker, "tansu": EmbeddedBroker}.get(broker)
+        if kind is None:
+            raise ValueError(f"broker must be kafka or tansu, got {broker!r}")
+        self.broker = kind(log_path=self.workdir / "broker.log")
         self._children: list[Child | WorkerProcess] = []
+        self.first_decision_s: float | None = None  # of the last engine start_engine started
         self._collectors: list[Collector] = []
 
     def __enter__(self) -> "Rig":
@@ -202,7 +209,7 @@ class Rig:
     def settings(self, name: str) -> Settings:
         """Settings for an isolated engine: its own topic prefix and consumer group."""
         return Settings.from_env(
-            env={}, broker=self.broker.url, topic_prefix=f"b{self.tag}-{name}.",
+            env={}, broker=self.broker.url, broker_profile=self.broker.profile, topic_prefix=f"b{self.tag}-{name}.",
             app_id=f"bench-{self.tag}-{name}", partitions=self.partitions, web_port=0,
             log_level="warning", state_dir=self.workdir / name / "state")
 
@@ -219,7 +226,8 @@ class Rig:
         gateway.flush()
 
     def collector(self, settings: Settings, name: str = "decisions") -> Collector:
-        c = Collector(settings.bootstrap_servers, settings.topic(name), settings.partitions)
+        c = Collector(settings.bootstrap_servers, settings.topic(name), settings.partitions,
+                      fetch_wait_ms=settings.fetch_wait_ms)
         self._collectors.append(c)
         return c
 
@@ -238,6 +246,7 @@ class Rig:
         """Start the separate producer process for ``count`` orders of ``run``."""
         sent_path = self.workdir / f"{run}.sent.npy"
         spec = {"bootstrap": settings.bootstrap_servers, "topic": settings.topic("orders"),
+                "linger_ms": settings.profile.linger_ms,
                 "run": run, "count": count, "rate": rate, "first_seq": first_seq,
                 "sent_path": str(sent_path), **workload_spec}
         spec_path = self.workdir / f"{run}.spec.json"

@@ -26,7 +26,7 @@ from typing import Sequence
 from streams.schema import RecordError
 from streams.topics import _murmur2
 
-__all__ = ["PartitionError", "belongs", "home_partition", "misplaced"]
+__all__ = ["FIX", "PartitionError", "belongs", "home_partition", "misplaced"]
 
 FIX = ("produce with murmur2 (Java and KafkaJS defaults; confluent-kafka and other librdkafka "
        "clients: partitioner=murmur2_random)")

@@ -104,3 +104,11 @@ def short_session(short_scenario):
     from tradeguard.simulator import generate
 
     return generate(short_scenario)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every test that uses a broker is marked ``broker``, so `-m broker` selects exactly the
+    tests that .ci/run repeats on Apache Kafka (a test that forgets the marker is still in)."""
+    for item in items:
+        if "broker" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.broker)

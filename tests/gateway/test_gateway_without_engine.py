@@ -16,7 +16,8 @@ from tradeguard.broker.admin import create_topics
 from tradeguard.kafka.errors import BrokerError
 from gateway_helpers import isolated_settings, order, read_topic, sample, wait_until
 from tradeguard.broker.clients import GatewayProducer
-from tradeguard.gateway import GatewayClient, OrderInFlight, kafka
+from tradeguard.gateway import GatewayClient, OrderInFlight
+from tradeguard.kafka import clients as kafka
 
 pytestmark = pytest.mark.broker
 

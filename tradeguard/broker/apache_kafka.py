@@ -237,7 +237,37 @@ class ApacheKafkaBroker:
         finally:
             stdout.close()
         self._wait_ready(log_file)
+        self._warm_coordinators()
         return self
+
+    def _warm_coordinators(self, timeout_s: float = 60.0) -> None:
+        """Create the internal topics a fresh broker creates lazily, before anyone waits on them.
+
+        Without this, the first idempotent producer waits seconds for a producer id
+        ("coordinator load in progress") while ``__transaction_state`` is created, and the
+        first consumer group likewise for ``__consumer_offsets``: a fresh broker's first
+        test or benchmark step would measure the broker's set-up, not the engine.
+        """
+        from confluent_kafka import Consumer, Producer, TopicPartition
+
+        security = self._client_security()
+        producer = Producer({"bootstrap.servers": self.bootstrap, "transactional.id":
+                             "tradeguard-broker-warm-up", "log_level": 0, **security})
+        producer.init_transactions(timeout_s)  # __transaction_state, and a producer id
+        consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id":
+                             "tradeguard-broker-warm-up", "log_level": 0, **security})
+        try:
+            deadline = time.monotonic() + timeout_s
+            while True:  # __consumer_offsets: the group coordinator answers once it exists
+                try:
+                    consumer.committed([TopicPartition("__tradeguard_warm_up", 0)], timeout=5)
+                    break
+                except Exception:  # noqa: BLE001 - coordinator not loaded yet
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.1)
+        finally:
+            consumer.close()
 
     def _wait_ready(self, log_file: Path) -> None:
         """Ready when the broker answers metadata with itself in it, not when the port opens."""

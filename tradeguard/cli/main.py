@@ -1,6 +1,7 @@
 """``tradeguard``: the one command-line entry point.
 
-    tradeguard broker [--listen 127.0.0.1:PORT]     embedded broker in the foreground
+    tradeguard broker [--listen 127.0.0.1:PORT] [--kafka]
+                                                     embedded broker (or Apache Kafka) in the foreground
     tradeguard topics create [--broker URL]          create every topic, idempotently
     tradeguard worker [--broker URL]                 one engine worker
     tradeguard demo                                  the whole thing on an embedded broker
@@ -47,9 +48,20 @@ def cmd_broker(args: argparse.Namespace) -> int:
     host, _, port = args.listen.rpartition(":")
     if not host or not port.isdigit():
         raise SettingsError(f"--listen expects HOST:PORT, got {args.listen!r}")
-    broker = EmbeddedBroker(host=host, port=int(port)).start()
-    print(f"embedded broker listening on {broker.url} (pid {broker.process.pid}); "
+    if args.kafka:
+        from tradeguard.broker.apache_kafka import ApacheKafkaBroker
+
+        print("starting Apache Kafka (the first run resolves its jars from Maven Central)",
+              flush=True)
+        broker = ApacheKafkaBroker(host=host, port=int(port)).start()
+        what = "Apache Kafka"
+    else:
+        broker = EmbeddedBroker(host=host, port=int(port)).start()
+        what = "embedded broker"
+    print(f"{what} listening on {broker.url} (pid {broker.process.pid}); "
           "Ctrl-C or SIGTERM stops it", flush=True)
+    print(f"clients: export TRADEGUARD_BROKER={broker.url} "
+          f"TRADEGUARD_BROKER_PROFILE={broker.profile}", flush=True)
     try:
         while broker.process.poll() is None:
             time.sleep(0.5)
@@ -281,6 +293,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("broker", help="run the embedded Kafka-compatible broker")
     p.add_argument("--listen", default="127.0.0.1:9092", help="HOST:PORT (default %(default)s)")
+    p.add_argument("--kafka", action="store_true",
+                   help="run Apache Kafka (KRaft, on the JDK; jars from Maven Central) instead "
+                        "of the embedded Tansu")
     p.set_defaults(func=cmd_broker)
 
     topics = sub.add_parser("topics", help="topic administration")

@@ -105,9 +105,13 @@ class EngineMetrics:
                                 "Partitions restored from a snapshot plus replay.", registry=r)
         self.misplaced = Counter(
             "tradeguard_partitioning_violations_total",
-            "Records dead-lettered because their key hashes (murmur2) to another partition "
-            "than the one they sit on, or they have no key: a producer breaks the contract.",
+            "Records whose key hashes (murmur2) to another partition than the one they sit "
+            "on, or that have no key: a producer breaks the contract (rerouted or dead).",
             ["topic"], registry=r)
+        self.rerouted = Counter(
+            "tradeguard_rerouted_total",
+            "Records produced with another partitioner than murmur2, re-sent by the engine "
+            "to the partition their key hashes to (and decided there).", ["topic"], registry=r)
         self.refused_controls = Counter(
             "tradeguard_control_records_refused_total",
             "Control records ignored for want of a valid signature, by topic and reason.",
@@ -148,6 +152,10 @@ class EngineMetrics:
                 (self.halts if r["action"] == "halt_buys" else self.releases).inc()
             else:
                 self.account_controls.labels(action=r["action"]).inc()
+
+    def observe_rerouted(self, topic: str, count: int) -> None:
+        self.rerouted.labels(topic=topic).inc(count)
+        self.misplaced.labels(topic=topic).inc(count)
 
     def observe_deadletter(self, topic: str, error: Exception) -> None:
         reason = deadletter_reason(error)
