@@ -33,6 +33,7 @@ from streams.topics import topic as topic_spec
 from streams.wire import BatchDecoder, encode_decisions, encode_flows
 from tradeguard.core import ACCOUNT_TOPICS, INPUT_TOPICS, TICKER_TOPICS, Inputs, PartitionCore, Shared
 from tradeguard.core.profiles import PROFILE_LAG_MS
+from tradeguard.core.warmup import warm_up
 from tradeguard.policy.config import PolicyFile
 from tradeguard.runtime.metrics import EngineMetrics
 from tradeguard.runtime.settings import Settings
@@ -95,6 +96,14 @@ class EngineService(mode.Service):
         gc.set_threshold(50_000, 20, 100)
         self.pipe = KafkaPipe(self.settings, list(self.names), asyncio.get_running_loop())
         self.pipe.start()
+        # While the consumer joins the group (librdkafka's own threads), load the compiled
+        # kernels on a throwaway engine: the first real poll then finds them ready.
+        started = time.perf_counter()
+        decided = await asyncio.get_running_loop().run_in_executor(
+            None, warm_up, self.policy.current(), self.settings.home_market,
+            self.settings.anomaly_window)
+        log.info("kernels loaded in %.2fs (%d made-up orders decided and discarded)",
+                 time.perf_counter() - started, decided)
         self.started_consuming = True
         self.add_future(self._run())
         self.add_future(self._commit_loop())

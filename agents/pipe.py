@@ -101,8 +101,9 @@ class KafkaPipe:
             # Every input topic's partition p on one worker: the core of partition p
             # needs orders, logins, labels, trades and flow of p together.
             **{"partition.assignment.strategy": "range",
-               "session.timeout.ms": 10_000,
-               "heartbeat.interval.ms": 1_000,
+               "session.timeout.ms": (settings.session_timeout_ms
+                                      or settings.profile.session_timeout_ms),
+               "heartbeat.interval.ms": settings.profile.heartbeat_interval_ms,
                "max.poll.interval.ms": 60_000,
                "queued.max.messages.kbytes": 65536})
         # Linger from the broker profile; idempotent (per-key order survives retries: a

@@ -446,18 +446,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smaller counts (CI, ~3 minutes)")
     parser.add_argument("--only", default=",".join(PARTS))
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    parser.add_argument("--broker", choices=("kafka", "tansu"), default="kafka",
+                        help="Apache Kafka (default) or the embedded Tansu")
     args = parser.parse_args(argv)
     parts = [p for p in args.only.split(",") if p]
     if set(parts) - set(PARTS):
         parser.error(f"unknown parts {sorted(set(parts) - set(PARTS))}; choose from {PARTS}")
     try:
         with stop_on_signals():
-            return run(parts, args.quick, args.out)
+            return run(parts, args.quick, args.out, args.broker)
     except Terminated as exc:
         return exc.exit_status
 
 
-def run(parts: list[str], quick: bool, out_dir: Path) -> int:
+def run(parts: list[str], quick: bool, out_dir: Path, broker: str = "kafka") -> int:
     started = datetime.now(timezone.utc)
     t0 = time.monotonic()
 
@@ -466,6 +468,7 @@ def run(parts: list[str], quick: bool, out_dir: Path) -> int:
 
     results: dict = {"started_utc": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
                      "mode": "quick" if quick else "full", "cpus": os.cpu_count(),
+                     "broker": broker,
                      "errors": []}
     spec = {"accounts": 2_000, "templates": 20_000, "seed": 5,
             "now_ms": int(time.time() * 1000)}
@@ -483,7 +486,7 @@ def run(parts: list[str], quick: bool, out_dir: Path) -> int:
     for name in parts:
         log(f"{name} ...")
         try:
-            with Rig() as rig:  # a fresh broker per part: one fault does not leak into the next
+            with Rig(broker=broker) as rig:  # a fresh broker per part: one fault does not leak into the next
                 results[name] = jobs[name](rig)
             log(f"  {json.dumps(results[name], default=str)[:400]}")
         except Exception as exc:  # the report says which part broke, and the exit status

@@ -190,6 +190,8 @@ class ApacheKafkaBroker:
             "share.coordinator.state.topic.min.isr": "1",
             # A consumer group's first join waits this long for more members (default 3 s).
             "group.initial.rebalance.delay.ms": "0",
+            # Workers ask for 3 s sessions (tradeguard/kafka/profiles.py): fast failover.
+            "group.min.session.timeout.ms": "1000",
             "auto.create.topics.enable": "false",
             # Test data is small and short-lived: no background flushes or big segments.
             "log.segment.bytes": str(64 * 1024 * 1024),

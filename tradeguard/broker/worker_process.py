@@ -49,6 +49,7 @@ class WorkerProcess:
             "TRADEGUARD_LOG_LEVEL": s.log_level,
             "TRADEGUARD_BROKER_PROFILE": s.broker_profile,
             "TRADEGUARD_FETCH_MAX_WAIT_MS": str(s.fetch_max_wait_ms),
+            "TRADEGUARD_SESSION_TIMEOUT_MS": str(s.session_timeout_ms),
             "TRADEGUARD_SNAPSHOT_INTERVAL_S": str(s.snapshot_interval_s),
             "TRADEGUARD_ANOMALY_WINDOW": str(s.anomaly_window),
             "TRADEGUARD_MAX_EVENT_AGE_S": str(s.max_event_age_s),

@@ -29,14 +29,23 @@ class BrokerProfile:
     linger_ms: float
     #: Whether the high watermark seen in a fetch response is exact (alignment may trust it).
     exact_high_watermark: bool
+    #: A worker silent this long is taken out of the group and its partitions move: the
+    #: failover time after a crash is about this plus one heartbeat and the restore.
+    session_timeout_ms: int = 10_000
+    heartbeat_interval_ms: int = 1_000
 
 
 BROKER_PROFILES = {
     # Kafka returns a fetch the moment a record lands: a long wait costs no latency and
     # keeps idle consumers from spinning. linger 0.5 ms: at 5,000 orders/s librdkafka
     # still batches (a request is in flight), at low rates an order waits half a ms.
+    # Session 6 s, the shortest a stock broker accepts (group.min.session.timeout.ms), so
+    # a worker joins any Kafka; heartbeat 0.5 s. Brokers configured with a 1 s minimum take
+    # TRADEGUARD_SESSION_TIMEOUT_MS=3000: a SIGKILLed worker's partitions move within ~4 s
+    # (the fault suite measures it; deploy/README.md).
     "kafka": BrokerProfile("kafka", fetch_wait_max_ms=100, linger_ms=0.5,
-                           exact_high_watermark=True),
+                           exact_high_watermark=True, session_timeout_ms=6_000,
+                           heartbeat_interval_ms=500),
     # Tansu answers a fetch only when the wait expires: 10 ms is the floor of every hop;
     # 5 ms linger: larger batches per request cut p99 at 5,000/s from ~40 to ~13 ms.
     "tansu": BrokerProfile("tansu", fetch_wait_max_ms=10, linger_ms=5,

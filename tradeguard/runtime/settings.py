@@ -62,6 +62,10 @@ class Settings:
     #: Longest a consumer fetch waits for data, ms; 0: the broker profile's (100 on Kafka,
     #: where a fetch returns as soon as data arrives; 10 on Tansu, where every hop pays it).
     fetch_max_wait_ms: int = 0
+    #: Consumer group session timeout, ms: how long a silent worker keeps its partitions (the
+    #: failover time after a crash). 0: the broker profile's (6,000 on Kafka, the shortest
+    #: a stock broker accepts; 3,000 where brokers set group.min.session.timeout.ms lower).
+    session_timeout_ms: int = 0
     #: Kafka security: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.
     security_protocol: str = "PLAINTEXT"
     #: SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.
@@ -135,6 +139,9 @@ class Settings:
         if self.broker_profile not in BROKER_PROFILES:
             raise SettingsError(f"TRADEGUARD_BROKER_PROFILE must be one of "
                                 f"{', '.join(sorted(BROKER_PROFILES))}, got {self.broker_profile!r}")
+        if self.session_timeout_ms < 0:
+            raise SettingsError(f"TRADEGUARD_SESSION_TIMEOUT_MS must be >= 0, "
+                                f"got {self.session_timeout_ms}")
         if self.fetch_max_wait_ms < 0:
             raise SettingsError(f"TRADEGUARD_FETCH_MAX_WAIT_MS must be >= 0, "
                                 f"got {self.fetch_max_wait_ms}")
