@@ -43,9 +43,9 @@ GENEROUS_MS = 5_000.0
 
 #: The issue's targets, in ``benchmarks.report.TARGETS``'s shape: (key, what, goal, unit, higher).
 TARGETS = (
-    ("gateway_p99_ms_at_5k", "Gateway-observed round trip p99 at 5,000 orders/s", 30.0, "ms",
+    ("gateway_p99_ms_at_5k", "Gateway-observed round trip p99 at 5,000 orders/s", 15.0, "ms",
      False),
-    ("gateway_fallback_pct_at_5k", "Fallback share at a 20 ms deadline, 5,000 orders/s", 1.0, "%",
+    ("gateway_fallback_pct_at_5k", "Fallback share at a 20 ms deadline, 5,000 orders/s", 0.1, "%",
      False),
 )
 
@@ -203,11 +203,12 @@ def main(argv: list[str] | None = None) -> int:
                                      description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="2.5 s steps, 2,000 accounts")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    parser.add_argument("--broker", choices=("kafka", "tansu"), default="kafka")
     args = parser.parse_args(argv)
     workload = Workload.build(accounts=2_000 if args.quick else 20_000,
                               orders=20_000 if args.quick else 100_000, seed=11)
     started = datetime.now(timezone.utc)
-    with Rig() as rig:
+    with Rig(broker=args.broker) as rig:
         result = run_gateway(rig, workload, step_s=2.5 if args.quick else 10.0)
     result["command"] = "python -m benchmarks.gateway" + " ".join([""] + (argv or sys.argv[1:]))
     table = markdown(result)

@@ -37,6 +37,8 @@ def produce_orders(spec: dict) -> dict:
     templates = w.orders
     producer = Producer({"bootstrap.servers": spec["bootstrap"], "partitioner": "murmur2_random",
                          "linger.ms": spec.get("linger_ms", 1), "log_level": 3,
+                         # as every gateway and the engine produce (tradeguard/kafka/clients.py)
+                         "enable.idempotence": True,
                          "queue.buffering.max.messages": 500_000,
                          "enable.sparse.connections": False})
     topic = spec["topic"]

@@ -225,9 +225,10 @@ class Rig:
         gateway.send_many("market.trades", workload.trades)
         gateway.flush()
 
-    def collector(self, settings: Settings, name: str = "decisions") -> Collector:
+    def collector(self, settings: Settings, name: str = "decisions",
+                  fetch_wait_ms: int | None = None) -> Collector:
         c = Collector(settings.bootstrap_servers, settings.topic(name), settings.partitions,
-                      fetch_wait_ms=settings.fetch_wait_ms)
+                      fetch_wait_ms=fetch_wait_ms or settings.fetch_wait_ms)
         self._collectors.append(c)
         return c
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import time
+
 from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import NewTopic
+from confluent_kafka import TopicPartition
+from confluent_kafka.admin import NewTopic, OffsetSpec
 
 from streams.topics import TOPICS
 from tradeguard.kafka.clients import admin as _admin
@@ -48,4 +51,37 @@ def create_topics(settings: Settings, timeout_s: float | None = None) -> dict[st
                 outcome[name] = "exists"
             else:
                 raise BrokerError(f"could not create topic {name}: {err.str()}") from None
+    _wait_led(admin, list(outcome), timeout_s)
     return outcome
+
+
+def _wait_led(admin, names: list[str], timeout_s: float) -> None:
+    """Return once every partition of ``names`` answers an offsets request from its leader.
+
+    Kafka acknowledges a creation before the leaders have taken their partitions up (and
+    before every broker's metadata names them): a client asking at once (end offsets, a
+    read by time) would be told "not leader for partition".
+    """
+    deadline = time.monotonic() + timeout_s
+    pending = list(names)
+    while True:
+        meta = admin.list_topics(timeout=max(deadline - time.monotonic(), 0.5))
+        led = {n: t for n in pending if (t := meta.topics.get(n)) is not None
+               and t.error is None and t.partitions
+               and all(p.leader >= 0 and p.error is None for p in t.partitions.values())}
+        if len(led) == len(pending):
+            asks = {TopicPartition(n, p): OffsetSpec.latest()
+                    for n, t in led.items() for p in t.partitions}
+            failed = set()
+            for tp, future in admin.list_offsets(asks, request_timeout=5).items():
+                try:
+                    future.result()
+                except KafkaException:
+                    failed.add(tp.topic)
+            pending = [n for n in pending if n in failed]
+        if not pending:
+            return
+        if time.monotonic() > deadline:
+            raise BrokerError(f"topics {pending[:3]} have no leader {timeout_s:g}s after "
+                              "their creation")
+        time.sleep(0.05)

@@ -8,10 +8,11 @@ as overrides, which win.
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from tradeguard.kafka.errors import BrokerError
@@ -85,13 +86,32 @@ def partitions(consumer: Consumer, settings: Settings, name: str,
     return sorted(meta.partitions)
 
 
+#: Errors a leader election or a just-created topic gives for a moment: asked again.
+RETRIABLE = frozenset({KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
+                       KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._TIMED_OUT,
+                       KafkaError.REQUEST_TIMED_OUT})
+
+
 def end_offsets(consumer: Consumer, topic: str, parts: list[int],
                 timeout_s: float = 10.0) -> dict[int, int]:
     """partition -> high watermark as the broker reports it.
 
-    Tansu reports the base offset of the last batch, short of the true end: a reader
-    starting there may see a few older records again. Apache Kafka's is exact.
+    A partition whose leader is moving (or a topic created a moment ago) is asked
+    again until ``timeout_s``. Tansu reports the base offset of the last batch, short
+    of the true end: a reader starting there may see a few older records again.
+    Apache Kafka's is exact.
     """
-    return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s,
-                                              cached=False)[1]
-            for p in parts}
+    deadline = time.monotonic() + timeout_s
+    out = {}
+    for p in parts:
+        while True:
+            try:
+                out[p] = consumer.get_watermark_offsets(
+                    TopicPartition(topic, p), timeout=max(deadline - time.monotonic(), 0.1),
+                    cached=False)[1]
+                break
+            except KafkaException as exc:
+                if exc.args[0].code() not in RETRIABLE or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+    return out
