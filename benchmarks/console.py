@@ -35,7 +35,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from tradeguard.broker.admin import create_topics
+from tradeguard.kafka.admin import create_topics
 from tradeguard.broker.clients import GatewayProducer
 from tradeguard.broker.embedded import EmbeddedBroker, free_port
 from tradeguard.console.users import UserStore

@@ -35,7 +35,7 @@ from pathlib import Path
 
 from benchmarks.report import machine
 from streams.wire import encode_decisions
-from tradeguard.broker.admin import create_topics
+from tradeguard.kafka.admin import create_topics
 from tradeguard.broker.clients import GatewayProducer
 from tradeguard.broker.embedded import EmbeddedBroker
 from tradeguard.core import InProcessEngine, typed

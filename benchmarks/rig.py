@@ -25,7 +25,7 @@ import orjson
 from confluent_kafka import Consumer, TopicPartition, OFFSET_BEGINNING
 
 from benchmarks.workload import Workload
-from tradeguard.broker.admin import create_topics
+from tradeguard.kafka.admin import create_topics
 from tradeguard.broker.clients import GatewayProducer
 from tradeguard.broker.apache_kafka import ApacheKafkaBroker
 from tradeguard.broker.embedded import EmbeddedBroker

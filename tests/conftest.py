@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tradeguard.broker.admin import create_topics
+from tradeguard.kafka.admin import create_topics
 from tradeguard.broker.apache_kafka import ApacheKafkaBroker
 from tradeguard.broker.embedded import EmbeddedBroker, free_port
 from tradeguard.broker.worker_process import WorkerProcess

@@ -69,7 +69,7 @@ def test_contract_export_writes_the_schema_files(tmp_path):
 
 @pytest.mark.broker
 def test_controls_release_reaches_the_topic_and_bad_keys_are_refused(broker, capsys):
-    from tradeguard.broker.admin import create_topics
+    from tradeguard.kafka.admin import create_topics
     from tradeguard.broker.clients import TopicReader
     from tradeguard.runtime.settings import Settings
 

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from tradeguard.broker.admin import create_topics
+from tradeguard.kafka.admin import create_topics
 from tradeguard.broker.embedded import free_port
 from tradeguard.broker.clients import GatewayProducer, TopicReader
 from tradeguard.demo.session import scripted_session

@@ -15,7 +15,7 @@ from confluent_kafka import Producer
 from streams.signing import ControlKeys, sign
 from tests.faults.helpers import login, metric, now_ms, order, wait_until
 from tradeguard.broker.clients import GatewayProducer, TopicReader
-from tradeguard.broker.controls import publish_release
+from tradeguard.kafka.controls import publish_release
 
 pytestmark = pytest.mark.broker
 

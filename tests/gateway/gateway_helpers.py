@@ -6,7 +6,7 @@ import itertools
 import time
 import uuid
 
-from tradeguard.broker.admin import create_topics
+from tradeguard.kafka.admin import create_topics
 from tradeguard.broker.embedded import free_port
 from tradeguard.broker.worker_process import WorkerProcess
 from tradeguard.gateway import GatewayClient

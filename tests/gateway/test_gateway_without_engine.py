@@ -12,7 +12,7 @@ from aiokafka.partitioner import murmur2
 
 from streams.records import DECISION
 from streams.schema import RecordError
-from tradeguard.broker.admin import create_topics
+from tradeguard.kafka.admin import create_topics
 from tradeguard.kafka.errors import BrokerError
 from gateway_helpers import isolated_settings, order, read_topic, sample, wait_until
 from tradeguard.broker.clients import GatewayProducer

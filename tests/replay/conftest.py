@@ -7,7 +7,7 @@ import uuid
 import pytest
 from replay_recording import ANOMALY_WINDOW, CANDIDATE, SCENARIO, Recording, record
 
-from tradeguard.broker.admin import create_topics
+from tradeguard.kafka.admin import create_topics
 from tradeguard.broker.embedded import free_port
 from tradeguard.runtime.settings import Settings
 from tradeguard.simulator import generate, load_scenario

@@ -9,7 +9,7 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING
 
 from streams.topics import partition_for
-from tradeguard.broker.admin import create_topics
+from tradeguard.kafka.admin import create_topics
 from tradeguard.broker.clients import GatewayProducer
 from tradeguard.replay.recorded import RecordedTopics, SourceReader
 from tradeguard.runtime.settings import Settings

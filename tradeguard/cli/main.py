@@ -74,7 +74,7 @@ def cmd_broker(args: argparse.Namespace) -> int:
 
 
 def cmd_topics_create(args: argparse.Namespace) -> int:
-    from tradeguard.broker.admin import create_topics
+    from tradeguard.kafka.admin import create_topics
 
     settings = _settings(args)
     for name, outcome in create_topics(settings).items():
@@ -83,7 +83,7 @@ def cmd_topics_create(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from tradeguard.broker.admin import wait_reachable
+    from tradeguard.kafka.admin import wait_reachable
     from agents.worker import run_worker
 
     settings = _settings(args)
@@ -109,7 +109,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             session.write_jsonl(args.dump)
             print(f"wrote {len(session.records)} records to {args.dump}")
             return 0
-        from tradeguard.broker.admin import wait_reachable
+        from tradeguard.kafka.admin import wait_reachable
 
         settings = _settings(args)
         wait_reachable(settings)
@@ -184,7 +184,7 @@ def cmd_scorecard(args: argparse.Namespace) -> int:
 
 
 def cmd_controls_release(args: argparse.Namespace) -> int:
-    from tradeguard.broker.controls import publish_release
+    from tradeguard.kafka.controls import publish_release
 
     settings = _settings(args)
     record = publish_release(settings, args.kind, args.key, reason=args.reason)
@@ -215,7 +215,7 @@ def cmd_tail(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from tradeguard.broker.admin import wait_reachable
+    from tradeguard.kafka.admin import wait_reachable
     from tradeguard.policy.config import PolicyFile
     from tradeguard.replay.report import summary, write_report
     from tradeguard.replay.window import ReplayWindow, WindowError
@@ -253,7 +253,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 def cmd_warm(args: argparse.Namespace) -> int:
     from agents.warm import HistoryError, WarmError, warm
-    from tradeguard.broker.admin import wait_reachable
+    from tradeguard.kafka.admin import wait_reachable
 
     settings = _settings(args)
     if args.from_kafka and args.days is None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid
 
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaException, TopicPartition
 
@@ -22,6 +21,7 @@ from streams.schema import RecordError
 from streams.signing import CONTROL_TOPICS, ControlKeys, check
 from streams.topics import topic
 from tradeguard.console.view import ConsoleView
+from tradeguard.kafka import clients
 from tradeguard.runtime.settings import Settings
 
 __all__ = ["ConsoleFeed", "FEED_TOPICS"]
@@ -58,13 +58,7 @@ class ConsoleFeed:
         self._thread.join(timeout_s)
 
     def _consumer(self) -> Consumer:
-        return Consumer({
-            **self.settings.kafka_client_config(),
-            "group.id": f"tradeguard-console-{uuid.uuid4().hex[:12]}",  # required, never joined
-            "enable.auto.commit": False,
-            "fetch.wait.max.ms": self.settings.fetch_wait_ms,
-            "log_level": 3,
-        })
+        return clients.reader(self.settings, "console")
 
     def _assign(self, consumer: Consumer) -> list[TopicPartition]:
         metadata = consumer.list_topics(timeout=10)

@@ -25,7 +25,7 @@ from confluent_kafka import KafkaException
 
 from streams.records import ACCOUNT_CONTROL, AUDIT, FEEDBACK, TICKER_CONTROL
 from streams.signing import CONTROL_TOPICS, ControlKeys, sign
-from tradeguard.broker.clients import GatewayProducer
+from tradeguard.kafka.producer import RecordProducer
 from tradeguard.console.access import ACTIONS, authorize, may_approve
 from tradeguard.console.view import ConsoleView
 from tradeguard.runtime.settings import Settings
@@ -259,12 +259,12 @@ class Operations:
     def __init__(self, settings: Settings, view: ConsoleView, lock: threading.Lock) -> None:
         self.settings, self.view, self.lock = settings, view, lock
         self.keys = ControlKeys.from_settings(settings)  # controls are signed (docs/security.md)
-        self._producer: GatewayProducer | None = None
+        self._producer: RecordProducer | None = None
         self._send_lock = threading.Lock()
 
     def _send(self, topic: str, record: dict[str, Any]) -> None:
         if self._producer is None:
-            self._producer = GatewayProducer(self.settings, **{"linger.ms": 0})
+            self._producer = RecordProducer(self.settings, **{"linger.ms": 0})
         try:
             self._producer.send(topic, record)
             self._producer.flush(10.0)

@@ -14,7 +14,7 @@ import threading
 
 from aiohttp import web
 
-from tradeguard.broker.admin import wait_reachable
+from tradeguard.kafka.admin import wait_reachable
 from tradeguard.console.app import AccessLog, Console, build_app
 from tradeguard.console.config import ConsoleSettings
 from tradeguard.console.feed import ConsoleFeed

@@ -25,7 +25,7 @@ from typing import Any, TextIO
 
 import orjson
 
-from tradeguard.broker.admin import create_topics
+from tradeguard.kafka.admin import create_topics
 from tradeguard.broker.clients import GatewayProducer, TopicReader
 from tradeguard.broker.embedded import EmbeddedBroker, free_port
 from tradeguard.broker.worker_process import WorkerProcess

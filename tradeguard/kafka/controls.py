@@ -8,7 +8,7 @@ from typing import Any
 from streams.codec import encode_key, encode_value
 from streams.records import ACCOUNT_CONTROL, TICKER_CONTROL
 from streams.signing import ControlKeys, sign
-from tradeguard.broker.admin import wait_reachable
+from tradeguard.kafka.admin import wait_reachable
 from tradeguard.kafka import clients
 from tradeguard.kafka.errors import BrokerError
 from tradeguard.runtime.settings import Settings
