@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
 import time
 from typing import Any
 
@@ -22,7 +23,7 @@ import mode
 from confluent_kafka import TopicPartition
 import orjson
 
-from agents.pipe import Assigned, Delivery, KafkaPipe, Poll, Revoked
+from agents.pipe import Assigned, Delivery, Fenced, KafkaPipe, Poll, Revoked
 from agents.state import PartitionState, SnapshotStore, restore_partitions
 from streams.bounds import Limits, implausible
 from streams.codec import deadletter_record, encode_value
@@ -39,6 +40,9 @@ from tradeguard.runtime.metrics import EngineMetrics
 from tradeguard.runtime.settings import Settings
 
 __all__ = ["REROUTED_HEADER", "EngineService", "now_ms"]
+
+#: Exit status of a worker whose transaction was fenced (it had become a zombie).
+EXIT_FENCED = 75
 
 #: Header on a record the engine moved to its key's murmur2 partition: where it sat first.
 REROUTED_HEADER = "tradeguard-rerouted-from"
@@ -119,7 +123,10 @@ class EngineService(mode.Service):
             item = pipe.queue.get_nowait()
             if isinstance(item, Poll):
                 self._step(item)
-        await pipe.drain()
+        if pipe.transactional:
+            self._commit()
+        else:
+            await pipe.drain()
         pipe._commit_ready(asynchronous=False)
         pipe.stop()
         log.info("engine stopped: outputs delivered, offsets committed")
@@ -134,14 +141,34 @@ class EngineService(mode.Service):
             if isinstance(item, Poll):
                 self._step(item)
                 await self._snapshot_due()
+                if pipe.transactional:
+                    self._commit()
             elif isinstance(item, Assigned):
                 await self._assigned(item)
             elif isinstance(item, Revoked):
                 await self._revoked(item)
 
+    def _commit(self, offsets: list | None = None) -> None:
+        """Commit the step's transaction; a fenced worker (a zombie) exits to be restored.
+
+        Its state has learnt from records whose outputs were just aborted: carrying on
+        would decide the next ones from a state no committed offset describes. Exiting
+        at once, without another output, is what the fencing is for; the orchestrator
+        (or the operator) starts it again and it restores from its snapshots.
+        """
+        try:
+            self.pipe.commit_transaction(offsets)
+        except Fenced as exc:
+            log.critical("%s; exiting so that a restart restores this worker's partitions "
+                         "from their snapshots", exc)
+            logging.shutdown()
+            os._exit(EXIT_FENCED)
+
     async def _commit_loop(self) -> None:
         pipe = self.pipe
         assert pipe is not None
+        if pipe.transactional:
+            return  # each step commits its own transaction
         while not self.should_stop:
             await asyncio.sleep(self.settings.commit_interval_s)
             pipe.commit_delivered()
@@ -366,7 +393,8 @@ class EngineService(mode.Service):
     async def _revoked(self, item: Revoked) -> None:
         pipe = self.pipe
         assert pipe is not None
-        await pipe.drain()
+        if not pipe.transactional:
+            await pipe.drain()
         # What was decided, not what was received: records still held back for event-time
         # alignment are not committed, so the next owner decides them.
         offsets = []
@@ -378,6 +406,9 @@ class EngineService(mode.Service):
                 decided = pipe.positions.get((full, p))
             if decided is not None:
                 offsets.append(TopicPartition(full, p, decided))
+        if pipe.transactional:  # with the outputs, in the transaction, never by the consumer
+            self._commit(offsets)
+            offsets = []
         item.offsets = offsets
         gone = {p for _, p in item.partitions}
         for p in gone:
@@ -418,7 +449,7 @@ class EngineService(mode.Service):
 
         def write() -> None:
             for key, value in records:
-                pipe.producer.produce(topic, value, key)
+                pipe.produce_raw(topic, key, value)
             self.last_snapshot_at = time.time()
 
         after = Delivery({})

@@ -11,8 +11,16 @@ decided, its outputs delivered and its offsets committed (eager ``range``
 assignment: every input topic's partition p lands on the same worker, which is
 what co-partitioning needs).
 
-At-least-once: a poll's offsets are committed only after every record it
-produced has been delivered (``Delivery``), in poll order.
+Two processing guarantees (``TRADEGUARD_PROCESSING_GUARANTEE``):
+
+- exactly once (Apache Kafka's default here): every step's outputs and the input
+  offsets they account for commit in one transaction, with the consumer group's
+  metadata (KIP-447). A worker paused past its session (a zombie) finds its
+  generation stale at commit: the transaction aborts, readers (read_committed, the
+  librdkafka default) never see its outputs, and the worker exits to be restored.
+- at least once: a poll's offsets are committed only after every record it produced
+  has been delivered (``Delivery``), in poll order; a crash may decide an order twice,
+  identically.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ import asyncio
 import logging
 import queue
 import threading
+import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -30,7 +39,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from tradeguard.kafka import clients
 from tradeguard.runtime.settings import Settings
 
-__all__ = ["Assigned", "Delivery", "KafkaPipe", "Poll", "Revoked"]
+__all__ = ["Assigned", "Delivery", "Fenced", "KafkaPipe", "Poll", "Revoked"]
 
 log = logging.getLogger("tradeguard.pipe")
 
@@ -87,6 +96,10 @@ class Delivery:
         return self.pending <= 0
 
 
+class Fenced(RuntimeError):
+    """This worker's transaction was refused: its partitions belong to another worker now."""
+
+
 class KafkaPipe:
     """One consumer (in a thread) and one producer for the engine's input and output topics."""
 
@@ -108,8 +121,19 @@ class KafkaPipe:
                "queued.max.messages.kbytes": 65536})
         # Linger from the broker profile; idempotent (per-key order survives retries: a
         # halt and its release are never swapped).
+        self.transactional = settings.exactly_once
+        # A transaction left open by a paused worker holds back every read_committed reader
+        # of the partitions it wrote to, until the coordinator aborts it: its timeout is the
+        # session's, so it ends about when the worker's partitions move.
+        session_ms = settings.session_timeout_ms or settings.profile.session_timeout_ms
+        extra = ({"transactional.id": f"{settings.app_id}-{uuid.uuid4().hex[:12]}",
+                  "transaction.timeout.ms": session_ms} if self.transactional else {})
         self.producer = clients.producer(settings, **{"batch.num.messages": 10_000,
-                                                      "queue.buffering.max.messages": 1_000_000})
+                                                      "queue.buffering.max.messages": 1_000_000,
+                                                      **extra})
+        self._in_txn = False
+        self._txn_offsets: dict[tuple[str, int], int] = {}
+        self._txn_after: list[Callable[[], None]] = []
         self._commits: queue.SimpleQueue = queue.SimpleQueue()
         self._pending: deque[Delivery] = deque()
         self._stop = threading.Event()
@@ -124,6 +148,10 @@ class KafkaPipe:
     # -- consumer thread -------------------------------------------------------------------
 
     def start(self) -> None:
+        if self.transactional:
+            # A unique transactional id per process: fencing comes from the consumer
+            # group's generation sent with the offsets (KIP-447), not from the id.
+            self.producer.init_transactions(30)
         self.consumer.subscribe(self.topics, on_assign=self._on_assign,
                                 on_revoke=self._on_revoke, on_lost=self._on_revoke)
         self._thread.start()
@@ -246,6 +274,7 @@ class KafkaPipe:
                 partition: int | None = None, headers: list | None = None) -> None:
         """Queue one output; ``partition`` pins it (else murmur2 of the key decides)."""
         delivery.pending += 1
+        self._begin()
         extra = {} if partition is None else {"partition": partition}
         if headers:
             extra["headers"] = headers
@@ -256,13 +285,76 @@ class KafkaPipe:
             except BufferError:  # local queue full: let librdkafka drain it
                 self.producer.poll(0.01)
 
+    def produce_raw(self, topic: str, key: bytes, value: bytes) -> None:
+        """An output no poll waits for (snapshot chunks); in the open transaction, if any."""
+        self._begin()
+        while True:
+            try:
+                self.producer.produce(topic, value, key)
+                return
+            except BufferError:
+                self.producer.poll(0.01)
+
+    def _begin(self) -> None:
+        if self.transactional and not self._in_txn:
+            self.producer.begin_transaction()
+            self._in_txn = True
+
     def track(self, delivery: Delivery) -> None:
         """Queue a poll's offsets for commit once its outputs are delivered."""
-        self._pending.append(delivery)
+        if self.transactional:  # they commit with the transaction its outputs are in
+            self._txn_offsets.update(delivery.offsets)
+            self._txn_after += delivery.after
+            if delivery.offsets or delivery.after:
+                self._begin()
+        else:
+            self._pending.append(delivery)
         self.producer.poll(0)
+
+    def commit_transaction(self, offsets: list[TopicPartition] | None = None,
+                           timeout_s: float = 30.0) -> None:
+        """Commit the open transaction: its outputs and the input offsets they account for.
+
+        Raises ``Fenced`` when the group has moved on (this worker is a zombie): the
+        transaction is aborted, so nothing it produced is ever read.
+        """
+        if not self.transactional:
+            return
+        for tp in offsets or ():
+            self._txn_offsets[(tp.topic, tp.partition)] = tp.offset
+        if not self._in_txn and self._txn_offsets:
+            self._begin()
+        if not self._in_txn:
+            return
+        tps = [TopicPartition(t, p, o) for (t, p), o in self._txn_offsets.items()]
+        try:
+            if tps:
+                self.producer.send_offsets_to_transaction(
+                    tps, self.consumer.consumer_group_metadata(), timeout_s)
+            self.producer.commit_transaction(timeout_s)
+        except KafkaException as exc:
+            err = exc.args[0]
+            try:
+                self.producer.abort_transaction(timeout_s)
+            except KafkaException:
+                pass  # a fatal producer error: nothing more can be committed anyway
+            self._in_txn = False
+            self._txn_offsets.clear()
+            self._txn_after.clear()
+            raise Fenced(f"transaction refused, outputs aborted: {err.str()}") from None
+        self._in_txn = False
+        self._txn_offsets.clear()
+        after, self._txn_after = self._txn_after, []
+        for action in after:
+            action()
+        if self._in_txn:  # what the actions produced (snapshot chunks) commits now too
+            self.commit_transaction(timeout_s=timeout_s)
 
     def commit_delivered(self) -> int:
         """Commit the offsets of the leading run of fully delivered polls; how many."""
+        if self.transactional:
+            self.commit_transaction()
+            return 0
         self.producer.poll(0)
         latest: dict[tuple[str, int], int] = {}
         done = 0
@@ -282,6 +374,9 @@ class KafkaPipe:
 
     async def drain(self, timeout_s: float = 30.0) -> None:
         """Wait until every output produced so far is delivered, then commit."""
+        if self.transactional:  # committing a transaction flushes it
+            self.commit_transaction(timeout_s=timeout_s)
+            return
         await self.loop.run_in_executor(None, self.producer.flush, timeout_s)
         self.commit_delivered()
 

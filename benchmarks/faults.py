@@ -45,7 +45,11 @@ from tradeguard.runtime.settings import Settings
 from tradeguard.runtime.signals import Terminated, stop_on_signals
 
 PARTS = ("fuzz", "kill", "stop_worker", "stop_broker", "accounts")
-SESSION_TIMEOUT_S = 10.0  # agents/pipe.py: session.timeout.ms
+
+
+def session_timeout_s(settings: Settings) -> float:
+    """How long a silent worker keeps its partitions (agents/pipe.py: session.timeout.ms)."""
+    return (settings.session_timeout_ms or settings.profile.session_timeout_ms) / 1000
 
 
 class Decisions:
@@ -277,14 +281,14 @@ def part_stop_worker(rig: Rig, workload: Workload, spec: dict, seconds: float, l
         decisions.poll(0.05)
     assigned_before = (_assigned(a), _assigned(b))
     os.kill(first.process.pid, signal.SIGSTOP)
-    stopped_for = SESSION_TIMEOUT_S + 5
+    stopped_for = session_timeout_s(a) + 5
     while time.monotonic() - start < 8 + stopped_for:
         collector.poll()
         decisions.poll(0.05)
     os.kill(first.process.pid, signal.SIGCONT)
     collector.wait("sw", 240, busy=lambda: producer.poll() is None)
     producer.process.wait(60)
-    time.sleep(SESSION_TIMEOUT_S)  # let the returning worker rejoin
+    time.sleep(session_timeout_s(a))  # let the returning worker rejoin
     decisions.until({f"sw-{i}" for i in range(count)}, 30)
     assigned_after = (_assigned(a), _assigned(b))
     halts = Counter()
@@ -295,6 +299,8 @@ def part_stop_worker(rig: Rig, workload: Workload, spec: dict, seconds: float, l
     out = {**decisions.summary({f"sw-{i}" for i in range(count)}),
            "stopped_s": stopped_for, "assigned_partitions_before": assigned_before,
            "assigned_partitions_after": assigned_after, "stopped_worker_alive": first.alive,
+           "stopped_worker_exit": first.process.poll(),
+           "processing_guarantee": "exactly_once" if a.exactly_once else "at_least_once",
            "halts": sum(halts.values()), "tickers_halted_more_than_once": sum(
                1 for n in halts.values() if n > 1)}
     decisions.close()

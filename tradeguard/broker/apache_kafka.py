@@ -192,6 +192,9 @@ class ApacheKafkaBroker:
             "group.initial.rebalance.delay.ms": "0",
             # Workers ask for 3 s sessions (tradeguard/kafka/profiles.py): fast failover.
             "group.min.session.timeout.ms": "1000",
+            # Transactions left open by a paused worker are aborted within a second of their
+            # timeout (default: checked every 10 s).
+            "transaction.abort.timed.out.transaction.cleanup.interval.ms": "1000",
             "auto.create.topics.enable": "false",
             # Test data is small and short-lived: no background flushes or big segments.
             "log.segment.bytes": str(64 * 1024 * 1024),

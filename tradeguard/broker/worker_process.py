@@ -56,6 +56,7 @@ class WorkerProcess:
             "TRADEGUARD_MAX_EVENT_LEAD_S": str(s.max_event_lead_s),
             "TRADEGUARD_POLL_MAX": str(s.poll_max),
             "TRADEGUARD_COMMIT_INTERVAL_S": str(s.commit_interval_s),
+            "TRADEGUARD_PROCESSING_GUARANTEE": s.processing_guarantee,
             "TRADEGUARD_CONTROL_KEY_FILE": s.control_key_file,
             "TRADEGUARD_MAX_ORDER_QTY": str(s.max_order_qty),
             "TRADEGUARD_MAX_PRICE": str(s.max_price),

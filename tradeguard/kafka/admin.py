@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 
 from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka import TopicPartition
-from confluent_kafka.admin import NewTopic, OffsetSpec
+from confluent_kafka.admin import NewTopic
 
 from streams.topics import TOPICS
+from tradeguard.kafka import clients
 from tradeguard.kafka.clients import admin as _admin
 from tradeguard.kafka.errors import BrokerError
 from tradeguard.runtime.settings import Settings
@@ -51,37 +51,39 @@ def create_topics(settings: Settings, timeout_s: float | None = None) -> dict[st
                 outcome[name] = "exists"
             else:
                 raise BrokerError(f"could not create topic {name}: {err.str()}") from None
-    _wait_led(admin, list(outcome), timeout_s)
+    _wait_led(settings, admin, list(outcome), timeout_s)
     return outcome
 
 
-def _wait_led(admin, names: list[str], timeout_s: float) -> None:
+def _wait_led(settings: Settings, admin, names: list[str], timeout_s: float) -> None:
     """Return once every partition of ``names`` answers an offsets request from its leader.
 
     Kafka acknowledges a creation before the leaders have taken their partitions up (and
     before every broker's metadata names them): a client asking at once (end offsets, a
-    read by time) would be told "not leader for partition".
+    read by time) would be told "not leader for partition". A consumer asks each
+    partition's end offset, again through each such answer (``clients.end_offsets``).
     """
     deadline = time.monotonic() + timeout_s
-    pending = list(names)
     while True:
         meta = admin.list_topics(timeout=max(deadline - time.monotonic(), 0.5))
-        led = {n: t for n in pending if (t := meta.topics.get(n)) is not None
-               and t.error is None and t.partitions
-               and all(p.leader >= 0 and p.error is None for p in t.partitions.values())}
-        if len(led) == len(pending):
-            asks = {TopicPartition(n, p): OffsetSpec.latest()
-                    for n, t in led.items() for p in t.partitions}
-            failed = set()
-            for tp, future in admin.list_offsets(asks, request_timeout=5).items():
-                try:
-                    future.result()
-                except KafkaException:
-                    failed.add(tp.topic)
-            pending = [n for n in pending if n in failed]
+        pending = [n for n in names
+                   if (t := meta.topics.get(n)) is None or t.error is not None
+                   or not t.partitions or any(p.leader < 0 or p.error is not None
+                                              for p in t.partitions.values())]
         if not pending:
-            return
+            break
         if time.monotonic() > deadline:
             raise BrokerError(f"topics {pending[:3]} have no leader {timeout_s:g}s after "
                               "their creation")
         time.sleep(0.05)
+    probe = clients.reader(settings, "topics-ready")
+    try:
+        for name in names:
+            try:
+                clients.end_offsets(probe, name, sorted(meta.topics[name].partitions),
+                                    max(deadline - time.monotonic(), 1.0))
+            except KafkaException as exc:
+                raise BrokerError(f"topic {name} is not served {timeout_s:g}s after its "
+                                  f"creation: {exc}") from None
+    finally:
+        probe.close()

@@ -83,6 +83,13 @@ class Settings:
     broker_wait_s: float = 10.0
     #: Seconds between offset commits (only of records whose outputs were delivered).
     commit_interval_s: float = 0.5
+    #: ``exactly_once``: each step's outputs and input offsets commit in one Kafka
+    #: transaction, fenced by the consumer group's generation, so a worker resumed after
+    #: its partitions moved (a zombie) publishes nothing its successor did. ``at_least_once``:
+    #: outputs go out as produced, offsets commit once delivered (a crash may decide an
+    #: order twice, identically). ``auto``: exactly_once on Apache Kafka, at_least_once on
+    #: the embedded Tansu. docs/architecture.md has the latency each costs.
+    processing_guarantee: str = "auto"
     #: Event time older than this many seconds before the worker's clock is dead-lettered;
     #: 0 accepts any age (replaying recorded days, the scorecard).
     max_event_age_s: float = 7 * 86400.0
@@ -139,6 +146,9 @@ class Settings:
         if self.broker_profile not in BROKER_PROFILES:
             raise SettingsError(f"TRADEGUARD_BROKER_PROFILE must be one of "
                                 f"{', '.join(sorted(BROKER_PROFILES))}, got {self.broker_profile!r}")
+        if self.processing_guarantee not in ("auto", "exactly_once", "at_least_once"):
+            raise SettingsError("TRADEGUARD_PROCESSING_GUARANTEE must be auto, exactly_once or "
+                                f"at_least_once, got {self.processing_guarantee!r}")
         if self.session_timeout_ms < 0:
             raise SettingsError(f"TRADEGUARD_SESSION_TIMEOUT_MS must be >= 0, "
                                 f"got {self.session_timeout_ms}")
@@ -177,6 +187,13 @@ class Settings:
         from tradeguard.kafka.profiles import profile
 
         return profile(self.broker_profile)
+
+    @property
+    def exactly_once(self) -> bool:
+        """Whether the engine commits outputs and offsets in transactions (see the field)."""
+        if self.processing_guarantee == "auto":
+            return self.profile.transactions
+        return self.processing_guarantee == "exactly_once"
 
     @property
     def fetch_wait_ms(self) -> int:
