@@ -143,6 +143,9 @@ class KafkaPipe:
         self.positions: dict[tuple[str, int], int] = {}
         self._received: dict[tuple[str, int], int] = {}  # next offset not yet handed over
         self.high_watermarks: dict[tuple[str, int], int] = {}  # as the last fetch saw them
+        # The consumer's own position: past transaction markers, which take an offset but
+        # are never handed over (a transactional producer writes one per commit).
+        self.consumed: dict[tuple[str, int], int] = {}
         self._was_lagging = False
 
     # -- consumer thread -------------------------------------------------------------------
@@ -213,7 +216,18 @@ class KafkaPipe:
         loop can block it while this thread polls).
         """
         out = set()
-        for tp in list(self.assignment):
+        assigned = list(self.assignment)
+        try:
+            positions = self.consumer.position([TopicPartition(*tp) for tp in assigned])
+        except KafkaException:
+            positions = []
+        for tp in positions:
+            key = (tp.topic, tp.partition)
+            if tp.offset >= 0 and key in self._received:
+                # Everything before the position has been handed over: markers skipped too.
+                self._received[key] = max(self._received[key], tp.offset)
+                self.consumed[key] = self._received[key]
+        for tp in assigned:
             try:
                 _, high = self.consumer.get_watermark_offsets(TopicPartition(*tp), cached=True)
             except KafkaException:
@@ -267,6 +281,7 @@ class KafkaPipe:
         self.assignment -= set(marker.partitions)
         for tp in marker.partitions:
             self._received.pop(tp, None)
+            self.consumed.pop(tp, None)
 
     # -- event loop side -------------------------------------------------------------------
 

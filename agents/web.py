@@ -112,6 +112,10 @@ def consumer_lag(ctx: WorkerContext) -> dict[tuple[str, int], int]:
         return {}
     for tp in assigned:
         high, position = highs.get(tp), pipe.positions.get(tp)
+        consumed = pipe.consumed.get(tp)
+        if position is not None and consumed is not None:
+            # Past transaction markers the consumer skipped after the last record decided.
+            position = max(position, consumed)
         if high is not None and position is not None:
             out[tp] = max(0, high - position)
     return out
