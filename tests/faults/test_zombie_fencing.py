@@ -1,0 +1,102 @@
+"""A worker paused past its session (a zombie) publishes nothing its successor published.
+
+Two workers share the partitions, exactly-once processing (transactions carrying the
+consumer group's metadata, KIP-447). One is SIGSTOPped past its session timeout while
+orders flow: its partitions move to the other, which decides from the last committed
+offsets, so it decides again whatever the paused one had decided but not committed.
+On SIGCONT the paused worker's transaction is refused (its generation is stale): its
+outputs are aborted, never read by a read_committed reader (the librdkafka default,
+as every gateway reads), and it exits with ``EXIT_FENCED`` to be restored. Every
+order is then decided exactly once on ``decisions``.
+
+With ``TRADEGUARD_PROCESSING_GUARANTEE=at_least_once`` the same run shows the
+paused worker's stale decisions beside its successor's (duplicates): that is the
+break this test was seen to fail on.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections import Counter
+
+import pytest
+
+from agents.engine import EXIT_FENCED
+from tests.deploy.worker_probe import get_json, wait_ready
+from tests.faults.helpers import login, order
+from tradeguard.broker.clients import GatewayProducer, TopicReader
+from tradeguard.broker.embedded import free_port
+
+pytestmark = pytest.mark.broker
+
+SESSION_MS = 3_000
+
+
+def test_a_worker_resumed_after_its_partitions_moved_publishes_nothing(engine_settings,
+                                                                        start_worker):
+    if engine_settings.broker_profile != "kafka":
+        pytest.skip("group-fenced transactions (KIP-447) are Apache Kafka's; the embedded "
+                    "Tansu runs at least once")
+    a = engine_settings.with_(processing_guarantee=os.environ.get(
+        "TRADEGUARD_TEST_PROCESSING_GUARANTEE", "exactly_once"), session_timeout_ms=SESSION_MS)
+    b = a.with_(web_port=free_port())
+    zombie, successor = start_worker(a, name="a"), start_worker(b, name="b")
+    deadline = time.monotonic() + 120
+    while True:  # both in the group, two partitions each
+        counts = []
+        for settings, worker in ((a, zombie), (b, successor)):
+            wait_ready(settings, worker)
+            counts.append(get_json(settings, "/readyz")[1]["partitions"])
+        if counts == [2, 2]:
+            break
+        assert time.monotonic() < deadline, counts
+        time.sleep(0.5)
+
+    accounts = [f"acct-{i:03d}" for i in range(40)]
+    gateway = GatewayProducer(a)
+    for acct in accounts:
+        gateway.send("auth.events", login(acct))
+    gateway.flush()
+    sent: list[str] = []
+    stop = threading.Event()
+
+    def orders() -> None:  # about 200 orders a second until told to stop
+        i = 0
+        while not stop.is_set():
+            gateway.send("orders", order(f"z-{i}", accounts[i % len(accounts)]))
+            sent.append(f"z-{i}")
+            i += 1
+            if i % 20 == 0:
+                gateway.poll()
+                time.sleep(0.1)
+
+    flow = threading.Thread(target=orders, daemon=True)
+    flow.start()
+    try:
+        time.sleep(3)
+        os.kill(zombie.process.pid, signal.SIGSTOP)
+        # Past the session: the group moves the paused worker's partitions to the other.
+        time.sleep(SESSION_MS / 1000 + 4)
+        os.kill(zombie.process.pid, signal.SIGCONT)
+        time.sleep(3)
+    finally:
+        stop.set()
+        flow.join(10)
+        gateway.flush()
+
+    expected = set(sent)
+    with TopicReader(a, "decisions") as reader:
+        got = reader.read_until(
+            lambda rs: expected <= {d["order_id"] for _, d in rs}, 120)
+        got += reader.poll(2.0)  # anything published twice comes within the same reads
+    seen = Counter(d["order_id"] for _, d in got)
+    assert set(seen) == expected, (len(expected - set(seen)), successor.log_tail())
+    twice = {o: n for o, n in seen.items() if n > 1}
+    assert not twice, f"{len(twice)} orders decided more than once, e.g. {list(twice)[:5]}"
+    zombie.process.wait(60)
+    assert zombie.process.returncode == EXIT_FENCED, zombie.log_tail()
+    assert "transaction refused" in zombie.log_tail(400)
+    assert successor.alive, successor.log_tail()
