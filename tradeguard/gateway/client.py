@@ -105,6 +105,9 @@ class GatewayClient:
         # the rest of the produce path.
         self._producer = kafka.producer(self.settings, **{"delivery.report.only.error": True,
                                                           **self._producer_config})
+        # Connected, with the orders topic's leaders known, before the first order: its
+        # latency is not the client's start-up.
+        self._producer.list_topics(self.settings.topic("orders"), timeout=timeout_s)
         self._thread = threading.Thread(target=self._read_decisions, daemon=True,
                                         name="tradeguard-gateway-decisions")
         self._thread.start()
