@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import os
 import time
 from typing import Any
 
@@ -40,9 +39,6 @@ from tradeguard.runtime.metrics import EngineMetrics
 from tradeguard.runtime.settings import Settings
 
 __all__ = ["REROUTED_HEADER", "EngineService", "now_ms"]
-
-#: Exit status of a worker whose transaction was fenced (it had become a zombie).
-EXIT_FENCED = 75
 
 #: Header on a record the engine moved to its key's murmur2 partition: where it sat first.
 REROUTED_HEADER = "tradeguard-rerouted-from"
@@ -79,6 +75,8 @@ class EngineService(mode.Service):
         self.control_keys = ControlKeys.from_settings(settings)  # signs controls.*
         self._snapshot_cursor = 0
         self._rerouted_warned: dict[str, float] = {}
+        self._epoch = 0  # polls of older subscriptions are skipped (see _commit)
+        self._rejoining = False
         self.last_snapshot_at: float | None = None
         self.started_consuming = False
 
@@ -139,30 +137,50 @@ class EngineService(mode.Service):
         while not self.should_stop:
             item = await pipe.queue.get()
             if isinstance(item, Poll):
-                self._step(item)
-                await self._snapshot_due()
+                if item.epoch < self._epoch:
+                    continue  # read before a refused commit: read again after the rejoin
+                try:
+                    self._step(item)
+                    await self._snapshot_due()
+                except Fenced as exc:  # the producer failed mid-step: as a refused commit
+                    self._refused(exc)
+                    continue
                 if pipe.transactional:
                     self._commit()
             elif isinstance(item, Assigned):
+                if item.epoch < self._epoch:
+                    continue
+                self._rejoining = False
                 await self._assigned(item)
             elif isinstance(item, Revoked):
                 await self._revoked(item)
 
-    def _commit(self, offsets: list | None = None) -> None:
-        """Commit the step's transaction; a fenced worker (a zombie) exits to be restored.
+    def _commit(self, offsets: list | None = None) -> bool:
+        """Commit the step's transaction; False when it was refused and the worker rejoins.
 
-        Its state has learnt from records whose outputs were just aborted: carrying on
-        would decide the next ones from a state no committed offset describes. Exiting
-        at once, without another output, is what the fencing is for; the orchestrator
-        (or the operator) starts it again and it restores from its snapshots.
+        A refused commit means the group moved on without this worker: it was paused past
+        its session (a zombie), or the broker was. The transaction is aborted, so nothing
+        it decided since its last commit is ever read; its state has learnt from those
+        records, so it is dropped, and the worker joins the group again and restores what
+        it is given from the snapshots, as after a restart (polls read before are skipped).
         """
         try:
             self.pipe.commit_transaction(offsets)
+            return True
         except Fenced as exc:
-            log.critical("%s; exiting so that a restart restores this worker's partitions "
-                         "from their snapshots", exc)
-            logging.shutdown()
-            os._exit(EXIT_FENCED)
+            self._refused(exc)
+            return False
+
+    def _refused(self, exc: Fenced) -> None:
+        """Drop what was learnt since the last commit; rejoin and restore (see ``_commit``)."""
+        log.error("%s: this worker lost its partitions (paused past its session, or the "
+                  "broker was); its state since the last commit is dropped, it rejoins the "
+                  "group and restores what it is given from the snapshots", exc)
+        self.metrics.fenced.inc()
+        self.partitions.clear()
+        self._epoch = self.pipe.epoch + 1
+        self._rejoining = True
+        self.pipe.rejoin()
 
     async def _commit_loop(self) -> None:
         pipe = self.pipe
@@ -407,7 +425,8 @@ class EngineService(mode.Service):
             if decided is not None:
                 offsets.append(TopicPartition(full, p, decided))
         if pipe.transactional:  # with the outputs, in the transaction, never by the consumer
-            self._commit(offsets)
+            if not self._rejoining:
+                self._commit(offsets)
             offsets = []
         item.offsets = offsets
         gone = {p for _, p in item.partitions}

@@ -17,7 +17,9 @@ Two processing guarantees (``TRADEGUARD_PROCESSING_GUARANTEE``):
   offsets they account for commit in one transaction, with the consumer group's
   metadata (KIP-447). A worker paused past its session (a zombie) finds its
   generation stale at commit: the transaction aborts, readers (read_committed, the
-  librdkafka default) never see its outputs, and the worker exits to be restored.
+  librdkafka default) never see its outputs; the worker drops what it learnt since its
+  last commit and joins the group again (``rejoin``), restoring what it is given from
+  the snapshots, as after a restart.
 - at least once: a poll's offsets are committed only after every record it produced
   has been delivered (``Delivery``), in poll order; a crash may decide an order twice,
   identically.
@@ -56,6 +58,7 @@ class Poll:
     records: dict[tuple[str, int], list[Any]]  # confluent Message objects
     count: int
     lagging: set[tuple[str, int]] = field(default_factory=set)
+    epoch: int = 0  # the subscription it was read under (KafkaPipe.rejoin starts a new one)
 
 
 @dataclass
@@ -64,6 +67,7 @@ class Assigned:
 
     partitions: list[tuple[str, int]]
     committed: dict[tuple[str, int], int | None]
+    epoch: int = 0
 
 
 @dataclass
@@ -128,9 +132,9 @@ class KafkaPipe:
         session_ms = settings.session_timeout_ms or settings.profile.session_timeout_ms
         extra = ({"transactional.id": f"{settings.app_id}-{uuid.uuid4().hex[:12]}",
                   "transaction.timeout.ms": session_ms} if self.transactional else {})
-        self.producer = clients.producer(settings, **{"batch.num.messages": 10_000,
-                                                      "queue.buffering.max.messages": 1_000_000,
-                                                      **extra})
+        self._producer_config = {"batch.num.messages": 10_000,
+                                 "queue.buffering.max.messages": 1_000_000, **extra}
+        self.producer = clients.producer(settings, **self._producer_config)
         self._in_txn = False
         self._txn_offsets: dict[tuple[str, int], int] = {}
         self._txn_after: list[Callable[[], None]] = []
@@ -147,6 +151,8 @@ class KafkaPipe:
         # are never handed over (a transactional producer writes one per commit).
         self.consumed: dict[tuple[str, int], int] = {}
         self._was_lagging = False
+        self.epoch = 0  # subscriptions so far: markers and polls carry the one they came from
+        self._rejoin = threading.Event()
 
     # -- consumer thread -------------------------------------------------------------------
 
@@ -180,6 +186,9 @@ class KafkaPipe:
     def _poll_loop(self) -> None:
         consumer, n = self.consumer, self.settings.poll_max
         while not self._stop.is_set():
+            if self._rejoin.is_set():
+                self._rejoin.clear()
+                self._resubscribe()
             self._commit_ready()
             first = consumer.poll(0.05)
             if first is None:
@@ -187,7 +196,7 @@ class KafkaPipe:
                 # engine, which may hold records back until they arrive.
                 lagging = self._lagging()
                 if lagging or self._was_lagging:
-                    self._put(Poll({}, 0, lagging))
+                    self._put(Poll({}, 0, lagging, self.epoch))
                 self._was_lagging = bool(lagging)
                 continue
             # Then whatever else is already fetched, without waiting for more.
@@ -206,7 +215,21 @@ class KafkaPipe:
             if count:
                 lagging = self._lagging()
                 self._was_lagging = bool(lagging)
-                self._put(Poll(grouped, count, lagging))
+                self._put(Poll(grouped, count, lagging, self.epoch))
+
+    def rejoin(self) -> None:
+        """Leave the group and join it again from the committed offsets (loop side).
+
+        After a refused transaction: what was read since the last commit is read again by
+        whoever owns it now, this worker included; polls read before carry an older epoch.
+        """
+        self._rejoin.set()
+
+    def _resubscribe(self) -> None:
+        self.epoch += 1
+        self.consumer.unsubscribe()  # the revoke callback runs at the next poll
+        self.consumer.subscribe(self.topics, on_assign=self._on_assign,
+                                on_revoke=self._on_revoke, on_lost=self._on_revoke)
 
     def _lagging(self) -> set[tuple[str, int]]:
         """Assigned partitions whose last fetch showed records beyond what was handed over.
@@ -263,7 +286,7 @@ class KafkaPipe:
                 else:
                     self._received[key] = committed[key]
         self.assignment |= set(tps)
-        self._put(Assigned(tps, committed))
+        self._put(Assigned(tps, committed, self.epoch))
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         marker = Revoked([(tp.topic, tp.partition) for tp in partitions])
@@ -298,7 +321,11 @@ class KafkaPipe:
                 self.producer.produce(topic, value, key, on_delivery=delivery, **extra)
                 return
             except BufferError:  # local queue full: let librdkafka drain it
-                self.producer.poll(0.01)
+                self.poll_producer(0.01)
+            except KafkaException as exc:  # a fatal producer (transactions): start over
+                if not self.transactional:
+                    raise
+                raise self._abandon(exc.args[0]) from None
 
     def produce_raw(self, topic: str, key: bytes, value: bytes) -> None:
         """An output no poll waits for (snapshot chunks); in the open transaction, if any."""
@@ -308,7 +335,11 @@ class KafkaPipe:
                 self.producer.produce(topic, value, key)
                 return
             except BufferError:
-                self.producer.poll(0.01)
+                self.poll_producer(0.01)
+            except KafkaException as exc:
+                if not self.transactional:
+                    raise
+                raise self._abandon(exc.args[0]) from None
 
     def _begin(self) -> None:
         if self.transactional and not self._in_txn:
@@ -324,7 +355,7 @@ class KafkaPipe:
                 self._begin()
         else:
             self._pending.append(delivery)
-        self.producer.poll(0)
+        self.poll_producer()
 
     def commit_transaction(self, offsets: list[TopicPartition] | None = None,
                            timeout_s: float = 30.0) -> None:
@@ -348,15 +379,7 @@ class KafkaPipe:
                     tps, self.consumer.consumer_group_metadata(), timeout_s)
             self.producer.commit_transaction(timeout_s)
         except KafkaException as exc:
-            err = exc.args[0]
-            try:
-                self.producer.abort_transaction(timeout_s)
-            except KafkaException:
-                pass  # a fatal producer error: nothing more can be committed anyway
-            self._in_txn = False
-            self._txn_offsets.clear()
-            self._txn_after.clear()
-            raise Fenced(f"transaction refused, outputs aborted: {err.str()}") from None
+            raise self._abandon(exc.args[0], timeout_s) from None
         self._in_txn = False
         self._txn_offsets.clear()
         after, self._txn_after = self._txn_after, []
@@ -364,6 +387,35 @@ class KafkaPipe:
             action()
         if self._in_txn:  # what the actions produced (snapshot chunks) commits now too
             self.commit_transaction(timeout_s=timeout_s)
+
+    def _abandon(self, err: KafkaError, timeout_s: float = 30.0) -> Fenced:
+        """Abort the open transaction and start over with a new producer; the error to raise.
+
+        A new producer every time: after a refused commit librdkafka may turn the old one
+        fatal a moment later (a transactional call in an invalid state), and a fatal
+        producer can never commit again.
+        """
+        try:
+            self.producer.abort_transaction(min(timeout_s, 5.0))
+        except KafkaException:
+            pass  # aborted by the coordinator already, or a fatal producer: replaced below
+        self._in_txn = False
+        self._txn_offsets.clear()
+        self._txn_after.clear()
+        old, self.producer = self.producer, clients.producer(self.settings,
+                                                             **self._producer_config)
+        old.purge()
+        self.producer.init_transactions(timeout_s)
+        return Fenced(f"transaction refused, outputs aborted: {err.str()}")
+
+    def poll_producer(self, timeout_s: float = 0) -> None:
+        """Serve delivery reports; a fatal transactional error becomes ``Fenced``."""
+        try:
+            self.producer.poll(timeout_s)
+        except KafkaException as exc:
+            if not self.transactional:
+                raise
+            raise self._abandon(exc.args[0]) from None
 
     def commit_delivered(self) -> int:
         """Commit the offsets of the leading run of fully delivered polls; how many."""

@@ -101,6 +101,11 @@ class EngineMetrics:
         self.snapshot_seconds = Histogram("tradeguard_snapshot_seconds",
                                           "Time to serialise one partition's snapshot.",
                                           buckets=STEP_BUCKETS, registry=r)
+        self.fenced = Counter(
+            "tradeguard_transactions_refused_total",
+            "Transactions the group refused (this worker had lost its partitions: paused past "
+            "its session, or the broker was); each is aborted and the worker rejoins.",
+            registry=r)
         self.restored = Counter("tradeguard_partitions_restored_total",
                                 "Partitions restored from a snapshot plus replay.", registry=r)
         self.misplaced = Counter(
