@@ -31,6 +31,7 @@ import asyncio
 import logging
 import queue
 import threading
+import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
@@ -373,13 +374,24 @@ class KafkaPipe:
         if not self._in_txn:
             return
         tps = [TopicPartition(t, p, o) for (t, p), o in self._txn_offsets.items()]
-        try:
-            if tps:
-                self.producer.send_offsets_to_transaction(
-                    tps, self.consumer.consumer_group_metadata(), timeout_s)
-            self.producer.commit_transaction(timeout_s)
-        except KafkaException as exc:
-            raise self._abandon(exc.args[0], timeout_s) from None
+        deadline = time.monotonic() + timeout_s
+        steps = ([lambda t: self.producer.send_offsets_to_transaction(
+                     tps, self.consumer.consumer_group_metadata(), t)] if tps else [])
+        steps.append(lambda t: self.producer.commit_transaction(t))
+        for step in steps:
+            while True:
+                try:
+                    step(max(deadline - time.monotonic(), 1.0))
+                    break
+                except KafkaException as exc:
+                    err = exc.args[0]
+                    # A slow or briefly unreachable coordinator: the same call may be made
+                    # again (librdkafka's transactional API); anything else ends the txn.
+                    if err.retriable() and not err.txn_requires_abort() and not err.fatal() \
+                            and time.monotonic() < deadline:
+                        log.warning("transaction commit: %s; trying again", err.str())
+                        continue
+                    raise self._abandon(err, timeout_s) from None
         self._in_txn = False
         self._txn_offsets.clear()
         after, self._txn_after = self._txn_after, []
