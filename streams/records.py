@@ -376,10 +376,13 @@ AUDIT = RecordSchema(
         Field("proposed_by", "string", "Two-person rule: who proposed it.", nullable=True),
         Field("remote_addr", "string", "Client address the request came from.", nullable=True),
         Field("writer", "string", "The console (or CLI host) that wrote it: each writer's records "
-              "form one hash chain.", max_length=128),
-        Field("chain_seq", "integer", "Position in the writer's chain, from 1.", minimum=1),
+              "form one hash chain. Null only on a record not yet sealed (never on the topic).",
+              required=False, nullable=True, max_length=128),
+        Field("chain_seq", "integer", "Position in the writer's chain, from 1.", required=False,
+              nullable=True, minimum=1),
         Field("prev_hash", "string", "SHA-256 (hex) of the writer's previous record's canonical "
-              "JSON, signature included; null for the first.", nullable=True, max_length=64),
+              "JSON, signature included; null for the first.", required=False, nullable=True,
+              max_length=64),
         Field("signature", "string", "v1:<key id>:<hex HMAC-SHA256> over this record without the "
               "field (streams/signing.py). `tradeguard audit verify` checks it and the chain.",
               required=False, nullable=True),

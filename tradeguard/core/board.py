@@ -124,6 +124,10 @@ class ControlBoard:
         """The last control applied to ``target``, a release included (None: never any)."""
         return self._last.get((kind, target))
 
+    def last_records(self, kind: str) -> list[dict[str, Any]]:
+        """The last control applied to every ``kind`` target, releases included."""
+        return [r for (k, _), r in self._last.items() if k == kind]
+
     def ticker_halt(self, ticker: str, now_ms: int) -> dict[str, Any] | None:
         """The halt in force on ``ticker`` at ``now_ms``: issued at or before it, not expired."""
         halt = self._tickers.get(ticker)
