@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
@@ -88,10 +88,17 @@ _LOCAL_PATH = re.compile(r"/(?![/\\])[!-\[\]-~]*")
 
 
 def _safe_next(url: str | None) -> str:
-    """Only local paths: never an open redirect to another site."""
-    path = (url or "").split("?", 1)[0]
-    if not url or not _LOCAL_PATH.fullmatch(url) or "//" in path or "/." in path:
-        return "/"  # "//" or a dot segment anywhere could normalise to "//host"
+    """Only local paths: never an open redirect to another site.
+
+    Checked as sent and once percent-decoded (a proxy or a browser may decode it once
+    more): "//" or a dot segment anywhere in the path could normalise to "//host".
+    """
+    if not url:
+        return "/"
+    for form in (url, unquote(url)):
+        path = form.split("?", 1)[0]
+        if not _LOCAL_PATH.fullmatch(form) or "//" in path or "/." in path:
+            return "/"
     return url
 
 
