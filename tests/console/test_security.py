@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import http.client
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlencode, urlparse
 
 import orjson
 import pytest
-from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient
+from confluent_kafka import KafkaError, KafkaException
 
 from streams.signing import ControlKeys, sign
 from tests.console.client import Client
@@ -293,17 +291,30 @@ def test_next_accepts_only_a_local_path(console):
 
 
 @pytest.mark.broker
-def test_a_deleted_topic_makes_readyz_fail_with_a_message(engine_settings, console):
+def test_a_dead_feed_makes_readyz_fail(console):
     c = Client(console.url)
     assert c.get("/readyz")[0] == 200
-    admin = AdminClient(engine_settings.kafka_client_config())
-    for future in admin.delete_topics([engine_settings.topic("audit")]).values():
-        future.result(30)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        status, _, body = c.get("/readyz")
-        if status == 503:
-            break
-        time.sleep(0.2)
+    console.console.feed.stop()  # the thread ends, as it does when it dies of an error
+    status, _, body = c.get("/readyz")
     assert status == 503, body
-    assert engine_settings.topic("audit") in orjson.loads(body)["error"]
+
+
+class _Gone(_Msg):
+    class _Err:
+        def code(self):
+            return KafkaError.UNKNOWN_TOPIC_OR_PART
+
+        def str(self):
+            return "Broker: Unknown topic or partition"
+
+    def error(self):
+        return self._Err()
+
+
+def test_a_deleted_topic_stops_the_feed_with_a_message_naming_it():
+    """What librdkafka reports for a deleted topic ends the feed with an error that
+    /readyz shows (on the embedded broker librdkafka 2.12.1 itself crashes first: see
+    docs/security.md)."""
+    feed = _feed(ConsoleView())
+    with pytest.raises(KafkaException, match="audit is gone"):
+        feed._absorb([_Gone("audit", None)])
