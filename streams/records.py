@@ -197,8 +197,9 @@ TICKER_CONTROL = RecordSchema(
               nullable=True),
         Field("ts", "integer", _ENGINE_TS, minimum=0),
         Field("seq", "integer", "The ticker's control sequence number: one more than the record "
-              "it supersedes. A record whose seq does not follow the one in force is a replay and "
-              "is refused (docs/security.md).", minimum=1),
+              "it supersedes, inside the signed payload. Every writer sets it; a reader holding "
+              "the control key refuses a record without it, or whose seq does not follow the one "
+              "in force (a replay; docs/security.md).", required=False, nullable=True, minimum=1),
         Field("signature", "string", "v1:<key id>:<hex HMAC-SHA256> over the record's RFC 8785 "
               "canonical JSON without this field, made with the control key "
               "(streams/signing.py). Unsigned or forged records are ignored.", required=False,
@@ -222,8 +223,9 @@ ACCOUNT_CONTROL = RecordSchema(
               nullable=True),
         Field("ts", "integer", _ENGINE_TS, minimum=0),
         Field("seq", "integer", "The account's control sequence number: one more than the record "
-              "it supersedes. A record whose seq does not follow the one in force is a replay and "
-              "is refused (docs/security.md).", minimum=1),
+              "it supersedes, inside the signed payload. Every writer sets it; a reader holding "
+              "the control key refuses a record without it, or whose seq does not follow the one "
+              "in force (a replay; docs/security.md).", required=False, nullable=True, minimum=1),
         Field("signature", "string", "v1:<key id>:<hex HMAC-SHA256> over the record's RFC 8785 "
               "canonical JSON without this field, made with the control key "
               "(streams/signing.py). Unsigned or forged records are ignored.", required=False,
