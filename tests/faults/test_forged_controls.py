@@ -82,12 +82,16 @@ def test_forged_and_replayed_controls_and_unsigned_labels_change_nothing(engine_
         t = now_ms()
         for forged in forgeries("7203", t):
             gateway.send("controls.tickers", forged)
+        # Genuine but unsequenced (as signed before issue 21): nothing to order it by.
+        unsequenced = {k: v for k, v in halt("7203", t).items() if k != "seq"}
+        gateway.send("controls.tickers", sign(unsequenced, DEV))
         raw = Producer({**settings.kafka_client_config(), "partitioner": "murmur2_random"})
         raw.produce(settings.topic("controls.accounts"), key=b"acct-clean", value=None)
         raw.flush(10)
         gateway.flush()
         wait_until(lambda: [metric(settings, REFUSED, topic="controls.tickers", reason=r)
-                            for r in ("missing", "unknown_key", "mismatch")] == [1, 1, 2]
+                            for r in ("missing", "unknown_key", "mismatch", "unsequenced")
+                            ] == [1, 1, 2, 1]
                    and metric(settings, REFUSED, topic="controls.accounts",
                               reason="tombstone") == 1, 30, "the forgeries counted",
                    worker.log_tail)
@@ -166,6 +170,8 @@ def test_a_gateway_holding_the_key_refuses_forgeries_and_replays(engine_settings
     for forged in forgeries("2222", t, keys):
         gateway.send("controls.tickers", forged)
     gateway.send("controls.tickers", {**sign(halt("1111", t), keys), "ticker": "3333"})
+    gateway.send("controls.tickers", sign({k: v for k, v in halt("5555", t).items()
+                                           if k != "seq"}, keys))  # genuine, unsequenced
     # 4444 halted (1) then released (2); its halt re-sent after the release is a replay.
     halt_4444 = sign(halt("4444", t), keys)
     gateway.send("controls.tickers", halt_4444)
@@ -179,9 +185,10 @@ def test_a_gateway_holding_the_key_refuses_forgeries_and_replays(engine_settings
     replica.start(30)
     try:
         blocked = {tk: replica.verdict(order("o", "acct-1", ticker=tk), t + 1) is not None
-                   for tk in ("1111", "2222", "3333", "4444")}
-        assert blocked == {"1111": True, "2222": False, "3333": False, "4444": False}
+                   for tk in ("1111", "2222", "3333", "4444", "5555")}
+        assert blocked == {"1111": True, "2222": False, "3333": False, "4444": False,
+                           "5555": False}
         assert metrics.registry.get_sample_value("tradeguard_gateway_invalid_records_total",
-                                                 {"topic": "controls.tickers"}) == 6
+                                                 {"topic": "controls.tickers"}) == 7
     finally:
         replica.close()
