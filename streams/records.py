@@ -140,6 +140,10 @@ AUTH_EVENT = RecordSchema(
         Field("country", "string", "Country of the IP, ISO 3166 alpha-2.", nullable=True),
         Field("asn", "integer", "Autonomous system number of the IP.", nullable=True, minimum=0),
         Field("ts", "integer", _TS, minimum=TS_MIN, maximum=TS_MAX),
+        Field("signature", "string", "v1:<key id>:<hex HMAC-SHA256> with the control key, as on "
+              "control records: an mfa_challenge_passed or _failed answer releases or freezes "
+              "an account only when the identity system signed it (docs/security.md).",
+              required=False, nullable=True),
     ),
 )
 

@@ -51,7 +51,7 @@ import rfc8785
 from streams.schema import RecordError
 
 __all__ = ["CONTROL_TOPICS", "ControlKeys", "ReplayError", "SignatureError", "canonical", "check",
-           "Attested", "attest", "is_signed", "sign", "unsigned_or_forged"]
+           "ANSWERS", "Attested", "attest", "attest_answers", "is_signed", "sign", "unsigned_or_forged"]
 
 #: The topics whose records must be signed.
 CONTROL_TOPICS = ("controls.tickers", "controls.accounts")
@@ -229,6 +229,23 @@ def attest(records: Sequence[Any], values: Sequence[bytes | None],
         except orjson.JSONDecodeError:
             raw = None
         out.append(Attested(record, isinstance(raw, dict) and is_signed(raw, keys)))
+    return out
+
+
+#: Login events that change an account's state: a step-up's answer releases or freezes it.
+ANSWERS = ("mfa_challenge_passed", "mfa_challenge_failed")
+
+
+def attest_answers(records: Sequence[Any], values: Sequence[bytes | None],
+                   keys: ControlKeys) -> list[Any]:
+    """``records`` with each step-up answer wrapped as :func:`attest` does; logins as they
+    are (the hot path: only the rare answers are parsed again)."""
+    at = [i for i, r in enumerate(records) if r.event in ANSWERS]
+    if not at:
+        return list(records)
+    out = list(records)
+    for i, wrapped in zip(at, attest([records[i] for i in at], [values[i] for i in at], keys)):
+        out[i] = wrapped
     return out
 
 

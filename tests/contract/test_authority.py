@@ -15,10 +15,11 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.signing import Attested, ControlKeys, attest, sign
+from streams.signing import Attested, ControlKeys, attest, attest_answers, sign
 from tradeguard.console.audit import AuditChain, verify
 from tradeguard.core import PartitionCore, Shared
 from tradeguard.core.board import APPLIED, DUPLICATE, REPLAYED, UNSEQUENCED, ControlBoard
+from tradeguard.policy.config import PolicyConfig
 
 KEYS = ControlKeys.development()
 T0 = 1_760_000_000_000
@@ -142,6 +143,31 @@ def test_the_edge_marks_only_validly_signed_labels_authoritative():
     marked = attest([SimpleNamespace(**label)] * len(values), values, KEYS)
     assert [m.authoritative for m in marked] == [False, True, False, False, False]
     assert marked[1].label == "legit" and marked[1].ts == T0  # reads as the record
+
+
+def test_an_unsigned_answer_to_a_step_up_neither_releases_nor_freezes():
+    """auth.events answers change an account too: only the identity system's signed ones count."""
+    for verdict in ("mfa_challenge_passed", "mfa_challenge_failed"):
+        core = PartitionCore(Shared(), "JP", 250)
+        board = core.shared.board
+        board.apply_account({"account_id": "acct-1", "action": "step_up", "reason": "r",
+                             "evidence": {}, "source": "engine", "ts": T0})
+        core.accounts._challenges["acct-1"] = (T0, T0 + 600_000)  # the core raised it
+        answer = SimpleNamespace(account_id="acct-1", event=verdict, session_id="s",
+                                 device_id="d", ts=T0 + 1)
+        cfg = PolicyConfig.defaults()
+        assert core.accounts.answer_challenge(Attested(answer, False), board, cfg) == []
+        assert board.account_control("acct-1")["action"] == "step_up"
+        (done,) = core.accounts.answer_challenge(Attested(answer, True), board, cfg)
+        assert done["action"] == ("release" if verdict.endswith("passed") else "freeze")
+    raw = {"account_id": "a", "event": "mfa_challenge_passed", "ts": T0}
+    login = {**raw, "event": "login_success"}
+    out = attest_answers([SimpleNamespace(**login), SimpleNamespace(**raw),
+                          SimpleNamespace(**raw)],
+                         [orjson.dumps(login), orjson.dumps(raw), orjson.dumps(sign(raw, KEYS))],
+                         KEYS)
+    assert not isinstance(out[0], Attested)  # logins pass untouched (the hot path)
+    assert [o.authoritative for o in out[1:]] == [False, True]
 
 
 # --- the audit trail -----------------------------------------------------------------------------

@@ -177,6 +177,8 @@ class AccountCore:
         """
         account_id = event.account_id
         out = self.expire_challenges(event.ts, board)
+        if not getattr(event, "authoritative", True):
+            return out  # unsigned (issue 21): anyone who can write auth.events could pass it
         challenge = self._challenges.get(account_id)
         if challenge is None or event.ts < challenge[0]:
             return out
