@@ -201,3 +201,17 @@ def test_audit_verify_finds_a_gap_an_insertion_an_alteration_and_a_replay():
     assert kinds(a[:2] + [other.seal({"audit_id": "x", "action": "login"})] + a[3:]) == [
         "insertion", "insertion"]
     assert kinds(a[1:]) == ["gap"] and verify(a[1:], KEYS, partial_start=True).ok
+
+
+def test_the_simulator_signs_what_the_identity_and_case_systems_would():
+    """`tradeguard simulate` stands in for keyed tools: answers and labels signed, logins not."""
+    from tradeguard.simulator.replay import _SigningProducer
+
+    sent = []
+    producer = _SigningProducer(SimpleNamespace(send=lambda n, r: sent.append((n, r)),
+                                                flush=lambda: None), KEYS)
+    producer.send("auth.events", {"account_id": "a", "event": "login_success", "ts": T0})
+    producer.send("auth.events", {"account_id": "a", "event": "mfa_challenge_passed", "ts": T0})
+    producer.send("feedback", {"account_id": "a", "order_id": None, "label": "fraud",
+                               "source": "sim", "ts": T0})
+    assert ["signature" in r for _, r in sent] == [False, True, True]
