@@ -10,8 +10,10 @@ inserted or missing (the chain breaks) and one written twice.
 
 >>> from streams.signing import ControlKeys
 >>> chain = AuditChain("console-a", ControlKeys.development())
->>> rs = [chain.seal({"audit_id": str(i), "action": "login"}) for i in range(3)]
->>> for r in rs: chain.advance(r)
+>>> rs = []
+>>> for i in range(3):  # each written and acknowledged before the next is sealed
+...     rs.append(chain.seal({"audit_id": str(i), "action": "login"}))
+...     chain.advance(rs[-1])
 >>> verify(rs, ControlKeys.development()).ok
 True
 >>> [p.kind for p in verify([rs[0], rs[2]], ControlKeys.development()).problems]
