@@ -26,9 +26,10 @@ from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, KafkaError, TopicParti
 from agents.context import WorkerContext
 from agents.state import reader
 from streams.schema import RecordError
-from streams.signing import CONTROL_TOPICS, ControlKeys, unsigned_or_forged
+from streams.signing import CONTROL_TOPICS, ControlKeys, ReplayError, unsigned_or_forged
 from streams.topics import topic as topic_spec
 from streams.wire import BatchDecoder, to_dict
+from tradeguard.core.board import REPLAYED, UNSEQUENCED
 
 __all__ = ["register"]
 
@@ -115,6 +116,11 @@ class ControlReplica:
             if name in CONTROL_TOPICS:
                 messages = self._signed(name, messages)
             records, bad = self.decoders[name].decode_many([m.value() for m in messages])
+            if bad:  # records and messages stay paired (the board's refusals name offsets)
+                drop = {i for i, _ in bad}
+                kept = [m for i, m in enumerate(messages) if i not in drop]
+            else:
+                kept = messages
             if bad and name != "auth.events":  # the engine dead-letters bad logins, once
                 # Compacted topics are written by us, the CLI and the console; a bad
                 # record is logged and counted here (the board must not stop), never
@@ -126,12 +132,13 @@ class ControlReplica:
                               messages[i].partition(), messages[i].offset(), error)
             if name == "auth.events":
                 shared.infra.observe(records)
-            elif name == "controls.tickers":
-                for r in records:
-                    shared.board.apply_ticker(to_dict(r))
-            elif name == "controls.accounts":
-                for r in records:
-                    shared.board.apply_account(to_dict(r))
+            elif name in CONTROL_TOPICS:
+                accept = (shared.board.accept_ticker if name == "controls.tickers"
+                          else shared.board.accept_account)
+                for r, m in zip(records, kept):
+                    verdict = accept(to_dict(r))
+                    if verdict in (REPLAYED, UNSEQUENCED):  # a replay changes nothing
+                        self._refuse(name, m, ReplayError(verdict))
             elif name == "tickers.profile":
                 shared.apply_profiles(records)
             else:
@@ -143,12 +150,15 @@ class ControlReplica:
         if not refused:
             return messages
         for i, error in refused:
-            self.refused += 1
-            self.ctx.metrics.observe_refused_control(name, error)
-            log.error("refused %s record at %d@%d (key %r): %s", name, messages[i].partition(),
-                      messages[i].offset(), messages[i].key(), error)
+            self._refuse(name, messages[i], error)
         drop = {i for i, _ in refused}
         return [m for i, m in enumerate(messages) if i not in drop]
+
+    def _refuse(self, name: str, message: Any, error: Exception) -> None:
+        self.refused += 1
+        self.ctx.metrics.observe_refused_control(name, error)
+        log.error("refused %s record at %d@%d (key %r): %s", name, message.partition(),
+                  message.offset(), message.key(), error)
 
     def _ready(self) -> None:
         board = self.ctx.shared.board

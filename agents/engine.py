@@ -28,7 +28,7 @@ from streams.bounds import Limits, implausible
 from streams.codec import deadletter_record, encode_value
 from streams.partitioning import FIX, home_partition, misplaced
 from streams.schema import RecordError
-from streams.signing import CONTROL_TOPICS, ControlKeys, sign
+from streams.signing import CONTROL_TOPICS, ControlKeys, attest, attest_answers, sign
 from streams.topics import topic as topic_spec
 from streams.wire import BatchDecoder, encode_decisions, encode_flows
 from tradeguard.core import ACCOUNT_TOPICS, INPUT_TOPICS, TICKER_TOPICS, Inputs, PartitionCore, Shared
@@ -239,6 +239,11 @@ class EngineService(mode.Service):
                 messages = [m for i, m in enumerate(messages) if i not in drop]
             records, messages = self._in_time(name, records, messages, oldest, newest,
                                               delivery, wall)
+            if name == "feedback":  # only a signed label may change an account (issue 21)
+                records = attest(records, [m.value() for m in messages], self.control_keys)
+            elif name == "auth.events":  # nor an unsigned answer to a step-up
+                records = attest_answers(records, [m.value() for m in messages],
+                                         self.control_keys)
             state.stash(name, records, [m.offset() for m in messages],
                         messages[-1].offset() + 1 if messages else None)
             if not messages:  # all dead: nothing to hold back, the offsets can move on

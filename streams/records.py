@@ -140,6 +140,10 @@ AUTH_EVENT = RecordSchema(
         Field("country", "string", "Country of the IP, ISO 3166 alpha-2.", nullable=True),
         Field("asn", "integer", "Autonomous system number of the IP.", nullable=True, minimum=0),
         Field("ts", "integer", _TS, minimum=TS_MIN, maximum=TS_MAX),
+        Field("signature", "string", "v1:<key id>:<hex HMAC-SHA256> with the control key, as on "
+              "control records: an mfa_challenge_passed or _failed answer releases or freezes "
+              "an account only when the identity system signed it (docs/security.md).",
+              required=False, nullable=True),
     ),
 )
 
@@ -196,6 +200,10 @@ TICKER_CONTROL = RecordSchema(
         Field("source", "string", "Who decided: engine, cli, analyst, ...", required=False,
               nullable=True),
         Field("ts", "integer", _ENGINE_TS, minimum=0),
+        Field("seq", "integer", "The ticker's control sequence number: one more than the record "
+              "it supersedes, inside the signed payload. Every writer sets it; a reader holding "
+              "the control key refuses a record without it, or whose seq does not follow the one "
+              "in force (a replay; docs/security.md).", required=False, nullable=True, minimum=1),
         Field("signature", "string", "v1:<key id>:<hex HMAC-SHA256> over the record's RFC 8785 "
               "canonical JSON without this field, made with the control key "
               "(streams/signing.py). Unsigned or forged records are ignored.", required=False,
@@ -218,6 +226,10 @@ ACCOUNT_CONTROL = RecordSchema(
         Field("source", "string", "Who decided: engine, cli, feedback, ...", required=False,
               nullable=True),
         Field("ts", "integer", _ENGINE_TS, minimum=0),
+        Field("seq", "integer", "The account's control sequence number: one more than the record "
+              "it supersedes, inside the signed payload. Every writer sets it; a reader holding "
+              "the control key refuses a record without it, or whose seq does not follow the one "
+              "in force (a replay; docs/security.md).", required=False, nullable=True, minimum=1),
         Field("signature", "string", "v1:<key id>:<hex HMAC-SHA256> over the record's RFC 8785 "
               "canonical JSON without this field, made with the control key "
               "(streams/signing.py). Unsigned or forged records are ignored.", required=False,
@@ -236,6 +248,10 @@ FEEDBACK = RecordSchema(
         Field("label", "string", "Ground truth.", enum=("fraud", "legit")),
         Field("source", "string", "Who labelled: analyst id, simulator, customer report, ..."),
         Field("ts", "integer", _TS, minimum=TS_MIN, maximum=TS_MAX),
+        Field("signature", "string", "v1:<key id>:<hex HMAC-SHA256>, as on control records, made "
+              "by the console (source names the operator) or another keyed tool. Only a signed "
+              "label releases or freezes an account; an unsigned one only trains the models.",
+              required=False, nullable=True),
     ),
 )
 
@@ -327,7 +343,7 @@ SCHEMAS: dict[str, RecordSchema] = {
 # --- Operator audit (the analyst console) -------------------------------------------------
 
 AUDIT_ACTIONS = ("login", "login_failed", "logout", "release_halt", "extend_halt",
-                 "release_account", "freeze_account", "label_order")
+                 "release_account", "freeze_account", "label_order", "unknown_action")
 AUDIT_OUTCOMES = ("done", "denied", "proposed", "withdrawn", "failed")
 
 AUDIT = RecordSchema(
@@ -344,8 +360,8 @@ AUDIT = RecordSchema(
               max_length=128),
         Field("actor_role", "string", "The operator's role, or null when not logged in.",
               nullable=True, enum=("viewer", "analyst", "supervisor")),
-        Field("auth", "string", "How the operator logged in.", nullable=True,
-              enum=("local", "oidc")),
+        Field("auth", "string", "How the operator logged in (cli: the break-glass command).",
+              nullable=True, enum=("local", "oidc", "cli")),
         Field("action", "string", "What was done or attempted.", enum=AUDIT_ACTIONS),
         Field("target_kind", "string", "What it was done to.",
               enum=("ticker", "account", "order", "operator")),
@@ -365,6 +381,17 @@ AUDIT = RecordSchema(
               nullable=True),
         Field("proposed_by", "string", "Two-person rule: who proposed it.", nullable=True),
         Field("remote_addr", "string", "Client address the request came from.", nullable=True),
+        Field("writer", "string", "The console (or CLI host) that wrote it: each writer's records "
+              "form one hash chain. Null only on a record not yet sealed (never on the topic).",
+              required=False, nullable=True, max_length=128),
+        Field("chain_seq", "integer", "Position in the writer's chain, from 1.", required=False,
+              nullable=True, minimum=1),
+        Field("prev_hash", "string", "SHA-256 (hex) of the writer's previous record's canonical "
+              "JSON, signature included; null for the first.", required=False, nullable=True,
+              max_length=64),
+        Field("signature", "string", "v1:<key id>:<hex HMAC-SHA256> over this record without the "
+              "field (streams/signing.py). `tradeguard audit verify` checks it and the chain.",
+              required=False, nullable=True),
     ),
 )
 

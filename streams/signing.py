@@ -14,6 +14,13 @@ check it. Its form is ``v1:<key id>:<hex HMAC-SHA256>``; the key id (the first
 8 hex digits of the key's SHA-256) picks the key, so keys rotate without a
 flag day.
 
+A signature says who wrote a record, not when it may apply: a genuine record
+can be captured and re-sent. Control records therefore carry ``seq`` inside
+the signed payload, and the boards apply one only if it follows the record in
+force (tradeguard/core/board.py; a refused one is a :class:`ReplayError`).
+The same key signs labels that may change an account (``feedback``) and the
+console's audit records.
+
 >>> keys = ControlKeys.development()
 >>> halt = {"ticker": "7203", "action": "halt_buys", "reason": "coordinated buying",
 ...         "evidence": {"accounts": 3}, "expires_at": 1744761900000, "source": "engine",
@@ -43,8 +50,8 @@ import rfc8785
 
 from streams.schema import RecordError
 
-__all__ = ["CONTROL_TOPICS", "ControlKeys", "SignatureError", "canonical", "check", "sign",
-           "unsigned_or_forged"]
+__all__ = ["CONTROL_TOPICS", "ControlKeys", "ReplayError", "SignatureError", "canonical", "check",
+           "ANSWERS", "Attested", "attest", "attest_answers", "is_signed", "sign", "unsigned_or_forged"]
 
 #: The topics whose records must be signed.
 CONTROL_TOPICS = ("controls.tickers", "controls.accounts")
@@ -62,6 +69,22 @@ class SignatureError(RecordError):
     def __init__(self, message: str, kind: str) -> None:
         super().__init__(message, SIGNATURE)
         self.kind = kind  # missing, malformed, unknown_key, mismatch, tombstone, not_canonical
+
+
+class ReplayError(RecordError):
+    """A validly signed control record that does not follow the one in force (``seq``).
+
+    ``kind`` is ``replayed`` (an older or losing record: captured and re-sent, or
+    out of order) or ``unsequenced`` (no ``seq``: nothing to order it by).
+    """
+
+    label = "replayed"
+
+    def __init__(self, kind: str) -> None:
+        why = ("does not follow the control in force: a replayed or out-of-order record"
+               if kind == "replayed" else "carries no seq, so it cannot be ordered")
+        super().__init__(why, "seq")
+        self.kind = kind
 
 
 def key_id(key: bytes) -> str:
@@ -163,6 +186,67 @@ def check(record: Mapping[str, Any], keys: ControlKeys) -> None:
                              "unknown_key")
     if not hmac.compare_digest(mac.encode(), _mac(key, record).encode()):
         raise SignatureError("does not match the record (forged or altered)", "mismatch")
+
+
+def is_signed(record: Mapping[str, Any], keys: ControlKeys) -> bool:
+    """Whether ``record`` carries a valid signature by one of ``keys`` (no reason given)."""
+    try:
+        check(record, keys)
+    except SignatureError:
+        return False
+    return True
+
+
+class Attested:
+    """A decoded record and whether the edge found it validly signed; reads as the record.
+
+    The Kafka edge wraps every ``feedback`` label in one, so the pure core can
+    tell an operator's signed verdict (``authoritative``: may release or freeze)
+    from a label anyone could write (trains the models only) without holding a key.
+    """
+
+    __slots__ = ("record", "authoritative")
+
+    def __init__(self, record: Any, authoritative: bool) -> None:
+        self.record, self.authoritative = record, authoritative
+
+    def __getattr__(self, name: str) -> Any:
+        if name in Attested.__slots__:  # not set yet (unpickling): no recursion
+            raise AttributeError(name)
+        return getattr(self.record, name)
+
+    def __repr__(self) -> str:
+        return f"Attested({self.record!r}, authoritative={self.authoritative})"
+
+
+def attest(records: Sequence[Any], values: Sequence[bytes | None],
+           keys: ControlKeys) -> list[Attested]:
+    """Each decoded record of ``values`` wrapped with whether its raw value is signed."""
+    out = []
+    for record, value in zip(records, values):
+        try:
+            raw = orjson.loads(value) if value is not None else None
+        except orjson.JSONDecodeError:
+            raw = None
+        out.append(Attested(record, isinstance(raw, dict) and is_signed(raw, keys)))
+    return out
+
+
+#: Login events that change an account's state: a step-up's answer releases or freezes it.
+ANSWERS = ("mfa_challenge_passed", "mfa_challenge_failed")
+
+
+def attest_answers(records: Sequence[Any], values: Sequence[bytes | None],
+                   keys: ControlKeys) -> list[Any]:
+    """``records`` with each step-up answer wrapped as :func:`attest` does; logins as they
+    are (the hot path: only the rare answers are parsed again)."""
+    at = [i for i, r in enumerate(records) if r.event in ANSWERS]
+    if not at:
+        return list(records)
+    out = list(records)
+    for i, wrapped in zip(at, attest([records[i] for i in at], [values[i] for i in at], keys)):
+        out[i] = wrapped
+    return out
 
 
 def unsigned_or_forged(values: Sequence[bytes | None], keys: ControlKeys

@@ -69,21 +69,29 @@ def test_contract_export_writes_the_schema_files(tmp_path):
 
 @pytest.mark.broker
 def test_controls_release_reaches_the_topic_and_bad_keys_are_refused(broker, capsys):
+    from streams.signing import ControlKeys, check
     from tradeguard.kafka.admin import create_topics
     from tradeguard.broker.clients import TopicReader
     from tradeguard.runtime.settings import Settings
 
     create_topics(Settings.from_env(env={}, broker=broker.url, broker_profile=broker.profile))
-    assert main(["controls", "release", "4592", "--broker", broker.url,
+    assert main(["controls", "release", "4592", "--broker", broker.url, "--operator", "oncall",
                  "--reason", "analyst: news confirmed"]) == 0
     assert main(["controls", "release-account", "cust-7", "--broker", broker.url]) == 0
-    assert "published release for 4592" in capsys.readouterr().out
+    assert "published release (seq 1) for 4592" in capsys.readouterr().out
     with TopicReader(Settings.from_env(env={}, broker=broker.url, broker_profile=broker.profile),
-                     "controls.tickers", "controls.accounts") as reader:
-        records = reader.read_until(lambda rs: len(rs) >= 2, timeout_s=30)
-    assert ("controls.tickers", "4592", "release", "analyst: news confirmed", "cli") in {
-        (n, v.get("ticker"), v["action"], v["reason"], v["source"]) for n, v in records}
+                     "controls.tickers", "controls.accounts", "audit") as reader:
+        records = reader.read_until(lambda rs: len(rs) >= 4, timeout_s=30)
+    assert ("controls.tickers", "4592", "release", "analyst: news confirmed", "cli:oncall") in {
+        (n, v.get("ticker"), v["action"], v["reason"], v["source"]) for n, v in records
+        if n != "audit"}
     assert any(n == "controls.accounts" and v["account_id"] == "cust-7" for n, v in records)
+    # The break-glass command audits itself (issue 21), in a signed chain of its own.
+    (audit,) = [v for n, v in records if n == "audit" and v["target"] == "4592"]
+    assert (audit["actor"], audit["auth"], audit["action"], audit["outcome"]) == (
+        "oncall", "cli", "release_halt", "done")
+    check(audit, ControlKeys.development())
+    assert audit["writer"].startswith("cli:") and audit["chain_seq"] == 1
     assert main(["controls", "release", "", "--broker", broker.url]) == 2
     assert "ticker: must not be empty" in capsys.readouterr().err
 

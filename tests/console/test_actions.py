@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from streams.signing import ControlKeys, sign
+from streams.signing import ControlKeys, check, sign
 from tradeguard.broker.clients import GatewayProducer, TopicReader
 from tests.console.client import Client
 from tests.console.conftest import OPERATORS
@@ -29,7 +29,7 @@ def _engine_output(settings) -> dict:
     halt = {"ticker": TICKER, "action": "halt_buys", "reason": "2 risky accounts bought",
             "evidence": {"accounts": [ACCOUNT, "acct-8"], "risky_notional": 7.2e6,
                          "window_s": 600.0, "trigger_order_id": ORDER},
-            "expires_at": now + 600_000, "source": "engine", "ts": now}
+            "expires_at": now + 600_000, "source": "engine", "ts": now, "seq": 1}
     order = {"order_id": ORDER, "account_id": ACCOUNT, "ticker": TICKER, "side": "buy",
              "qty": 30_000, "price": 120.0, "margin": False, "session_id": "s1", "ts": now}
     decision = {"order_id": ORDER, "account_id": ACCOUNT, "ticker": TICKER, "side": "buy",
@@ -97,12 +97,12 @@ def test_releases_need_a_supervisor_or_two_people_and_every_action_is_on_kafka(
     assert sue.act(action="release_account", mode="now", **account,
                    reason="customer verified at branch")[0] == 303
 
-    # A form without the session's CSRF token does nothing at all.
+    # A form without the session's CSRF token does nothing at all, and is audited as refused.
     status, _ = sue.act(action="freeze_account", **account, reason="forged", csrf="forged")
     assert status == 403
 
     def have_all(records):
-        return len([1 for n, r in records if n == "audit" and r["action"] != "login"]) >= 11
+        return len([1 for n, r in records if n == "audit" and r["action"] != "login"]) >= 12
     with TopicReader(engine_settings, "controls.tickers", "controls.accounts", "feedback",
                      "audit") as reader:
         records = reader.read_until(have_all, 20)
@@ -116,9 +116,10 @@ def test_releases_need_a_supervisor_or_two_people_and_every_action_is_on_kafka(
                  ("ana", "extend_halt", "done"), ("abe", "release_halt", "failed"),
                  ("ana", "release_halt", "proposed"), ("abe", "release_halt", "done")],
         ACCOUNT: [("ana", "freeze_account", "done"), ("ana", "release_account", "denied"),
-                  ("sue", "release_account", "done")],
+                  ("sue", "release_account", "done"), ("sue", "freeze_account", "denied")],
         ORDER: [("ana", "label_order", "denied"), ("ana", "label_order", "done")]}, by_target
-    assert "forged" not in {a["reason"] for a in audit}
+    (refused,) = [a for a in audit if a["reason"] == "forged"]  # audited, and only as refused
+    assert refused["outcome"] == "denied" and "CSRF" in refused["detail"]
 
     tickers = [r for n, r in records if n == "controls.tickers"]
     extended, released = tickers[1], tickers[2]
@@ -139,7 +140,8 @@ def test_releases_need_a_supervisor_or_two_people_and_every_action_is_on_kafka(
                                                    "auth": "local"}
     (label,) = [r for n, r in records if n == "feedback"]
     assert label == {"account_id": ACCOUNT, "order_id": ORDER, "label": "fraud",
-                     "source": "console:ana", "ts": label["ts"]}
+                     "source": "console:ana", "ts": label["ts"], "signature": label["signature"]}
+    check(label, ControlKeys.development())  # signed: the engine may act on it
 
 
 def test_logins_sessions_and_headers(engine_settings, console):
@@ -178,6 +180,6 @@ def test_logins_sessions_and_headers(engine_settings, console):
         ("ana", "login_failed", "denied"), ("ana", "login", "done"), ("ana", "logout", "done")]
     sue = [r for _, r in records if r["actor"] == "sue"]
     assert [(r["action"], r["outcome"]) for r in sue] == [("login_failed", "denied")] * 6
-    assert sue[-1]["detail"] == "Too many failed logins for this user; try again later."
+    assert sue[-1]["detail"].startswith("Too many failed logins; try again in ")
     secrets = ("wrong password", "guess", OPERATORS["ana"][1], OPERATORS["sue"][1])
     assert not [r for _, r in records if any(s in str(r) for s in secrets)]

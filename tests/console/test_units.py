@@ -137,14 +137,27 @@ def test_each_login_gets_a_new_session_and_csrf_token():
     assert len(bounded) == 3
 
 
-@given(st.lists(st.floats(0, 2_000), max_size=12).map(sorted), st.floats(0, 3_000))
-def test_throttle_counts_failures_in_the_window(failures, at):
-    throttle = LoginThrottle(limit=3, window_s=600)
-    for t in failures:
-        throttle.failed("sue", t)
-    at = max([at, *failures])
-    assert throttle.blocked("sue", at) == (sum(1 for t in failures if at - t < 600) >= 3)
-    assert not throttle.blocked("other", at)
+@given(st.lists(st.tuples(st.sampled_from(["sue", "bob"]), st.sampled_from(["a", "b", "c"]),
+                          st.floats(0, 1)), max_size=40),
+       st.sampled_from(["sue", "bob"]), st.booleans())
+def test_throttle_never_refuses_a_source_that_has_not_failed(attempts, name, logged_in):
+    """However many wrong passwords strangers send for any name, a source with no failure
+    of its own gets its attempt checked: no lockout by name alone (issue 21)."""
+    throttle = LoginThrottle(limit=3, window_s=600, backoff_s=30, per_source=6, per_name=4)
+    now = 0.0
+    for user, source, step in attempts:
+        now += step
+        throttle.begin(user, source, now)  # every one a failure: never succeeded
+    assert throttle.begin(name, "supervisor-desk", now, logged_in=logged_in) is None
+
+
+@given(st.integers(3, 12), st.floats(0, 50))
+def test_throttle_backs_off_exponentially_per_name_and_source(failures, later):
+    throttle = LoginThrottle(limit=3, window_s=600, backoff_s=10, per_source=100, per_name=100)
+    allowed = [throttle.begin("sue", "x", 0.0) is None for _ in range(failures)]
+    assert allowed == [True] * 3 + [False] * (failures - 3)  # all at once: the limit holds
+    wait = min(10 * 2 ** 0, 600)  # three failures counted: the first back-off step
+    assert (throttle.begin("sue", "x", later) is None) == (later >= wait)
 
 
 # --- aggregation, held to a naive twin -------------------------------------------------------------
@@ -279,7 +292,7 @@ def test_record_values_are_escaped_in_pages():
     view = ConsoleView()
     view.absorb("controls.tickers", {"ticker": "<script>x</script>", "action": "halt_buys",
                                      "reason": "<img src=x onerror=alert(1)>", "evidence": None,
-                                     "expires_at": None, "source": "engine", "ts": 1}, 0)
+                                     "expires_at": None, "source": "engine", "ts": 1, "seq": 1}, 0)
     html = dashboard_body(Ctx(view, 2, {"user": "u", "role": "viewer"}, "t", {}, True, 1))
     assert "<script>x" not in html and "<img src=x" not in html
     assert "&lt;script&gt;x" in html

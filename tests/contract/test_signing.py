@@ -128,12 +128,14 @@ def test_key_files(tmp_path):
 
 HALT = {"ticker": "7203", "action": "halt_buys", "reason": "3 risky accounts bought",
         "evidence": {"accounts": ["a1", "a2", "a3"], "risky_notional": 7.2e6},
-        "expires_at": 1744762200000, "source": "engine", "ts": 1744761600000}
+        "expires_at": 1744762200000, "source": "engine", "ts": 1744761600000, "seq": 7}
 
 
+# seq too: a captured record cannot be "refreshed" past the one in force by raising its seq.
 @pytest.mark.parametrize("field, forged", [
     ("ticker", "6758"), ("action", "release"), ("reason", "x"), ("evidence", None),
-    ("expires_at", 1844762200000), ("source", "console:mallory"), ("ts", 1744761600001)])
+    ("expires_at", 1844762200000), ("source", "console:mallory"), ("ts", 1744761600001),
+    ("seq", 8)])
 def test_every_field_of_a_real_halt_is_covered(field, forged):
     signed = sign(HALT, KEYS)
     with pytest.raises(SignatureError, match="does not match"):

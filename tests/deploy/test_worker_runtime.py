@@ -93,7 +93,7 @@ def test_metrics_move_when_orders_flow_and_logs_are_json_lines(engine_settings, 
     now = int(time.time() * 1000)
     gateway.send("controls.tickers", sign({  # signed: the engine enforces no other
         "ticker": "4592", "action": "halt_buys", "reason": "analyst: targeted ticker",
-        "evidence": {}, "expires_at": now + 600_000, "source": "analyst", "ts": now},
+        "evidence": {}, "expires_at": now + 600_000, "source": "analyst", "ts": now, "seq": 1},
         ControlKeys.development()))
     gateway.flush()
 

@@ -136,7 +136,7 @@ def test_halted_ticker_blocks_buys_not_sells_and_the_halt_expires(engine_setting
         gateway.send("controls.tickers", sign({  # signed: the engine enforces no other
             "ticker": "4592", "action": "halt_buys", "reason": "analyst: targeted ticker",
             "evidence": {"accounts": ["a1", "a2"]}, "expires_at": T0 + halt_s * 1000,
-            "source": "analyst", "ts": T0}, ControlKeys.development()))
+            "source": "analyst", "ts": T0, "seq": 1}, ControlKeys.development()))
         gateway.flush()
         wait_for(lambda rs: any(n == "controls.tickers" for n, _ in rs), 30)
         time.sleep(0.5)  # the worker's replicated board reads the same record

@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from streams.signing import ControlKeys, sign
 from tradeguard.broker.clients import GatewayProducer, TopicReader
 
 pytestmark = pytest.mark.broker
@@ -63,7 +64,9 @@ def test_a_challenge_passed_releases_and_a_failed_one_freezes(engine_settings, s
         for account, answer in (("acct-pass", "mfa_challenge_passed"),
                                 ("acct-fail", "mfa_challenge_failed")):
             s = f"s-{account}"
-            gateway.send("auth.events", auth(account, answer, now - 30_000, STRANGER, s))
+            # Signed, as the identity system must: an unsigned answer changes nothing.
+            gateway.send("auth.events", sign(auth(account, answer, now - 30_000, STRANGER, s),
+                                             ControlKeys.development()))
         gateway.flush()
         time.sleep(1.0)
         for account in ("acct-pass", "acct-fail"):

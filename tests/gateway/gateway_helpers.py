@@ -33,7 +33,10 @@ def isolated_settings(broker, tmp_path, name: str) -> Settings:
     tag = f"{name}{uuid.uuid4().hex[:6]}"
     settings = Settings.from_env(
         env={}, broker=broker.url, broker_profile=broker.profile, topic_prefix=f"{tag}.", app_id=f"tradeguard-{tag}",
-        partitions=4, web_port=free_port(), web_host="127.0.0.1", state_dir=tmp_path / "state")
+        partitions=4, web_port=free_port(), web_host="127.0.0.1", state_dir=tmp_path / "state",
+        # These tests write unsigned controls as any producer could: the gateway must be told
+        # to trust them (it refuses to start keyless otherwise; tests/security covers that).
+        trust_unsigned_controls=True)
     create_topics(settings)
     return settings
 

@@ -12,6 +12,7 @@
     tradeguard scorecard SCENARIO... [--seeds 707,808]   closed loop in process: one table
     tradeguard controls release TICKER               end a buy halt by hand
     tradeguard controls release-account ACCOUNT      end a step-up or freeze by hand
+    tradeguard audit verify                          check the audit trail's signatures and chains
     tradeguard contract export [--out DIR]           write the JSON Schema files
     tradeguard tail TOPIC [--account A] [--ticker T] [--action X] [--from-beginning]
                                                      follow a topic, one readable line per record
@@ -184,13 +185,24 @@ def cmd_scorecard(args: argparse.Namespace) -> int:
 
 
 def cmd_controls_release(args: argparse.Namespace) -> int:
-    from tradeguard.kafka.controls import publish_release
+    from tradeguard.cli.security import release
 
     settings = _settings(args)
-    record = publish_release(settings, args.kind, args.key, reason=args.reason)
-    print(f"published {record['action']} for {args.key} to "
+    record = release(settings, args.kind, args.key, reason=args.reason, operator=args.operator)
+    print(f"audited, then published {record['action']} (seq {record['seq']}) for {args.key} to "
           f"{settings.topic('controls.tickers' if args.kind == 'ticker' else 'controls.accounts')}")
     return 0
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    from tradeguard.cli.security import verify_audit
+
+    verdict = verify_audit(_settings(args))
+    for problem in verdict.problems:
+        print(problem)
+    print(f"{verdict.records} audit records from {verdict.writers} writers: "
+          f"{'chains intact, every signature valid' if verdict.ok else f'{len(verdict.problems)} problems'}")
+    return 0 if verdict.ok else 1
 
 
 def cmd_contract_export(args: argparse.Namespace) -> int:
@@ -362,7 +374,14 @@ def build_parser() -> argparse.ArgumentParser:
         p = with_broker(controls_sub.add_parser(name, help=f"release a {kind} control"))
         p.add_argument("key", metavar=what)
         p.add_argument("--reason", default="released by hand")
+        p.add_argument("--operator", help="who releases (default: the login name); audited")
         p.set_defaults(func=cmd_controls_release, kind=kind)
+
+    audit = sub.add_parser("audit", help="the operators' audit trail")
+    audit_sub = audit.add_subparsers(dest="action", required=True, metavar="ACTION")
+    with_broker(audit_sub.add_parser(
+        "verify", help="check every audit record's signature and each writer's hash chain "
+        "(exit 1 on a gap, an insertion, an alteration)")).set_defaults(func=cmd_audit_verify)
 
     from tradeguard.console.cli import add_console_parser
 

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
@@ -25,8 +26,9 @@ from confluent_kafka import KafkaException
 
 from tradeguard.console.config import ConsoleSettings
 from tradeguard.console.feed import ConsoleFeed
-from tradeguard.console.operations import (ActionError, Operations, Operator, Request,
-                                           audit_record, plan)
+from tradeguard.console.access import ACTIONS
+from tradeguard.console.operations import (TARGET_KIND, ActionError, Operations, Operator,
+                                           Request, audit_record, plan)
 from tradeguard.console.pages import (BODIES, FRAGMENTS, Ctx, esc, layout, login_page,
                                       message_page)
 from tradeguard.console.sessions import LoginThrottle, Session, SessionStore, check_csrf
@@ -79,10 +81,24 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
+#: A local path: "/" then printable ASCII without a backslash, and never "//" or "/\\" at the
+#: start. Browsers drop tabs and newlines from a Location and read "\\" as "/", so anything
+#: else ("/\t/host", "//host", "/\\host", "https://x") could leave this site.
+_LOCAL_PATH = re.compile(r"/(?![/\\])[!-\[\]-~]*")
+
+
 def _safe_next(url: str | None) -> str:
-    """Only local paths: never an open redirect to another site."""
-    if not url or not url.startswith("/") or url.startswith("//") or "\\" in url:
+    """Only local paths: never an open redirect to another site.
+
+    Checked as sent and once percent-decoded (a proxy or a browser may decode it once
+    more): "//" or a dot segment anywhere in the path could normalise to "//host".
+    """
+    if not url:
         return "/"
+    for form in (url, unquote(url)):
+        path = form.split("?", 1)[0]
+        if not _LOCAL_PATH.fullmatch(form) or "//" in path or "/." in path:
+            return "/"
     return url
 
 
@@ -142,7 +158,9 @@ async def _authenticate(request: web.Request, handler):
             session = None
     request[SESSION] = session
     if request.method == "POST" and not check_csrf(session, (await request.post()).get("csrf")):
-        # No valid session or a forged form: nothing is done. A fresh login page gets a new token.
+        # No valid session or a forged form: nothing is done, and the attempt is audited. A
+        # fresh login page gets a new token.
+        await _audit_refusal(request, session, "CSRF check failed: token absent, empty or wrong")
         return web.Response(status=403, content_type="text/html", text=message_page(
             "Request refused", "This form has expired or did not come from this console "
             "(CSRF check failed). Reload the page and try again.", back="/"))
@@ -174,6 +192,34 @@ async def login_form(request: web.Request) -> web.Response:
 
 async def _audit(console: Console, record: dict) -> None:
     await asyncio.get_running_loop().run_in_executor(None, console.operations.record, record)
+
+
+async def _audit_refusal(request: web.Request, session: Session | None, why: str) -> None:
+    """Audit a POST refused before it could be planned (CSRF, a malformed or unknown action).
+
+    Best effort: the request is refused whether or not the record can be written.
+    """
+    console: Console = request.app[CONSOLE]
+    form = await request.post()
+    action = str(form.get("action", ""))
+    if request.path == "/login":
+        action, kind = "login_failed", "operator"
+    elif action in ACTIONS:
+        kind = TARGET_KIND[action]
+    else:
+        action, kind = "unknown_action", "operator"
+    user = session.user if session is not None and session.user else None
+    target = (str(form.get("target", "")) or str(form.get("username", "")) or "(none)")[:256]
+    try:
+        await _audit(console, audit_record(
+            actor=user or str(form.get("username", "")) or "(anonymous)",
+            role=session.role if user else None, auth=session.auth if user else None,
+            action=action, target_kind=kind, target=target,
+            reason=str(form.get("reason", ""))[:2000], outcome="denied",
+            detail=f"{request.path}: {why}"[:2000], remote_addr=_remote(request),
+            now_ms=_now_ms()))
+    except (KafkaException, ValueError) as exc:
+        log.error("console: could not audit a refused %s: %s", request.path, exc)
 
 
 def _remote(request: web.Request) -> str | None:
@@ -215,20 +261,20 @@ async def login_submit(request: web.Request) -> web.Response:
     name = str(form.get("username", "")).strip()[:128]
     password = str(form.get("password", ""))
     next_url = _safe_next(str(form.get("next", "/")))
-    now = time.monotonic()
-    error = ""
-    if console.throttle.blocked(name, now):
-        error = "Too many failed logins for this user; try again later."
-    else:
+    now, source = time.monotonic(), _remote(request)
+    # Counted before the password is checked (no await in between): concurrent attempts
+    # cannot all slip under the limit while the first ones are being checked.
+    error = console.throttle.begin(name, source, now,
+                                   logged_in=console.sessions.logged_in(name, now))
+    if error is None:
         user = await asyncio.get_running_loop().run_in_executor(
             None, console.users.authenticate, name, password)
         if user is not None:
-            console.throttle.succeeded(name)
+            console.throttle.succeeded(name, source)
             session = await start_session(request, user.name, user.role, "local")
             response = web.HTTPSeeOther(next_url)
             set_session_cookie(response, session.sid)
             raise response
-        console.throttle.failed(name, now)
         error = "Wrong user name or password."
     return await refuse_login(request, name, "local", error, next_url)
 
@@ -255,7 +301,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def readyz(request: web.Request) -> web.Response:
     feed = request.app[CONSOLE].feed
-    ready = feed is not None and feed.caught_up.is_set() and feed.error is None
+    ready = feed is not None and feed.caught_up.is_set() and feed.alive
     return web.json_response({"ready": ready, "error": feed and feed.error},
                              status=200 if ready else 503)
 
@@ -339,6 +385,7 @@ async def act(request: web.Request) -> web.Response:
             the_plan = plan(console.view, op, req, _now_ms(), two_person=console.cfg.two_person,
                             proposal_ttl_ms=console.proposal_ttl_ms)
     except ActionError as exc:
+        await _audit_refusal(request, session, f"malformed request: {exc}")
         return web.Response(status=400, content_type="text/html", text=message_page(
             "Not done: the form is incomplete", str(exc), back=back, user=user,
             csrf=session.csrf))

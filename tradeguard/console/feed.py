@@ -4,9 +4,12 @@ Manual partition assignment (no consumer group: a console only watches, and a
 group join costs seconds on the embedded broker) and short fetch waits.
 Compacted control topics are read from the beginning; the live topics from
 ``lookback_s`` back; the audit trail from ``audit_lookback_s`` back. A record
-that does not decode, and a control record without a valid signature
-(streams/signing.py), is counted per topic and logged with its position, never
-silently dropped.
+that does not decode or whose nested parts are not as typed
+(:mod:`tradeguard.console.leaves`), and a control or audit record without a
+valid signature (streams/signing.py), is counted per topic and logged with its
+position, never silently dropped, and never stops the feed. A feed that stops
+(a topic deleted, the broker gone for good) says why in ``error``, and the
+console's ``/readyz`` fails.
 """
 
 from __future__ import annotations
@@ -15,11 +18,14 @@ import logging
 import threading
 import time
 
-from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaException, TopicPartition
+import orjson
+from confluent_kafka import (OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, KafkaException,
+                             TopicPartition)
 
 from streams.schema import RecordError
 from streams.signing import CONTROL_TOPICS, ControlKeys, check
 from streams.topics import topic
+from tradeguard.console.leaves import check_leaves
 from tradeguard.console.view import ConsoleView
 from tradeguard.kafka import clients
 from tradeguard.runtime.settings import Settings
@@ -27,6 +33,12 @@ from tradeguard.runtime.settings import Settings
 __all__ = ["ConsoleFeed", "FEED_TOPICS"]
 
 log = logging.getLogger("tradeguard.console")
+
+#: Records the console uses only when signed: controls (it shows and guards what the engine
+#: enforces) and audit records (the trail, and the proposals a second operator approves).
+SIGNED = (*CONTROL_TOPICS, "audit")
+#: Errors that mean a topic or partition is gone: the feed stops and says so.
+_GONE = (KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC, KafkaError._UNKNOWN_PARTITION)
 
 #: What the console reads, and from how far back: "all", "live" or "audit".
 FEED_TOPICS = {"controls.tickers": "all", "controls.accounts": "all", "audit": "audit",
@@ -83,6 +95,11 @@ class ConsoleFeed:
         consumer.assign(parts)
         return parts
 
+    @property
+    def alive(self) -> bool:
+        """Reading: started, not stopped, and not dead of an error."""
+        return self._thread.is_alive() and self.error is None
+
     def _run(self) -> None:
         try:
             consumer = self._consumer()
@@ -108,25 +125,41 @@ class ConsoleFeed:
         except KafkaException as exc:
             self.error = str(exc)
             log.error("console feed stopped: %s", exc)
+        except Exception as exc:  # never die silently: /readyz reports it
+            self.error = f"{type(exc).__name__}: {exc}"
+            log.exception("console feed failed")
         finally:
             consumer.close()
 
     def _absorb(self, messages) -> None:
         decoded = []
         for msg in messages:
-            if msg.error():
+            err = msg.error()
+            if err is not None:
+                if err.code() in _GONE:
+                    raise KafkaException(f"{msg.topic() or 'a topic'} is gone ({err.str()}): "
+                                         "recreate it with `tradeguard topics create` and "
+                                         "restart the console")
                 continue  # partition EOF and transient errors: nothing to decode
             name = self._names[msg.topic()]
             try:
                 record = topic(name).schema.decode(msg.value())
-                if name in CONTROL_TOPICS:  # what the engine ignores, the console must not show
-                    check(record, self.keys)
-                decoded.append((name, record))
+                check_leaves(name, record)
+                if name in SIGNED:  # what the engine ignores, the console must not show
+                    check(orjson.loads(msg.value()), self.keys)  # as signed, not as decoded
+                decoded.append((name, record, msg))
             except RecordError as exc:
-                self.view.rejected[name] += 1
-                log.error("console: skipped a bad %s record at %d@%d: %s", name,
-                          msg.partition(), msg.offset(), exc)
+                self._skip(name, msg, exc)
         if decoded:
             now_ms = int(time.time() * 1000)
             with self.lock:
-                self.view.absorb_many(decoded, now_ms)
+                for name, record, msg in decoded:
+                    try:
+                        self.view.absorb(name, record, now_ms)
+                    except Exception as exc:  # a record no check foresaw: skipped, not fatal
+                        self._skip(name, msg, exc)
+
+    def _skip(self, name: str, msg, exc: Exception) -> None:
+        self.view.rejected[name] += 1
+        log.error("console: skipped a bad %s record at %d@%d: %s", name, msg.partition(),
+                  msg.offset(), exc)

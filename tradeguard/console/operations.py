@@ -1,20 +1,25 @@
-"""Operator actions: decide what to write, write it, and audit it, whatever the outcome.
+"""Operator actions: decide what to write, audit it, then write it, whatever the outcome.
 
 :func:`plan` is pure: from the operator, the request and the console's view it
 works out the permission, the control or label record to write and the audit
 record, so every rule is testable without a broker. :class:`Operations`
-carries a plan out on Kafka: the control (or label) first, and only once the
-broker has it, the audit record saying it was done; when the write fails the
-audit record says ``failed``.
+carries a plan out on Kafka: the audit record first, signed and chained
+(:mod:`tradeguard.console.audit`), and only once the broker has acknowledged
+it, the control or label. An action whose audit record cannot be written does
+not happen; a write that fails after its audit record is followed by a second
+record saying ``failed``.
 
 Records the console writes name the operator: ``source`` is
 ``console:<user>`` and ``evidence.operator`` holds user, role and how they
-logged in (plus the approver under the two-person rule). Control records are
-signed with the control key as they are sent (streams/signing.py).
+logged in (plus the approver under the two-person rule). Control records carry
+their target's next ``seq`` and are signed with the control key as they are
+sent, and so are labels: only a signed label may change an account
+(streams/signing.py, docs/security.md).
 """
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 import uuid
@@ -27,13 +32,14 @@ from streams.records import ACCOUNT_CONTROL, AUDIT, FEEDBACK, TICKER_CONTROL
 from streams.signing import CONTROL_TOPICS, ControlKeys, sign
 from tradeguard.kafka.producer import RecordProducer
 from tradeguard.console.access import ACTIONS, authorize, may_approve
+from tradeguard.console.audit import AuditChain
 from tradeguard.console.view import ConsoleView
 from tradeguard.runtime.settings import Settings
 
-__all__ = ["ActionError", "Operations", "Operator", "Plan", "Request", "audit_record", "plan"]
+__all__ = ["TARGET_KIND", "ActionError", "Operations", "Operator", "Plan", "Request", "audit_record", "plan"]
 
 MODES = ("now", "propose", "approve", "withdraw")
-_KIND = {"release_halt": "ticker", "extend_halt": "ticker", "release_account": "account",
+TARGET_KIND = _KIND = {"release_halt": "ticker", "extend_halt": "ticker", "release_account": "account",
          "freeze_account": "account", "label_order": "order"}
 _STATUS = {"done": 200, "proposed": 202, "withdrawn": 200, "denied": 403, "failed": 409}
 
@@ -154,28 +160,33 @@ def _precondition(view: ConsoleView, req: Request, before: dict | None, now_ms: 
     return ""
 
 
-def _record(req: Request, op: Operator, before: dict | None, audit_id: str, now_ms: int,
-            extra: dict | None = None) -> tuple[str, dict[str, Any]]:
-    """The control or label record that carries out ``req``."""
+def _record(view: ConsoleView, req: Request, op: Operator, before: dict | None, audit_id: str,
+            now_ms: int, extra: dict | None = None) -> tuple[str, dict[str, Any]]:
+    """The control or label record that carries out ``req``; a control follows the one in
+    force on the view's board (its ``seq``), so it supersedes exactly that one."""
     evidence = {"operator": op.identity(), "audit_id": audit_id, **(extra or {})}
+    kind = _KIND[req.action]
+    seq = view.board.next_seq(kind, req.target) if kind in ("ticker", "account") else None
     source = f"console:{op.user}"
     reason = req.reason.strip()
     if req.action == "release_halt":
         return "controls.tickers", TICKER_CONTROL.validate({
             "ticker": req.target, "action": "release", "reason": reason,
             "evidence": {**evidence, "halt_ts": before["ts"]}, "expires_at": None,
-            "source": source, "ts": now_ms})
+            "source": source, "ts": now_ms, "seq": seq})
     if req.action == "extend_halt":
         until = max(before["expires_at"] or now_ms, now_ms) + req.minutes * 60_000
+        kept = {k: v for k, v in before.items() if k != "signature"}
         return "controls.tickers", TICKER_CONTROL.validate({
-            **before, "reason": reason, "expires_at": until, "source": source, "ts": now_ms,
+            **kept, "reason": reason, "expires_at": until, "source": source, "ts": now_ms,
+            "seq": seq,
             "evidence": {**(before["evidence"] or {}), **evidence,
                          "extended_from": before["expires_at"], "halt_reason": before["reason"]}})
     if req.action in ("release_account", "freeze_account"):
         return "controls.accounts", ACCOUNT_CONTROL.validate({
             "account_id": req.target, "action": req.action.split("_")[0], "reason": reason,
             "evidence": {**evidence, "previous": before and before["action"]},
-            "source": source, "ts": now_ms})
+            "source": source, "ts": now_ms, "seq": seq})
     return "feedback", FEEDBACK.validate({
         "account_id": before["account_id"], "order_id": req.target, "label": req.label,
         "source": source, "ts": now_ms})
@@ -209,7 +220,7 @@ def plan(view: ConsoleView, op: Operator, req: Request, now_ms: int, *, two_pers
     if problem := _precondition(view, req, before, now_ms):
         return Plan(audit("failed", problem))
     a = audit("proposed" if req.mode == "propose" else "done", None)
-    topic, record = _record(req, op, before, a["audit_id"], now_ms)
+    topic, record = _record(view, req, op, before, a["audit_id"], now_ms)
     if req.mode == "propose":
         a.update(proposal_id=a["audit_id"], proposed_by=op.user, after=record,
                  detail="waits for a second operator's approval")
@@ -246,19 +257,28 @@ def _settle(view, op, req, before, audit, now_ms, ttl_ms) -> Plan:
     a = audit("done", None, proposal_id=req.proposal_id, proposed_by=by)
     proposer = {"user": by, "role": proposal["actor_role"], "auth": proposal["auth"],
                 "reason": proposal["reason"]}
-    topic, record = _record(Request(req.action, req.target, proposal["reason"],
-                                    label=req.label), op, before, a["audit_id"], now_ms,
+    topic, record = _record(view, Request(req.action, req.target, proposal["reason"],
+                                          label=req.label), op, before, a["audit_id"], now_ms,
                             {"proposed_by": proposer, "proposal_id": req.proposal_id})
     a.update(after=record, detail=f"approved {by}'s proposal; wrote {req.action} to {topic}")
     return Plan(a, [(topic, record)])
 
 
-class Operations:
-    """Carries plans out on Kafka and folds what was written into the view at once."""
+#: Topics whose records the console signs: controls, and labels (which may change an account).
+SIGNED_TOPICS = (*CONTROL_TOPICS, "feedback")
+_CHAIN = ("writer", "chain_seq", "prev_hash", "signature")
 
-    def __init__(self, settings: Settings, view: ConsoleView, lock: threading.Lock) -> None:
+
+class Operations:
+    """Carries plans out on Kafka (audit first) and folds what was written into the view."""
+
+    def __init__(self, settings: Settings, view: ConsoleView, lock: threading.Lock,
+                 writer: str | None = None) -> None:
         self.settings, self.view, self.lock = settings, view, lock
-        self.keys = ControlKeys.from_settings(settings)  # controls are signed (docs/security.md)
+        self.keys = ControlKeys.from_settings(settings)  # signs controls, labels, audit
+        # One chain per console process: a restarted console starts a new one.
+        self.chain = AuditChain(writer or f"console:{socket.gethostname()}:{uuid.uuid4().hex[:8]}",
+                                self.keys)
         self._producer: RecordProducer | None = None
         self._send_lock = threading.Lock()
 
@@ -268,39 +288,56 @@ class Operations:
         try:
             self._producer.send(topic, record)
             self._producer.flush(10.0)
-        except KafkaException:
+        except (KafkaException, BufferError) as exc:
             self._producer = None  # its error list stays with it; the next action starts clean
-            raise
+            raise KafkaException(str(exc)) from None
+
+    def _audit(self, audit: dict[str, Any]) -> dict[str, Any]:
+        """Seal, write and acknowledge one audit record (KafkaException if it is not on Kafka)."""
+        sealed = self.chain.seal({k: v for k, v in audit.items() if k not in _CHAIN})
+        self._send("audit", sealed)
+        self.chain.advance(sealed)
+        return sealed
 
     def execute(self, p: Plan) -> Plan:
-        """Write the plan's records, then its audit record (``failed`` if a write failed)."""
+        """Write the plan's audit record, then (once acknowledged) its records.
+
+        Raises KafkaException when the audit record cannot be written: then nothing
+        was done. A record that fails after it gets a second audit record, ``failed``.
+        """
         p = self._signed(p)
         with self._send_lock:
+            audited = self._audit(p.audit)
+            written = [audited]
             try:
                 for topic, record in p.writes:
                     self._send(topic, record)
+                done = Plan(audited, p.writes)
             except KafkaException as exc:
-                failed = {**p.audit, "outcome": "failed", "after": None,
-                          "detail": f"could not write to Kafka: {exc}"}
-                p = Plan(AUDIT.validate(failed))
-            self._send("audit", p.audit)
+                failed = self._audit(AUDIT.validate({
+                    **p.audit, "audit_id": uuid.uuid4().hex, "outcome": "failed", "after": None,
+                    "detail": f"audit {audited['audit_id']} recorded it, but it could not be "
+                              f"written to Kafka: {exc}"}))
+                written.append(failed)
+                done = Plan(failed)
         now = int(time.time() * 1000)
         with self.lock:
-            for topic, record in p.writes:
+            for topic, record in done.writes:
                 self.view.absorb(topic, record, now)
-            self.view.absorb("audit", p.audit, now)
-        return p
+            for a in written:
+                self.view.absorb("audit", a, now)
+        return done
 
     def _signed(self, p: Plan) -> Plan:
-        """Control records signed with the control key; the audit's ``after`` is what is sent."""
-        if not any(topic in CONTROL_TOPICS for topic, _ in p.writes):
+        """Controls and labels signed; the audit's ``after`` is exactly what is sent."""
+        if not any(topic in SIGNED_TOPICS for topic, _ in p.writes):
             return p
-        writes = [(t, sign(r, self.keys) if t in CONTROL_TOPICS else r) for t, r in p.writes]
+        writes = [(t, sign(r, self.keys) if t in SIGNED_TOPICS else r) for t, r in p.writes]
         after = writes[-1][1] if p.audit.get("after") is not None else None
         return Plan({**p.audit, "after": after}, writes)
 
     def record(self, audit: dict[str, Any]) -> None:
-        """Write an audit record that goes with no other write (logins, logouts)."""
+        """Write an audit record that goes with no other write (logins, refusals)."""
         self.execute(Plan(audit))
 
     def close(self) -> None:

@@ -81,6 +81,11 @@ class SessionStore:
         self._sessions.move_to_end(sid)
         return s
 
+    def logged_in(self, user: str, now: float) -> bool:
+        """Whether ``user`` has a live session (a lockout must not reach them)."""
+        return any(s.user == user and now - s.seen <= self.idle_s
+                   and now - s.created <= self.absolute_s for s in self._sessions.values())
+
     def close(self, sid: str | None) -> Session | None:
         return self._sessions.pop(sid, None) if sid else None
 
@@ -89,36 +94,79 @@ class SessionStore:
 
 
 class LoginThrottle:
-    """After ``limit`` failed logins for one name within ``window_s``, refuse it for the rest.
+    """A brake on password guessing that a stranger cannot turn into a lockout.
 
-    Keyed by user name (not address), so guessing one operator's password from
-    many addresses is slowed as much as from one.
+    Failures are counted per (name, source) and per source, each with its own
+    limit; past it, that pair or that source waits ``backoff_s`` doubled for every
+    further failure (up to ``window_s``). A third count per name, across sources,
+    slows guessing one operator's password from many addresses, but it never
+    stops a name that is logged in elsewhere (an attacker cannot lock out a
+    supervisor mid-incident), and never a source that has not failed itself.
 
-    >>> t = LoginThrottle(limit=2, window_s=60)
-    >>> t.failed("bob", 0); t.failed("bob", 1); t.blocked("bob", 2), t.blocked("bob", 62)
-    (True, False)
+    :meth:`begin` is called before the password is checked and counts the attempt
+    as a failure at once (:meth:`succeeded` takes it back), so concurrent attempts
+    are counted as they start, not as they finish: 50 at once get ``limit`` checks.
+
+    >>> t = LoginThrottle(limit=2, window_s=60, backoff_s=10)
+    >>> t.begin("bob", "1.2.3.4", 0), t.begin("bob", "1.2.3.4", 0)
+    (None, None)
+    >>> t.begin("bob", "1.2.3.4", 1) is not None, t.begin("bob", "5.6.7.8", 1)
+    (True, None)
+    >>> t.begin("bob", "1.2.3.4", 11)   # back-off over
     """
 
-    def __init__(self, limit: int = 5, window_s: float = 900.0, max_names: int = 10_000) -> None:
-        self.limit, self.window_s, self.max_names = limit, window_s, max_names
-        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
+    def __init__(self, limit: int = 5, window_s: float = 900.0, backoff_s: float = 30.0,
+                 per_source: int | None = None, per_name: int | None = None,
+                 max_keys: int = 100_000) -> None:
+        self.limit, self.window_s, self.backoff_s = limit, window_s, backoff_s
+        self.per_source = per_source if per_source is not None else 4 * limit
+        self.per_name = per_name if per_name is not None else 4 * limit
+        self.max_keys = max_keys
+        self._failures: OrderedDict[tuple, deque[float]] = OrderedDict()
 
-    def _recent(self, name: str, now: float) -> deque[float]:
-        times = self._failures.get(name, deque())
+    def _recent(self, key: tuple, now: float) -> deque[float]:
+        times = self._failures.get(key, deque())
         while times and now - times[0] >= self.window_s:
             times.popleft()
         return times
 
-    def blocked(self, name: str, now: float) -> bool:
-        return len(self._recent(name, now)) >= self.limit
+    def _wait(self, key: tuple, limit: int, now: float) -> float:
+        """Seconds ``key`` must still wait: 0 under ``limit`` failures, then doubling."""
+        times = self._recent(key, now)
+        if len(times) < limit:
+            return 0.0
+        backoff = min(self.backoff_s * 2 ** (len(times) - limit), self.window_s)
+        return max(0.0, times[-1] + backoff - now)
 
-    def failed(self, name: str, now: float) -> None:
-        times = self._recent(name, now)
+    def _count(self, key: tuple, now: float) -> None:
+        times = self._recent(key, now)
         times.append(now)
-        self._failures[name] = times
-        self._failures.move_to_end(name)
-        while len(self._failures) > self.max_names:
+        self._failures[key] = times
+        self._failures.move_to_end(key)
+        while len(self._failures) > self.max_keys:
             self._failures.popitem(last=False)
 
-    def succeeded(self, name: str) -> None:
-        self._failures.pop(name, None)
+    def begin(self, name: str, source: str | None, now: float,
+              logged_in: bool = False) -> str | None:
+        """Why this attempt is refused now, or None: then it is counted as a failure
+        until :meth:`succeeded` says otherwise. ``logged_in``: the name has a live session."""
+        src = source or "?"
+        waits = [self._wait(("pair", name, src), self.limit, now),
+                 self._wait(("source", src), self.per_source, now)]
+        if not logged_in and self._recent(("pair", name, src), now):
+            waits.append(self._wait(("name", name), self.per_name, now))
+        wait = max(waits)
+        if wait > 0:
+            return f"Too many failed logins; try again in {wait:.0f} s."
+        for key in (("pair", name, src), ("source", src), ("name", name)):
+            self._count(key, now)
+        return None
+
+    def succeeded(self, name: str, source: str | None) -> None:
+        """The password was right: forget this pair's failures and take back this attempt."""
+        src = source or "?"
+        self._failures.pop(("pair", name, src), None)
+        for key in (("source", src), ("name", name)):
+            times = self._failures.get(key)
+            if times:
+                times.pop()

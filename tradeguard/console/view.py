@@ -1,11 +1,17 @@
 """What the console knows: the engine's topics folded into bounded, queryable state.
 
 Pure and Kafka-free: :meth:`ConsoleView.absorb` takes one decoded record of a
-registry topic; the queries return plain dicts for the pages. Everything is
+registry topic; the queries return plain dicts for the pages. The activity is
 bounded (ring buffers and least-recently-used maps), so memory stays flat at
 any rate and a page never asks for more than it can draw: the live stream is
 the newest matching decisions out of the last ``limits.decisions``, counters
 are per action and per reason, charts are per-bucket sums.
+
+The controls are not activity: they live on a :class:`ControlBoard` of their
+own, complete for every ticker and account ever controlled and applied in
+``seq`` order as the engine's board applies them, so no amount of traffic
+evicts a halt or a freeze and a replayed record changes nothing here either
+(docs/security.md). Only each target's control *history* (display) is bounded.
 
 >>> v = ConsoleView()
 >>> v.absorb("decisions", {"order_id": "o1", "account_id": "a", "ticker": "T", "side": "buy",
@@ -20,6 +26,8 @@ from __future__ import annotations
 from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass
 from typing import Any, Iterable
+
+from tradeguard.core.board import APPLIED, ControlBoard
 
 __all__ = ["ConsoleView", "DecisionFilter", "ViewLimits"]
 
@@ -100,16 +108,12 @@ class _Account:
     logins: deque
     orders: deque
     seen: dict[str, OrderedDict]
-    control: dict | None = None
-    history: deque | None = None
 
 
 @dataclass
 class _Ticker:
     buckets: OrderedDict  # bucket start ms -> [last_price, volume, buy_value, risky_buy_value]
     last_price: float | None = None
-    control: dict | None = None
-    history: deque | None = None
 
 
 class ConsoleView:
@@ -122,6 +126,9 @@ class ConsoleView:
         self.orders = _Lru(limits.orders)  # order_id -> {"order", "decision", "label"}
         self.accounts = _Lru(limits.accounts)
         self.tickers = _Lru(limits.tickers)
+        # Exact, never evicted: what the engine enforces (see the module docstring).
+        self.board = ControlBoard()
+        self._history = _Lru(limits.tickers + limits.accounts)  # (kind, target) -> deque
         self.actions: Counter = Counter()
         self.reasons: Counter = Counter()  # reason codes of held and blocked orders
         self._per_second: deque[list] = deque(maxlen=limits.rate_window_s + 2)
@@ -219,19 +226,22 @@ class ConsoleView:
         bucket[0] = ticker.last_price = t["price"]
         bucket[1] += t["qty"]
 
-    @staticmethod
-    def _remember(holder, record: dict, limit: int) -> None:
-        if holder.history is None:
-            holder.history = deque(maxlen=limit)
-        if not holder.history or holder.history[-1] != record:  # the same record read twice
-            holder.history.append(record)
-        holder.control = record
+    def _on_control(self, kind: str, c: dict) -> None:
+        accept = self.board.accept_ticker if kind == "ticker" else self.board.accept_account
+        verdict = accept(c)
+        if verdict != APPLIED:  # an echo of our own write changes nothing; a replay is counted
+            if verdict != "duplicate":
+                self.rejected[f"controls.{kind}s ({verdict})"] += 1
+            return
+        key = c["ticker"] if kind == "ticker" else c["account_id"]
+        self._history.touch((kind, key), lambda: deque(
+            maxlen=self.limits.control_history)).append(c)
 
     def _on_ticker_control(self, c: dict, now_ms: int) -> None:
-        self._remember(self._ticker(c["ticker"]), c, self.limits.control_history)
+        self._on_control("ticker", c)
 
     def _on_account_control(self, c: dict, now_ms: int) -> None:
-        self._remember(self._account(c["account_id"]), c, self.limits.control_history)
+        self._on_control("account", c)
 
     def _on_feedback(self, f: dict, now_ms: int) -> None:
         if f["order_id"] is not None and f["order_id"] in self.orders:
@@ -307,12 +317,16 @@ class ConsoleView:
         return out
 
     def ticker_control(self, ticker: str) -> dict | None:
-        t = self.tickers.get(ticker)
-        return t.control if t else None
+        """The ticker's latest control record (a release included), or None."""
+        return self.board.last_record("ticker", ticker)
 
     def account_control(self, account_id: str) -> dict | None:
-        a = self.accounts.get(account_id)
-        return a.control if a else None
+        """The account's latest control record (a release included), or None."""
+        return self.board.last_record("account", account_id)
+
+    def history(self, kind: str, target: str) -> list[dict]:
+        """The target's recent control records, newest first (display only: bounded)."""
+        return list(reversed(self._history.get((kind, target)) or ()))
 
     def halt_in_force(self, ticker: str, now_ms: int) -> dict | None:
         c = self.ticker_control(ticker)
@@ -323,20 +337,17 @@ class ConsoleView:
 
     def halts(self, now_ms: int) -> list[dict]:
         """Buy halts in force, newest first."""
-        found = [t.control for t in self.tickers.values() if t.control is not None]
-        active = [c for c in found if self.halt_in_force(c["ticker"], now_ms) is c]
+        active = [c for c in self.board.ticker_controls()
+                  if self.halt_in_force(c["ticker"], now_ms) is c]
         return sorted(active, key=lambda c: -c["ts"])
 
     def released_halts(self, limit: int = 10) -> list[dict]:
-        found = [t.control for t in self.tickers.values()
-                 if t.control is not None and t.control["action"] == "release"]
+        found = [c for c in self.board.last_records("ticker") if c["action"] == "release"]
         return sorted(found, key=lambda c: -c["ts"])[:limit]
 
     def controlled_accounts(self) -> list[dict]:
         """Accounts under step-up or freeze, newest first."""
-        found = [a.control for a in self.accounts.values()
-                 if a.control is not None and a.control["action"] != "release"]
-        return sorted(found, key=lambda c: -c["ts"])
+        return sorted(self.board.account_controls(), key=lambda c: -c["ts"])
 
     def ticker(self, ticker: str, span_ms: int = 30 * 60_000) -> dict[str, Any]:
         """A ticker's control, its history, and chart buckets (event time) around its halt.
@@ -345,10 +356,12 @@ class ConsoleView:
         there is one, else ending at the newest bucket.
         """
         t = self.tickers.get(ticker)
+        control, history = self.ticker_control(ticker), self.history("ticker", ticker)
         if t is None:
-            return {"ticker": ticker, "control": None, "history": [], "series": [],
-                    "halt_event_ts": None, "range": None}
-        halt_ts = self._halt_event_ts(t)
+            halt_ts = self._halt_event_ts(history)
+            return {"ticker": ticker, "control": control, "history": history, "series": [],
+                    "halt_event_ts": halt_ts, "range": None}
+        halt_ts = self._halt_event_ts(history)
         if not t.buckets:
             lo = hi = None
         elif halt_ts is not None:
@@ -360,14 +373,14 @@ class ConsoleView:
                    "risky_buy_value": b[3],
                    "risky_share": (b[3] / b[2]) if b[2] else None}
                   for ts, b in sorted(t.buckets.items()) if lo <= ts <= hi]
-        return {"ticker": ticker, "control": t.control, "history": list(reversed(t.history or ())),
+        return {"ticker": ticker, "control": control, "history": history,
                 "series": series, "halt_event_ts": halt_ts,
                 "range": None if lo is None else (lo, hi)}
 
-    def _halt_event_ts(self, t: _Ticker) -> int | None:
+    def _halt_event_ts(self, history: list[dict]) -> int | None:
         """The latest halt's moment in event time: its trigger order's, else the record's."""
         halt_ts = None
-        for c in reversed(t.history or ()):
+        for c in history:
             if c["action"] == "halt_buys":
                 trigger = (c["evidence"] or {}).get("trigger_order_id")
                 entry = self.orders.get(trigger) if trigger else None
@@ -379,16 +392,16 @@ class ConsoleView:
     def account(self, account_id: str) -> dict[str, Any]:
         """An account's control, logins (newest first, with what was new) and orders."""
         a = self.accounts.get(account_id)
+        control, history = self.account_control(account_id), self.history("account", account_id)
         if a is None:
-            return {"account_id": account_id, "control": None, "history": [], "logins": [],
-                    "orders": []}
+            return {"account_id": account_id, "control": control, "history": history,
+                    "logins": [], "orders": []}
         orders = []
         for oid in reversed(a.orders):
             entry = self.orders.get(oid)
             if entry is not None:
                 orders.append({"order_id": oid, **entry})
-        return {"account_id": account_id, "control": a.control,
-                "history": list(reversed(a.history or ())),
+        return {"account_id": account_id, "control": control, "history": history,
                 "logins": list(reversed(a.logins)), "orders": orders}
 
     def order(self, order_id: str) -> dict[str, Any] | None:

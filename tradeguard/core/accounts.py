@@ -177,6 +177,8 @@ class AccountCore:
         """
         account_id = event.account_id
         out = self.expire_challenges(event.ts, board)
+        if not getattr(event, "authoritative", True):
+            return out  # unsigned (issue 21): anyone who can write auth.events could pass it
         challenge = self._challenges.get(account_id)
         if challenge is None or event.ts < challenge[0]:
             return out
@@ -467,6 +469,8 @@ class AccountCore:
         out = expired  # a deadline passed before the label: the freeze comes first
         for label in labels:
             account_id = label.account_id
+            if not _label_may_act(label, board):
+                continue  # it trained the models above; it changes no control
             self._challenges.pop(account_id, None)  # an analyst's verdict ends the challenge
             control = board.account_control(account_id)
             if label.label == "legit" and control is not None:
@@ -616,3 +620,17 @@ def _ticker_key(ticker: str) -> int:
 
 
 assert ACTIONS  # the action codes DecisionBlock encodes
+
+
+def _label_may_act(label: Any, board: ControlBoard) -> bool:
+    """Whether a label may release or freeze its account (docs/security.md, issue 21).
+
+    Only a label the Kafka edge found signed (``authoritative``; in-process callers such
+    as the simulator are trusted and pass plain records), and only one newer than the
+    account's last control: a verdict given before a control cannot judge it, so a
+    captured label re-sent later does nothing.
+    """
+    if not getattr(label, "authoritative", True):
+        return False
+    last = board.last_record("account", label.account_id)
+    return last is None or label.ts > last["ts"]

@@ -38,7 +38,7 @@ from streams.codec import encode_key, encode_value
 from streams.records import DECISION, ORDER
 from streams.schema import RecordError
 from tradeguard.kafka import clients as kafka
-from tradeguard.gateway.controls import ControlsReplica
+from tradeguard.gateway.controls import ControlsReplica, gateway_keys
 from tradeguard.gateway.decision import (FAIL_MODES, GatewayDecision, LateDisagreement,
                                          control_answer, engine_answer, fallback, severity)
 from tradeguard.gateway.ledger import Ledger, Slot
@@ -63,6 +63,7 @@ class GatewayClient:
                  producer_config: Mapping[str, Any] | None = None) -> None:
         if mode not in FAIL_MODES:
             raise ValueError(f"mode must be one of {sorted(FAIL_MODES)}, got {mode!r}")
+        gateway_keys(settings)  # fail safe: no key, no explicit trust of unsigned controls
         self.settings = settings
         self.mode = mode
         self.on_late_disagreement = on_late_disagreement

@@ -3,11 +3,15 @@
 ``controls.tickers`` (halt_buys / release per ticker) and ``controls.accounts``
 (step_up / freeze / release per account) are read from the beginning, every
 partition by manual assignment, into a :class:`ControlBoard`, so the gateway
-enforces halts and freezes even while the engine is slow or down. A tombstone
-(null value) ends the key's control like a release. A record that breaks the
-contract is logged and counted, and changes nothing. A gateway given the control
-key (``TRADEGUARD_CONTROL_KEY_FILE``) also refuses unsigned and forged control
-records, tombstones included, as the engine does (streams/signing.py).
+enforces halts and freezes even while the engine is slow or down. A record that
+breaks the contract is logged and counted, and changes nothing.
+
+The gateway holds the control key (``TRADEGUARD_CONTROL_KEY_FILE``) and, as the
+engine does (streams/signing.py, docs/security.md), refuses unsigned and forged
+records, tombstones included, and signed records that do not follow the one in
+force (``seq``: a replayed release cannot end a newer freeze). Without a key it
+refuses to start, unless ``TRADEGUARD_TRUST_UNSIGNED_CONTROLS`` says to enforce
+whatever is written, in arrival order (a tombstone then ends its key's control).
 """
 
 from __future__ import annotations
@@ -20,20 +24,36 @@ from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
 
 from streams.records import ACCOUNT_CONTROL, TICKER_CONTROL
 from streams.schema import RecordError
-from streams.signing import ControlKeys, unsigned_or_forged
+from streams.signing import ControlKeys, ReplayError, unsigned_or_forged
 from tradeguard.kafka.errors import BrokerError
 from tradeguard.kafka import clients as kafka
 from tradeguard.gateway.decision import Verdict, control_verdict
 from tradeguard.gateway.metrics import GatewayMetrics
 from tradeguard.runtime.settings import Settings
-from tradeguard.core.board import ControlBoard
+from tradeguard.core.board import REPLAYED, UNSEQUENCED, ControlBoard
 
-__all__ = ["ControlsReplica"]
+__all__ = ["ControlsReplica", "gateway_keys"]
 
 log = logging.getLogger("tradeguard.gateway.controls")
 
 _TOPICS = {"controls.tickers": (TICKER_CONTROL, "ticker"),
            "controls.accounts": (ACCOUNT_CONTROL, "account_id")}
+
+
+def gateway_keys(settings: Settings) -> ControlKeys | None:
+    """The keys a gateway checks controls with; None where told to trust unsigned ones.
+
+    Fails safe: no key and no explicit trust is a refusal to start, naming both settings.
+    """
+    if settings.control_key_file:
+        return ControlKeys.from_file(settings.control_key_file)
+    if settings.trust_unsigned_controls:
+        log.warning("TRADEGUARD_TRUST_UNSIGNED_CONTROLS: this gateway enforces any halt, freeze "
+                    "or release anyone who can write controls.* writes")
+        return None
+    raise ValueError("no control key: set TRADEGUARD_CONTROL_KEY_FILE (the key that signs "
+                     "controls) so forged and replayed controls are refused, or, only where "
+                     "Kafka ACLs keep controls.* safe, TRADEGUARD_TRUST_UNSIGNED_CONTROLS=1")
 
 
 class ControlsReplica:
@@ -47,10 +67,7 @@ class ControlsReplica:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._names = {settings.topic(n): n for n in _TOPICS}
-        # Signatures are checked only where the gateway holds the control key (optional:
-        # Kafka ACLs already keep gateways' and strangers' writes off these topics).
-        self.keys = (ControlKeys.from_file(settings.control_key_file)
-                     if settings.control_key_file else None)
+        self.keys = gateway_keys(settings)  # None only where unsigned controls are trusted
         self._consumer = kafka.reader(settings, "gateway-controls")
         self._ends: dict[tuple[str, int], int] = {}
         self._thread = threading.Thread(target=self._run, name="tradeguard-gateway-controls",
@@ -114,7 +131,7 @@ class ControlsReplica:
                 refused = unsigned_or_forged([msg.value()], self.keys)
                 if refused:
                     raise refused[0][1]
-            if msg.value() is None:  # tombstone: the key's control is gone
+            if msg.value() is None:  # tombstone (trusted mode only): the control is gone
                 key = (msg.key() or b"").decode("utf-8")
                 if not key:
                     raise RecordError("tombstone without a key")
@@ -127,9 +144,16 @@ class ControlsReplica:
                       msg.partition(), msg.offset(), exc)
             return
         with self._lock:
-            if name == "controls.tickers":
-                self.board.apply_ticker(record)
+            if self.keys is None:  # trusted mode: arrival order, whatever carries no seq
+                verdict = (self.board.apply_ticker if name == "controls.tickers"
+                           else self.board.apply_account)(record)
             else:
-                self.board.apply_account(record)
+                verdict = (self.board.accept_ticker if name == "controls.tickers"
+                           else self.board.accept_account)(record)
+        if verdict in (REPLAYED, UNSEQUENCED):
+            self.metrics.invalid_records.labels(topic=name).inc()
+            log.error("refused %s record at partition %d offset %d: %s", name, msg.partition(),
+                      msg.offset(), ReplayError(verdict))
+            return
         self.metrics.control_records.labels(topic=name).inc()
         log.debug("%s %s: %s", name, record[key_field], record["action"])

@@ -131,6 +131,7 @@ def control_verdict(board: ControlBoard, order: Mapping[str, Any], now_ms: int) 
 
     >>> board = ControlBoard()
     >>> board.apply_account({"account_id": "a-1", "action": "step_up", "reason": "", "ts": 0})
+    'applied'
     >>> control_verdict(board, {"account_id": "a-1", "ticker": "7203", "side": "sell"}, 0)
     Verdict(action='hold', reasons=({'code': 'account_step_up', 'value': 1.0},))
     """

@@ -29,6 +29,7 @@ from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, KafkaError, TopicParti
 
 from streams.schema import RecordError
 from streams.topics import topic as topic_spec
+from streams.signing import ControlKeys, attest, attest_answers
 from streams.wire import BatchDecoder
 from tradeguard.kafka.clients import partitions, reader
 from tradeguard.runtime.settings import Settings
@@ -112,6 +113,8 @@ class SourceReader:
         self.consume_max = consume_max
         self.names = {settings.topic(name): name for name, _ in starts}
         self.decoders = {name: BatchDecoder(topic_spec(name).schema) for name in self.names.values()}
+        # Labels and step-up answers act only when signed, as on a live worker (agents/engine.py).
+        self.keys = ControlKeys.from_settings(settings)
         self.open: set[Source] = set(starts)
         self.bad: dict[str, int] = {}
         self.bad_examples: list[str] = []
@@ -171,6 +174,10 @@ class SourceReader:
             bad_rows = {i for i, _ in bad}
             messages = [m for i, m in enumerate(messages) if i not in bad_rows]
             values = [v for i, v in enumerate(values) if i not in bad_rows]
+        if name == "feedback":
+            records = attest(records, values, self.keys)
+        elif name == "auth.events":
+            records = attest_answers(records, values, self.keys)
         chunk = Chunk(source, records, [m.offset() for m in messages],
                       [m.timestamp()[1] for m in messages],
                       values=values if self.keep_values else [])

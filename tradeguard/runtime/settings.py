@@ -108,6 +108,10 @@ class Settings:
     #: development key, which protects nothing (the embedded demo and tests use it; the
     #: worker logs a warning). The engine, `tradeguard controls` and the console need it.
     control_key_file: str = ""
+    #: A gateway client without ``control_key_file`` refuses to start unless this is set: it
+    #: then enforces whatever anyone able to write controls.* writes (halts, freezes,
+    #: releases), in arrival order. Only where Kafka ACLs alone keep those topics safe.
+    trust_unsigned_controls: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
@@ -236,6 +240,12 @@ def _coerce(var: str, raw: str, type_: Any) -> Any:
             return float(raw)
         if type_name == "Path":
             return Path(raw)
+        if type_name == "bool":
+            if raw.lower() in ("1", "true", "yes"):
+                return True
+            if raw.lower() in ("0", "false", "no"):
+                return False
+            raise ValueError(raw)
     except ValueError:
         raise SettingsError(f"{var}={raw!r} is not a valid {type_name}") from None
     return raw

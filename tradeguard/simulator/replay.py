@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Callable, Protocol
 
+from streams.signing import ANSWERS, ControlKeys, sign
 from tradeguard.runtime.settings import Settings
 from tradeguard.simulator.generate import Session, generate
 from tradeguard.simulator.scenario import load_scenario
@@ -78,4 +79,22 @@ def simulate(scenario_path: str | Path, settings: Settings, speed: float | None 
     session = generate(load_scenario(scenario_path))
     if truth_path is not None:
         session.truth.write(truth_path)
-    return session, replay(session, GatewayProducer(settings), speed, on_progress)
+    producer = _SigningProducer(GatewayProducer(settings), ControlKeys.from_settings(settings))
+    return session, replay(session, producer, speed, on_progress)
+
+
+class _SigningProducer:
+    """The simulator stands in for the identity system and the case system, keyed tools both
+    (docs/security.md): their step-up answers and labels are signed, or the engine only
+    learns from them."""
+
+    def __init__(self, producer: _Producer, keys: ControlKeys) -> None:
+        self.producer, self.keys = producer, keys
+
+    def send(self, name: str, record: dict) -> None:
+        if name == "feedback" or (name == "auth.events" and record["event"] in ANSWERS):
+            record = sign(record, self.keys)
+        self.producer.send(name, record)
+
+    def flush(self) -> None:
+        self.producer.flush()
