@@ -17,11 +17,12 @@ import uuid
 from typing import Any, Iterator
 
 import orjson
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, KafkaException, TopicPartition
 
 from streams.records import ACCOUNT_CONTROL, TICKER_CONTROL
 from streams.schema import RecordError
 from streams.signing import ControlKeys, check, sign
+from tradeguard.kafka import clients
 from tradeguard.kafka.producer import RecordProducer
 from tradeguard.console.audit import AuditChain, Verdict, verify
 from tradeguard.console.operations import audit_record
@@ -37,8 +38,7 @@ _KIND = {"ticker": ("controls.tickers", TICKER_CONTROL, "release_halt"),
 def read_to_end(settings: Settings, name: str, timeout_s: float = 30.0
                 ) -> Iterator[tuple[Any, bool]]:
     """(message, the topic starts past offset 0 on its partition) for every record held now."""
-    consumer = Consumer({**settings.kafka_client_config(), "enable.auto.commit": False,
-                         "group.id": f"tradeguard-cli-{uuid.uuid4().hex[:12]}", "log_level": 3})
+    consumer = clients.reader(settings, "cli")
     try:
         full = settings.topic(name)
         meta = consumer.list_topics(full, timeout=10).topics.get(full)
