@@ -51,6 +51,9 @@ class Principal:
     groups: tuple[str, ...] = ()
     #: The engine's producer is idempotent (IdempotentWrite on the cluster, Kafka < 3.0).
     idempotent: bool = False
+    #: Commits in transactions (exactly once): Write on transactional ids named like its
+    #: consumer groups (agents/pipe.py: ``<app_id>-<random>``).
+    transactional: bool = False
 
     def __post_init__(self) -> None:
         for name in self.reads + self.writes:
@@ -60,7 +63,7 @@ class Principal:
 PRINCIPALS: tuple[Principal, ...] = (
     Principal("tradeguard", "The engine's workers (TRADEGUARD_SASL_USERNAME in deploy/base).",
               reads=_ENGINE_READS, writes=_ENGINE_WRITES, groups=("tradeguard",),
-              idempotent=True),
+              idempotent=True, transactional=True),
     Principal("tradeguard-gateway", "Order gateways: send orders and logins, read decisions "
               "and the controls they enforce themselves.",
               reads=("decisions", "controls.tickers", "controls.accounts"),
@@ -93,6 +96,11 @@ def acls(p: Principal, prefix: str = "") -> list[dict]:
     for group in p.groups:
         out.append({"resource": {"type": "group", "name": group, "patternType": "prefix"},
                     "operations": ["Read"]})
+    if p.transactional:
+        for group in p.groups:
+            out.append({"resource": {"type": "transactionalId", "name": f"{group}-",
+                                     "patternType": "prefix"},
+                        "operations": ["Write", "Describe"]})
     if p.idempotent:
         out.append({"resource": {"type": "cluster"}, "operations": ["IdempotentWrite"]})
     return out
