@@ -170,6 +170,7 @@ def _connect(conf: dict, timeout_s: float = 10.0) -> tuple[bool, list[KafkaError
         ok = bool(client.list_topics(timeout=timeout_s).brokers)
     except Exception:  # noqa: BLE001 - a refused client times out or reports via error_cb
         ok = False
+    client.poll(1)  # error_cb is served by poll
     return ok, errors
 
 
