@@ -95,6 +95,12 @@ def test_a_java_gateway_gets_a_valid_decision_for_every_order(engine, java_gatew
                                                  "source": "analyst", "ts": 1744761600000},
                                                 ControlKeys.development()),
                                          "action": "release"}))
+    # and a valid one, for an account with no orders in this run: kept in force.
+    producer.produce(settings.topic("controls.accounts"), key=f"{run}-bystander",
+                     value=orjson.dumps(sign({"account_id": f"{run}-bystander",
+                                              "action": "freeze", "reason": "test",
+                                              "source": "analyst", "ts": 1744761600000},
+                                             ControlKeys.from_settings(settings))))
     producer.flush(10)
     env = {**os.environ, "GATEWAY_BROKERS": settings.bootstrap_servers,
            "GATEWAY_TOPIC_PREFIX": settings.topic_prefix, "GATEWAY_SCHEMA_DIR": str(SCHEMAS),
@@ -109,6 +115,7 @@ def test_a_java_gateway_gets_a_valid_decision_for_every_order(engine, java_gatew
     assert not summary["missing"] and not summary["repeated"] and not summary["problems"]
     assert summary["controls_rejected"].get("mismatch", 0) + summary["controls_rejected"].get(
         "schema", 0) >= 1, summary
+    assert summary["controls_verified"] >= 1 and summary["controls_in_force"] >= 1, summary
     assert math.isfinite(summary["round_trip_ms_p50"]) and summary["round_trip_ms_p50"] >= 0
 
     # kafka-clients' default partitioner is the engine's murmur2, as the broker stored it
