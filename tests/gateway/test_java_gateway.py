@@ -48,7 +48,8 @@ def java_canon(cmd: list[str], records: list[dict]) -> list[tuple[str, str]]:
 
 
 HALT = {"ticker": "7203", "action": "halt_buys", "reason": "coordinated buying — 3 accounts",
-        "evidence": {"accounts": 3, "score": 0.8731, "tiny": 1.5e-7, "big": 1e21,
+        "evidence": {"accounts": 3, "score": 0.8731, "tiny": 1.5e-7, "big": 1e21, "small": 0.000123, "smaller": 4.5e-6,
+                     "just_below": 9.99e20, "int_float": 2500.0,
                      "ratio": 123456.789, "neg": -0.5, "ids": ["b", "a"], "none": None,
                      "flag": True, "esc": "tab\there \"q\" \\ \u0001 é 😀"},
         "expires_at": 1744761900000, "source": "engine", "ts": 1744761600000}
@@ -67,7 +68,9 @@ def test_java_canonical_json_and_signatures_match_python(java_gateway):
 
 _json = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(max_size=12)
-    | st.floats(allow_nan=False, allow_infinity=False),
+    | st.floats(allow_nan=False, allow_infinity=False)
+    # every decimal magnitude, where ECMAScript switches between plain and exponent forms
+    | st.builds(lambda m, e: m * 10.0 ** e, st.floats(-10, 10), st.integers(-25, 25)),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner,
                                                                 max_size=4),
     max_leaves=12)
