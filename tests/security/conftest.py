@@ -17,9 +17,11 @@ keystore; the truststore is the CA's PEM).
 
 from __future__ import annotations
 
+import os
 import secrets
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,7 +32,7 @@ from confluent_kafka.admin import (AdminClient, ScramCredentialInfo, ScramMechan
 from streams.principals import PRINCIPALS
 from tradeguard.broker.apache_kafka import ApacheKafkaBroker
 from tradeguard.broker.embedded import free_port
-from tradeguard.kafka.acls import apply_acls, upsert_scram_users
+from tradeguard.kafka.acls import upsert_scram_users
 from tradeguard.kafka.admin import create_topics
 from tradeguard.runtime.settings import Settings
 
@@ -179,5 +181,10 @@ def secured(tmp_path_factory) -> Secured:
         # From here on, as an operator: SCRAM over TLS, through Settings.
         upsert_scram_users(admin, {p.name: passwords[p.name] for p in PRINCIPALS})
         create_topics(admin, timeout_s=30)
-        apply_acls(admin)
+        # The CLI, as an operator runs it: credentials from the environment and a file only.
+        env = {**os.environ, **secured.env(ADMIN), "TRADEGUARD_TOPIC_PREFIX": secured.prefix,
+               "TRADEGUARD_BROKER": f"kafka://{broker.client_bootstrap}"}
+        done = subprocess.run([sys.executable, "-m", "tradeguard.cli.main", "acls", "apply"],
+                              env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, f"tradeguard acls apply failed:\n{done.stdout}{done.stderr}"
         yield secured
