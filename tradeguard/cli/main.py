@@ -83,6 +83,18 @@ def cmd_topics_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_acls_apply(args: argparse.Namespace) -> int:
+    from tradeguard.kafka.acls import apply_acls
+
+    # Credentials (a principal allowed to alter ACLs) come from TRADEGUARD_SASL_* and
+    # TRADEGUARD_SSL_CAFILE like every command's: never from argv, which `ps` shows.
+    settings = _settings(args)
+    count = apply_acls(settings)
+    print(f"{count} ACL bindings applied for the principals of streams/principals.py "
+          f"(topic prefix {settings.topic_prefix!r})")
+    return 0
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     from tradeguard.kafka.admin import wait_reachable
     from agents.worker import run_worker
@@ -314,6 +326,12 @@ def build_parser() -> argparse.ArgumentParser:
     topics_sub = topics.add_subparsers(dest="action", required=True, metavar="ACTION")
     with_broker(topics_sub.add_parser("create", help="create every topic")).set_defaults(
         func=cmd_topics_create)
+
+    acls = sub.add_parser("acls", help="access control")
+    acls_sub = acls.add_subparsers(dest="action", required=True, metavar="ACTION")
+    with_broker(acls_sub.add_parser(
+        "apply", help="create the ACLs of streams/principals.py through the admin API "
+        "(as a principal allowed to alter ACLs)")).set_defaults(func=cmd_acls_apply)
 
     with_broker(sub.add_parser("worker", help="run one engine worker")).set_defaults(
         func=cmd_worker)
