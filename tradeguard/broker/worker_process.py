@@ -58,6 +58,12 @@ class WorkerProcess:
             "TRADEGUARD_COMMIT_INTERVAL_S": str(s.commit_interval_s),
             "TRADEGUARD_PROCESSING_GUARANTEE": s.processing_guarantee,
             "TRADEGUARD_CONTROL_KEY_FILE": s.control_key_file,
+            # Connection security from the settings; the password only as a file's path.
+            "TRADEGUARD_SECURITY_PROTOCOL": s.security_protocol,
+            "TRADEGUARD_SASL_MECHANISM": s.sasl_mechanism,
+            "TRADEGUARD_SASL_USERNAME": s.sasl_username,
+            "TRADEGUARD_SASL_PASSWORD_FILE": s.sasl_password_file,
+            "TRADEGUARD_SSL_CAFILE": s.ssl_cafile,
             "TRADEGUARD_MAX_ORDER_QTY": str(s.max_order_qty),
             "TRADEGUARD_MAX_PRICE": str(s.max_price),
             "TRADEGUARD_MAX_ORDER_NOTIONAL": str(s.max_order_notional),

@@ -31,7 +31,7 @@ from tradeguard.runtime.settings import Settings
 __all__ = ["apply_acls", "bindings", "upsert_scram_users"]
 
 _RESOURCE = {"topic": ResourceType.TOPIC, "group": ResourceType.GROUP,
-             "cluster": ResourceType.BROKER}
+             "cluster": ResourceType.BROKER, "transactionalId": ResourceType.TRANSACTIONAL_ID}
 _PATTERN = {"literal": ResourcePatternType.LITERAL, "prefix": ResourcePatternType.PREFIXED}
 _OPERATION = {"Read": AclOperation.READ, "Write": AclOperation.WRITE,
               "Describe": AclOperation.DESCRIBE, "IdempotentWrite": AclOperation.IDEMPOTENT_WRITE}
