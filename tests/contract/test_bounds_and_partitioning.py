@@ -19,6 +19,8 @@ from streams.wire import BatchDecoder
 from tradeguard.runtime.metrics import deadletter_reason
 from tradeguard.runtime.settings import Settings, SettingsError
 
+pytestmark = pytest.mark.quick  # pure and fast: `python -m pytest -m quick`
+
 LIMITS = Limits(max_order_qty=1_000, max_price=10_000.0, max_order_notional=1_000_000.0,
                 max_trade_qty=5_000, max_holdings_value=1e9)
 

@@ -8,6 +8,8 @@ import pytest
 
 from streams.signing import ControlKeys, key_id
 
+pytestmark = pytest.mark.quick  # pure and fast: `python -m pytest -m quick`
+
 GOOD = b"k" * 16  # the shortest key accepted
 
 

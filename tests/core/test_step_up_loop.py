@@ -9,6 +9,8 @@ import pytest
 
 from tradeguard.core import InProcessEngine
 
+pytestmark = pytest.mark.quick  # pure and fast: `python -m pytest -m quick`
+
 T0 = 1_760_000_000_000
 MIN = 60_000
 HOME = {"ip": "203.0.113.5", "device_id": "dev-home", "user_agent": "Mozilla/5.0 (home)",

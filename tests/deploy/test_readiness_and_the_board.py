@@ -17,6 +17,9 @@ from tradeguard.core import Shared
 from tradeguard.policy.config import PolicyFile
 from tradeguard.runtime.metrics import EngineMetrics
 from tradeguard.runtime.settings import Settings
+import pytest
+
+pytestmark = pytest.mark.quick  # pure and fast: `python -m pytest -m quick`
 
 
 def _context(board_restored: bool) -> SimpleNamespace:

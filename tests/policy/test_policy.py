@@ -13,6 +13,8 @@ from hypothesis.extra.numpy import arrays
 from tradeguard.policy.config import PolicyConfig, PolicyError, PolicyFile
 from tradeguard.policy.orders import ALLOW, BLOCK, HOLD, MIN_REASON_RISK, score_orders
 
+pytestmark = pytest.mark.quick  # pure and fast: `python -m pytest -m quick`
+
 CFG = PolicyConfig.defaults()
 NAMES = ("new_device", "new_ip", "new_asn", "new_country", "new_user_agent",
          "failed_logins_before", "liquidation_ratio", "thin_ticker_notional_x_adv")
