@@ -51,9 +51,10 @@ def test_a_challenge_passed_releases_and_a_failed_one_freezes(engine_settings, s
             gateway.send("auth.events", auth(account, "login_success", now - 120_000, STRANGER,
                                              f"s-{account}"))
         gateway.flush()
-        # Wait for the worker to have taken in the four logins (its own count), not a guess.
+        # Wait for the worker to have taken in the four logins (its own count), not a guess;
+        # the deadline covers its start-up (kernels compile cold in a fresh checkout).
         wait_until(lambda: metric(engine_settings, "tradeguard_records_consumed_total",
-                                  topic="auth.events") >= 4, 60, "the logins consumed",
+                                  topic="auth.events") >= 4, 180, "the logins consumed",
                    worker.log_tail)
         for account in ("acct-pass", "acct-fail"):
             gateway.send("orders", sell(f"{account}-all", account, now - 60_000, 1000, 250_000.0,
