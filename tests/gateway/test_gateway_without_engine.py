@@ -103,6 +103,43 @@ def test_a_cancelled_submit_leaves_nothing_pending(settings):
         assert sample(gateway, "tradeguard_gateway_in_flight") == 0
 
 
+def test_an_order_that_cannot_be_queued_is_answered_by_the_mode_and_counted(settings, caplog):
+    """The producer's local queue full until the deadline (one message of room, a broker it
+    cannot reach): the order is answered by the mode, counted as a produce error and logged,
+    not reported as sent."""
+    dead_end = {"bootstrap.servers": "127.0.0.1:9", "queue.buffering.max.messages": 1,
+                "message.timeout.ms": 60_000}
+    with GatewayClient(settings, mode="fail_closed", producer_config=dead_end) as gateway, \
+            caplog.at_level(logging.ERROR, "tradeguard.gateway"):
+        queued = gateway.submit(order("acct-1"), deadline_ms=50)  # takes the one place
+        assert (queued.action, queued.fallback) == ("hold", "fail_closed")
+        assert sample(gateway, "tradeguard_gateway_produce_errors_total") == 0
+        stuck = order("acct-2")
+        d = gateway.submit(stuck, deadline_ms=50)
+        assert (d.action, d.decided_by, d.fallback) == ("hold", "gateway", "fail_closed")
+        assert sample(gateway, "tradeguard_gateway_produce_errors_total") == 1
+        # nothing to wait for from the engine: the order never left
+        assert gateway.counts() == {"pending": 0, "awaiting": 1}
+    assert any(f"order {stuck['order_id']} not sent" in r.getMessage() for r in caplog.records)
+
+
+def test_a_control_no_stricter_than_the_fallback_is_not_counted_as_an_override(settings):
+    """fail_closed already holds: a step-up (a hold) adds nothing, a freeze (a block) does."""
+    producer = GatewayProducer(settings)
+    producer.send("controls.accounts", control("account", "acct-step", "step_up"))
+    producer.send("controls.accounts", control("account", "acct-frozen", "freeze"))
+    producer.flush()
+    with GatewayClient(settings, mode="fail_closed") as gateway:
+        stepped = gateway.submit(order("acct-step", "7203", "sell"), deadline_ms=50)
+        assert (stepped.action, stepped.fallback) == ("hold", "fail_closed")
+        assert sample(gateway, "tradeguard_gateway_control_overrides_total",
+                      reason="account_step_up") == 0
+        frozen = gateway.submit(order("acct-frozen", "7203", "sell"), deadline_ms=30_000)
+        assert frozen.action == "block"
+        assert sample(gateway, "tradeguard_gateway_control_overrides_total",
+                      reason="account_frozen") == 1
+
+
 def control(kind: str, key: str, action: str, expires_at: int | None = None) -> dict:
     now = int(time.time() * 1000)
     if kind == "ticker":
