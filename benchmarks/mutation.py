@@ -18,6 +18,7 @@ of the mutated modules):
               CSRF, passwords)          -> tests/console/test_units.py, test_actions.py (broker)
     gateway   tradeguard/gateway/client.py (deadlines, fallbacks)
                                         -> tests/gateway/test_gateway_rules.py,
+                                           test_gateway_client_units.py,
                                            test_gateway_without_engine.py (broker)
     bounds    streams/bounds.py, streams/partitioning.py
                                         -> tests/contract/test_bounds_and_partitioning.py
@@ -90,7 +91,8 @@ GROUPS = (
                       "tradeguard/console/users.py"),
           ("tests/console/test_units.py", "tests/console/test_actions.py")),
     Group("gateway", ("tradeguard/gateway/client.py",),
-          ("tests/gateway/test_gateway_rules.py", "tests/gateway/test_gateway_without_engine.py")),
+          ("tests/gateway/test_gateway_rules.py", "tests/gateway/test_gateway_client_units.py",
+           "tests/gateway/test_gateway_without_engine.py")),
     Group("bounds", ("streams/bounds.py", "streams/partitioning.py"),
           ("tests/contract/test_bounds_and_partitioning.py",)),
 )
