@@ -135,6 +135,8 @@ def test_wrong_feature_matrix_shape_is_named():
     ("[order\nhold_at = 1", "not valid TOML"),
     ("[order]\nhold_at = 'high'", r"\[order\] hold_at must be a number"),
     ("[order]\nhold_at = 1.5", r"\[order\] hold_at must be in \[0, 1\]"),
+    ("[order]\nhold_at = 0.5\nblock_at = 1.01", r"\[order\] block_at must be in \[0, 1\], got 1.01"),
+    ("[order]\nhold_at = { at = 0.5 }", r"\[order\] hold_at must be a number, got \{'at': 0.5\}"),
     ("[order]\nhold_at = 0.9\nblock_at = 0.5", "hold_at must not exceed block_at"),
     ("[order.signals.new_device]\nweight = 21\nscale = 1", r"\[order.signals.new_device\] weight"),
     ("[order.signals.new_device]\nweight = 1\nscale = 1\ngroup = 'who'", "group must be one of"),
@@ -245,3 +247,14 @@ def test_policy_file_reloads_when_changed_and_keeps_the_last_good_one(tmp_path):
 def test_missing_policy_file_is_an_error(tmp_path):
     with pytest.raises(PolicyError, match="does not exist"):
         PolicyFile(tmp_path / "absent.toml")
+
+
+def test_session_signals_are_exactly_the_signals_of_the_session_group():
+    """The halt exemption sums these: a signal of another group among them would let a
+    session with that evidence count as unclean, or the reverse."""
+    from tradeguard.policy.config import SIGNAL_GROUPS
+    groups = {name: sig.group for name, sig in CFG.signals.items()}
+    assert set(groups.values()) == set(SIGNAL_GROUPS)  # every group is represented
+    assert CFG.session_signals == {n for n, g in groups.items() if g == "session"}
+    assert CFG.session_signals and CFG.session_signals != set(groups)
+
