@@ -7,12 +7,23 @@ and runs the group's tests against it: a mutant the tests fail on is *killed*,
 one they pass on *survived*, and each survivor is behaviour no test pins down.
 
 Groups (what is mutated -> the tests run against each mutant, with the doctests
-of the mutated package):
+of the mutated modules):
 
     features  tradeguard/features/*.py  -> tests/features
     models    tradeguard/models/*.py    -> tests/models
     policy    tradeguard/policy/*.py    -> tests/policy
     core      tradeguard/core/*.py      -> tests/core, tests/policy, tests/scorecard (in process)
+    signing   streams/signing.py        -> tests/contract/test_signing.py, test_control_keys.py
+    console   tradeguard/console/ access.py, sessions.py, users.py (who may do what, sessions,
+              CSRF, passwords)          -> tests/console/test_units.py, test_actions.py (broker)
+    gateway   tradeguard/gateway/client.py (deadlines, fallbacks)
+                                        -> tests/gateway/test_gateway_rules.py,
+                                           test_gateway_client_units.py,
+                                           test_gateway_without_engine.py (broker)
+    bounds    streams/bounds.py, streams/partitioning.py
+                                        -> tests/contract/test_bounds_and_partitioning.py
+
+A group whose tests start the embedded broker pays its start-up per mutant (seconds).
 
 The whole population of mutants takes hours on two cores (each mutant of a
 Numba module recompiles its kernels), so by default a seeded random sample of
@@ -53,7 +64,7 @@ DEFAULT_VENV = ROOT / ".venv-mutation"
 @dataclass(frozen=True)
 class Group:
     name: str
-    package: str  # the mutated package's folder
+    modules: tuple[str, ...]  # the mutated files, as globs from the repository root
     tests: tuple[str, ...]
     # Numba caches a kernel by its own file's stamp only: account.py's cached kernels
     # keep the old code of primitives.py's after it is mutated. Such groups compile
@@ -61,12 +72,29 @@ class Group:
     fresh_numba_cache: bool = False
 
 
+    def files(self, root: Path) -> list[str]:
+        """The mutated modules under ``root`` (package ``__init__`` files left out)."""
+        return sorted({str(p.relative_to(root)) for pattern in self.modules
+                       for p in root.glob(pattern) if p.name != "__init__.py"})
+
+
 GROUPS = (
-    Group("features", "tradeguard/features", ("tests/features",), fresh_numba_cache=True),
-    Group("models", "tradeguard/models", ("tests/models",)),
-    Group("policy", "tradeguard/policy", ("tests/policy",)),
-    Group("core", "tradeguard/core", ("tests/core", "tests/policy",
-                                      "tests/scorecard/test_key_figures.py")),
+    Group("features", ("tradeguard/features/*.py",), ("tests/features",),
+          fresh_numba_cache=True),
+    Group("models", ("tradeguard/models/*.py",), ("tests/models",)),
+    Group("policy", ("tradeguard/policy/*.py",), ("tests/policy",)),
+    Group("core", ("tradeguard/core/*.py",), ("tests/core", "tests/policy",
+                                              "tests/scorecard/test_key_figures.py")),
+    Group("signing", ("streams/signing.py",), ("tests/contract/test_signing.py",
+                                               "tests/contract/test_control_keys.py")),
+    Group("console", ("tradeguard/console/access.py", "tradeguard/console/sessions.py",
+                      "tradeguard/console/users.py"),
+          ("tests/console/test_units.py", "tests/console/test_actions.py")),
+    Group("gateway", ("tradeguard/gateway/client.py",),
+          ("tests/gateway/test_gateway_rules.py", "tests/gateway/test_gateway_client_units.py",
+           "tests/gateway/test_gateway_without_engine.py")),
+    Group("bounds", ("streams/bounds.py", "streams/partitioning.py"),
+          ("tests/contract/test_bounds_and_partitioning.py",)),
 )
 
 
@@ -94,13 +122,13 @@ def copy_checkout(dest: Path) -> None:
 
 def config(group: Group, work: Path, timeout_s: float) -> str:
     tests = [t for t in group.tests if (work / t).exists()]  # a run on an older tree
-    modules = sorted(str(p.relative_to(ROOT)) for p in (ROOT / group.package).glob("*.py")
-                     if p.name != "__init__.py")
+    modules = group.files(ROOT)
     # -x: a killed mutant stops at its first failing test; -p no:cacheprovider: no
     # .pytest_cache written between mutants.
     runner = ["-m", "benchmarks.mutation", "pytest"] if group.fresh_numba_cache else ["-m", "pytest"]
+    # -p benchmarks.mutation: this module as a pytest plugin (pytest_configure below)
     command = " ".join([sys.executable, *runner, "-x", "-q", "-p", "no:cacheprovider",
-                        "--no-header", *tests, group.package])
+                        "-p", "benchmarks.mutation", "--no-header", *tests, *modules])
     return "\n".join([
         "[cosmic-ray]",
         f"module-path = {json.dumps(modules)}",
@@ -278,7 +306,21 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def pytest_with_fresh_numba_cache(args: list[str]) -> int:
+def pytest_configure(config) -> None:
+    """As a pytest plugin (each mutant's test command): Hypothesis without its health checks.
+
+    On two shared cores a generator can be slow for reasons that have nothing to do with the
+    mutant (another engineer's build); a health check failing then would count the mutant as
+    killed, or fail the baseline. The properties themselves run unchanged.
+    """
+    from hypothesis import HealthCheck, settings
+
+    settings.register_profile("mutation", suppress_health_check=list(HealthCheck),
+                              deadline=None)
+    settings.load_profile("mutation")
+
+
+def run_pytest_with_fresh_numba_cache(args: list[str]) -> int:
     """pytest ``args`` with Numba compiling into an empty cache, removed afterwards."""
     with tempfile.TemporaryDirectory(prefix="numba-cache-") as cache:
         # Bounds checks on: Numba reads past an array's end silently, so a slice cut short
@@ -290,7 +332,7 @@ def pytest_with_fresh_numba_cache(args: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["pytest"]:  # the test command of a group with fresh_numba_cache
-        return pytest_with_fresh_numba_cache(argv[1:])
+        return run_pytest_with_fresh_numba_cache(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m benchmarks.mutation", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--groups", default=",".join(g.name for g in GROUPS))

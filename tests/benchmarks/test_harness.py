@@ -17,6 +17,8 @@ from benchmarks.__main__ import _missing, _plain
 from benchmarks.peers import shape
 from streams.records import AUTH_EVENT, ORDER, TRADE
 
+pytestmark = pytest.mark.quick  # pure and fast: `python -m pytest -m quick`
+
 
 @pytest.mark.parametrize("module", [stats, workload, report, profile, shape])
 def test_docstring_examples_run(module):

@@ -12,6 +12,8 @@ from streams.records import ORDER, SCHEMAS, TRADE
 from streams.schema import RecordError
 from streams.topics import TOPICS, topic
 
+pytestmark = pytest.mark.quick  # pure and fast: `python -m pytest -m quick`
+
 
 def test_shipped_schema_files_are_exactly_what_the_code_declares():
     files = rendered()

@@ -4,6 +4,8 @@ import pytest
 
 from tradeguard.runtime.settings import Settings, SettingsError
 
+pytestmark = pytest.mark.quick  # pure and fast: `python -m pytest -m quick`
+
 
 def test_defaults_and_environment():
     s = Settings.from_env(env={})

@@ -10,6 +10,8 @@ from streams.schema import RecordError
 from streams.topics import topic
 from streams.wire import BatchDecoder, to_dict
 
+pytestmark = pytest.mark.quick  # pure and fast: `python -m pytest -m quick`
+
 LISTED = {"ticker": "NASDAQ:ABCD", "market": "US", "venue": "NASDAQ", "currency": "JPY",
           "lot": 1, "listing_date": "2009-04-01", "shares_outstanding": 48_000_000,
           "reference_price": 412.0, "normal_daily_value": 2.5e8, "ts": 1_760_000_000_000}

@@ -19,6 +19,8 @@ from tradeguard.core.blocks import FlowBlock, ReasonsEncoder
 from tradeguard.policy.config import PolicyConfig
 from tradeguard.policy.orders import score_orders
 
+pytestmark = pytest.mark.quick  # pure and fast: `python -m pytest -m quick`
+
 T0 = 1_760_000_000_000
 CFG = PolicyConfig.defaults()
 

@@ -7,6 +7,7 @@ import itertools
 import time
 
 import numpy as np
+import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -59,6 +60,27 @@ def test_the_core_never_reads_the_wall_clock(stream, monkeypatch):
     assert got == baseline
 
 
-def test_actions_are_the_wire_names():
+def test_actions_are_the_wire_names(stream):
+    """The core's action codes reach the wire as the contract's names, by severity: the
+    names ``rows()`` reads, the names ``encode_decisions`` writes, the contract's enum and
+    the policy's verdicts agree code for code."""
+    from streams.records import DECISION
+    from streams.wire import encode_decisions
+    from tradeguard.core.blocks import ALLOW, BLOCK, HOLD, DecisionBlock
+    from tradeguard.policy import orders as policy_orders
+
     assert ACTIONS == ("allow", "hold", "block")
-    assert np.int8(2) == 2
+    assert (ACTIONS[ALLOW], ACTIONS[HOLD], ACTIONS[BLOCK]) == (
+        policy_orders.ALLOW, policy_orders.HOLD, policy_orders.BLOCK)
+    assert next(f for f in DECISION.fields if f.name == "action").enum == ACTIONS
+    codes = np.array([BLOCK, ALLOW, HOLD, BLOCK], dtype=np.int8)
+    block = DecisionBlock(order_id=["o0", "o1", "o2", "o3"], account_id=["a"] * 4,
+                          ticker=["7203"] * 4, side=["buy"] * 4, action=codes,
+                          score=np.array([0.9, 0.1, 0.5, 0.95]), reasons=[b"[]"] * 4,
+                          model_version=["m"] * 4, policy_version="p",
+                          order_ts=np.arange(4, dtype=np.int64))
+    wire = [orjson.loads(v)["action"] for v in encode_decisions(block, 0)]
+    assert wire == [r["action"] for r in block.rows()] == ["block", "allow", "hold", "block"]
+    # and what the core decided on the short scenario is spelled the same on the wire
+    _, (decisions, _, _) = stream
+    assert {d["action"] for d in decisions} == set(ACTIONS)

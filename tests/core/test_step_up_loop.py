@@ -9,6 +9,8 @@ import pytest
 
 from tradeguard.core import InProcessEngine
 
+pytestmark = pytest.mark.quick  # pure and fast: `python -m pytest -m quick`
+
 T0 = 1_760_000_000_000
 MIN = 60_000
 HOME = {"ip": "203.0.113.5", "device_id": "dev-home", "user_agent": "Mozilla/5.0 (home)",
@@ -43,6 +45,16 @@ def story(answer: str | None) -> list[tuple[str, dict]]:
     return records
 
 
+STEPPED_UP = ("step_up", T0 + MIN, None, "engine")  # its reason is checked apart, below
+
+
+def transitions(controls: list[dict]) -> list[tuple]:
+    """Each account control as (action, ts, reason, source); a step-up's reason is the
+    policy's wording of the score, so it is left out here (None)."""
+    return [(c["action"], c["ts"], None if c["action"] == "step_up" else c["reason"],
+             c["source"]) for c in controls]
+
+
 def run(records, batch_size=2048):
     """Decisions by order id and the account controls, in order."""
     decisions, controls, _ = run_with_flows(records, batch_size)
@@ -58,24 +70,31 @@ def test_the_takeover_sell_is_held_and_the_account_stepped_up_with_a_deadline():
 
 def test_a_passed_challenge_releases_and_trusts_the_session():
     decisions, controls = run(story("mfa_challenge_passed"))
-    assert [(c["action"], c["ts"]) for c in controls] == [("step_up", T0 + MIN),
-                                                          ("release", T0 + 2 * MIN)]
+    assert transitions(controls) == [STEPPED_UP, ("release", T0 + 2 * MIN,
+                                                   "passed the step-up challenge", "engine")]
+    assert controls[1]["evidence"] == {"order_id": "sell-all", "session_id": "s-1"}
     again = decisions["sell-again"]
     assert again["action"] == "allow", again
     assert not {r["code"] for r in again["reasons"]} & {"new_device", "account_step_up"}
 
 
-def test_a_failed_challenge_freezes():
+def test_a_failed_challenge_freezes_when_it_is_answered():
+    """At the answer's time and for the failure: the deadline's freeze (ten minutes on, for
+    silence) would reach the same end state, so the time and the reason are what show the
+    answer was read."""
     decisions, controls = run(story("mfa_challenge_failed"))
-    assert [c["action"] for c in controls] == ["step_up", "freeze"]
+    assert transitions(controls) == [STEPPED_UP, ("freeze", T0 + 2 * MIN,
+                                                  "failed the step-up challenge", "engine")]
+    assert controls[1]["evidence"] == {"order_id": "sell-all", "session_id": "s-1"}
     assert decisions["sell-again"]["action"] == "block"
     assert decisions["sell-again"]["reasons"][0]["code"] == "account_frozen"
 
 
 def test_an_unanswered_challenge_freezes_at_its_deadline():
     decisions, controls = run(story(None))
-    assert [(c["action"], c["ts"]) for c in controls] == [("step_up", T0 + MIN),
-                                                          ("freeze", T0 + 11 * MIN)]
+    assert transitions(controls) == [STEPPED_UP, ("freeze", T0 + 11 * MIN,
+                                                  "step-up challenge unanswered", "engine")]
+    assert controls[1]["evidence"] == {"order_id": "sell-all"}
     assert decisions["sell-again"]["action"] == "block"
 
 
@@ -83,7 +102,45 @@ def test_an_answer_after_the_deadline_does_not_release():
     records = story(None)
     records.insert(3, auth("mfa_challenge_passed", T0 + 12 * MIN, STRANGER))
     _, controls = run(records)
-    assert [c["action"] for c in controls] == ["step_up", "freeze"]
+    assert transitions(controls) == [STEPPED_UP, ("freeze", T0 + 11 * MIN,
+                                                  "step-up challenge unanswered", "engine")]
+
+
+DEADLINE = T0 + MIN + 600_000  # the step-up's answer_by: step_up_timeout_s after the sell
+
+
+@pytest.mark.parametrize("answer_at, expected", [
+    # one millisecond inside the deadline: the answer counts
+    (DEADLINE - 1, [("release", DEADLINE - 1, "passed the step-up challenge", "engine")]),
+    # on the deadline: the timeout has frozen the account at that instant, the answer is late
+    (DEADLINE, [("freeze", DEADLINE, "step-up challenge unanswered", "engine")]),
+    # an answer before the challenge was raised answers nothing: the timeout freezes later
+    (T0 + MIN - 1, [("freeze", DEADLINE, "step-up challenge unanswered", "engine")]),
+    # an answer at the step-up's own instant counts
+    (T0 + MIN, [("release", T0 + MIN, "passed the step-up challenge", "engine")]),
+])
+def test_a_pass_counts_from_the_step_up_until_one_millisecond_before_its_deadline(
+        answer_at, expected):
+    records = sorted(story(None)[:3] + [auth("mfa_challenge_passed", answer_at, STRANGER),
+                                        order("sell-again", T0 + 20 * MIN, qty=200,
+                                              holdings=50_000.0)],
+                     key=lambda r: r[1]["ts"])
+    decisions, controls = run(records)
+    assert transitions(controls) == [STEPPED_UP, *expected]
+    assert decisions["sell-again"]["action"] == ("allow" if expected[0][0] == "release"
+                                                 else "block")
+
+
+def test_the_step_up_s_record_names_its_order_score_and_deadline():
+    decisions, controls = run(story(None)[:3])
+    (step_up,) = controls
+    assert transitions(controls) == [STEPPED_UP]
+    assert step_up["account_id"] == "acct-1"
+    evidence = step_up["evidence"]
+    assert evidence["order_id"] == "sell-all" and evidence["answer_by"] == DEADLINE
+    assert evidence["score"] == decisions["sell-all"]["score"]
+    assert evidence["reasons"] == decisions["sell-all"]["reasons"]
+    assert step_up["reason"] == f"order sell-all scored {evidence['score']:.2f}"
 
 
 @pytest.mark.parametrize("answer", ["mfa_challenge_passed", "mfa_challenge_failed", None])
@@ -124,9 +181,12 @@ def test_controls_and_the_risk_the_ticker_side_reads_do_not_depend_on_the_batchi
         assert whole[2]["buy-pending"] >= 0.99
     else:  # the deadline passed before the label: its freeze is published, then the label's
         verdict = extra[0][1]["label"]
-        assert [(c["action"], c["reason"]) for c in whole[1]][1:3 if verdict == "legit" else 2] == [
-            ("freeze", "step-up challenge unanswered")] + (
-            [("release", "labelled legit by analyst-1")] if verdict == "legit" else [])
+        assert transitions(whole[1])[1:] == [
+            ("freeze", DEADLINE, "step-up challenge unanswered", "engine")] + (
+            # the label trusts no session: the stranger's next sell-off is challenged afresh
+            [("release", T0 + 12 * MIN, "labelled legit by analyst-1", "feedback"),
+             ("step_up", T0 + 20 * MIN, None, "engine")]
+            if verdict == "legit" else [])
     rnd = random.Random(11)
     for _ in range(8):
         sizes = iter(lambda: rnd.randint(1, 3), None)

@@ -26,6 +26,8 @@ from streams.topics import TOPICS  # noqa: E402
 from streams.strimzi import manifests  # noqa: E402
 from tradeguard.runtime.settings import Settings  # noqa: E402
 
+pytestmark = pytest.mark.quick  # pure and fast: `python -m pytest -m quick`
+
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 TOOLS = Path(os.environ.get("TRADEGUARD_DEPLOY_TOOLS", "/tmp/tradeguard-deploy-tools"))

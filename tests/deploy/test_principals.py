@@ -14,6 +14,8 @@ from streams.signing import CONTROL_TOPICS  # noqa: E402
 from streams.topics import TOPICS  # noqa: E402
 from tests.deploy.test_manifests import crd_validator  # noqa: E402
 
+pytestmark = pytest.mark.quick  # pure and fast: `python -m pytest -m quick`
+
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 BY_NAME = {p.name: p for p in PRINCIPALS}
 

@@ -17,6 +17,9 @@ from tradeguard.core import Shared
 from tradeguard.policy.config import PolicyFile
 from tradeguard.runtime.metrics import EngineMetrics
 from tradeguard.runtime.settings import Settings
+import pytest
+
+pytestmark = pytest.mark.quick  # pure and fast: `python -m pytest -m quick`
 
 
 def _context(board_restored: bool) -> SimpleNamespace:
@@ -55,6 +58,8 @@ def test_the_engine_starts_consuming_only_once_the_board_is_restored(monkeypatch
         engine = EngineService(Settings.from_env(env={}), Shared(), PolicyFile(None),
                                EngineMetrics(), board_ready, loop=asyncio.get_running_loop())
         waiting = asyncio.ensure_future(engine._start_when_board_ready())
+        # Wall clock on purpose: that nothing starts can only be watched for a while; 0.2 s
+        # gives the waiting task many turns of the loop to start too early.
         await asyncio.sleep(0.2)
         assert started == [] and engine.pipe is None and not engine.started_consuming
         board_ready.set()

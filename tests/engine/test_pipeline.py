@@ -139,7 +139,25 @@ def test_halted_ticker_blocks_buys_not_sells_and_the_halt_expires(engine_setting
             "source": "analyst", "ts": T0, "seq": 1}, ControlKeys.development()))
         gateway.flush()
         wait_for(lambda rs: any(n == "controls.tickers" for n, _ in rs), 30)
-        time.sleep(0.5)  # the worker's replicated board reads the same record
+        # The worker's replicated board reads the halt on a thread of its own: wait until it
+        # enforces it, seen on a probe buy of another account inside the halt, not a guess.
+        # (One account's buy cannot make an engine halt of its own on this ticker.)
+        probe = 0
+        deadline = time.monotonic() + 30
+
+        def probe_blocked(rs) -> bool:
+            ds = decisions_by_order(rs).get(f"o-probe-{probe}")
+            return bool(ds) and ds[0]["reasons"][:1] == [{"code": "ticker_halted", "value": 1.0}]
+
+        while True:
+            probe += 1
+            gateway.send("orders", {**order(1, "acct-probe", ticker="4592"),
+                                    "order_id": f"o-probe-{probe}"})
+            gateway.flush()
+            wait_for(lambda rs: f"o-probe-{probe}" in decisions_by_order(rs), 30)
+            if probe_blocked(seen):
+                break
+            assert time.monotonic() < deadline, "the halt was never enforced"
         gateway.send("orders", order(1, "acct-h", ticker="4592", side="buy"))
         gateway.send("orders", order(2, "acct-h", ticker="4592", side="sell"))
         # After the expiry (in the orders' time, however late they arrive) buys pass again.

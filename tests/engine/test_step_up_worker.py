@@ -10,6 +10,7 @@ import time
 import pytest
 
 from streams.signing import ControlKeys, sign
+from tests.faults.helpers import metric, wait_until
 from tradeguard.broker.clients import GatewayProducer, TopicReader
 
 pytestmark = pytest.mark.broker
@@ -51,7 +52,11 @@ def test_a_challenge_passed_releases_and_a_failed_one_freezes(engine_settings, s
             gateway.send("auth.events", auth(account, "login_success", now - 120_000, STRANGER,
                                              f"s-{account}"))
         gateway.flush()
-        time.sleep(1.0)
+        # Wait for the worker to have taken in the four logins (its own count), not a guess;
+        # the deadline covers its start-up (kernels compile cold in a fresh checkout).
+        wait_until(lambda: metric(engine_settings, "tradeguard_records_consumed_total",
+                                  topic="auth.events") >= 4, 180, "the logins consumed",
+                   worker.log_tail)
         for account in ("acct-pass", "acct-fail"):
             gateway.send("orders", sell(f"{account}-all", account, now - 60_000, 1000, 250_000.0,
                                         f"s-{account}"))
@@ -59,7 +64,8 @@ def test_a_challenge_passed_releases_and_a_failed_one_freezes(engine_settings, s
         until(lambda rs: sum(n == "controls.accounts" and v["action"] == "step_up"
                              for n, v in rs) == 2, "both accounts stepped up")
         step_ups = [v for n, v in got if n == "controls.accounts"]
-        assert all(v["evidence"]["answer_by"] > v["ts"] for v in step_ups)
+        assert [(v["ts"], v["evidence"]["answer_by"]) for v in step_ups] == [
+            (now - 60_000, now - 60_000 + 600_000)] * 2  # at the sell, with its deadline
 
         for account, answer in (("acct-pass", "mfa_challenge_passed"),
                                 ("acct-fail", "mfa_challenge_failed")):
@@ -68,15 +74,26 @@ def test_a_challenge_passed_releases_and_a_failed_one_freezes(engine_settings, s
             gateway.send("auth.events", sign(auth(account, answer, now - 30_000, STRANGER, s),
                                              ControlKeys.development()))
         gateway.flush()
-        time.sleep(1.0)
+        # The answers were read when their controls are out: the next orders come after them.
+        until(lambda rs: {(v["account_id"], v["action"]) for n, v in rs
+                          if n == "controls.accounts"} >= {("acct-pass", "release"),
+                                                           ("acct-fail", "freeze")},
+              "the answers' release and freeze")
+        answered = {v["account_id"]: v for n, v in got if n == "controls.accounts"
+                    and v["action"] in ("release", "freeze")}
+        # at the answer's event time and for the answer, not the deadline's timeout
+        assert {a: (v["action"], v["ts"], v["reason"]) for a, v in answered.items()} == {
+            "acct-pass": ("release", now - 30_000, "passed the step-up challenge"),
+            "acct-fail": ("freeze", now - 30_000, "failed the step-up challenge")}
         for account in ("acct-pass", "acct-fail"):
             gateway.send("orders", sell(f"{account}-again", account, now, 200, 50_000.0,
                                         f"s-{account}"))
         gateway.flush()
         until(lambda rs: {v["order_id"] for n, v in rs if n == "decisions"}
               >= {"acct-pass-again", "acct-fail-again"}, "the orders after the answers")
-    controls = {(v["account_id"], v["action"]) for n, v in got if n == "controls.accounts"}
-    assert ("acct-pass", "release") in controls and ("acct-fail", "freeze") in controls
+    controls = [(v["account_id"], v["action"]) for n, v in got if n == "controls.accounts"]
+    assert sorted(controls) == [("acct-fail", "freeze"), ("acct-fail", "step_up"),
+                                ("acct-pass", "release"), ("acct-pass", "step_up")]
     decided = {v["order_id"]: v for n, v in got if n == "decisions"}
     assert decided["acct-pass-again"]["action"] == "allow", decided["acct-pass-again"]
     assert decided["acct-fail-again"]["action"] == "block"

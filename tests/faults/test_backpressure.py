@@ -25,6 +25,9 @@ def test_a_poll_waits_for_room_and_is_queued_once():
                 got.append(await pipe.queue.get())
                 await asyncio.sleep(0)  # the next hand-over completes on the loop ...
                 time.sleep(1.2)  # ... then a step blocks it longer than the hand-over waits
+            # Wall clock on purpose: these waits are the slow consumer the test is about
+            # (longer than the hand-over's own timeout), and then room for a repeat that
+            # must not come: an absence can only be watched for a while.
             await asyncio.sleep(1.5)
             while not pipe.queue.empty():
                 got.append(pipe.queue.get_nowait())

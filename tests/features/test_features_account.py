@@ -7,6 +7,8 @@ from tradeguard.features import (ACCOUNT_FEATURES, LOGIN_FAILURE, LOGIN_SUCCESS,
                                  AuthBatch, OrderBatch)
 from tradeguard.features.ids import stable_hash64
 
+pytestmark = pytest.mark.quick  # pure and fast: `python -m pytest -m quick`
+
 T0 = 1_700_000_000_000
 MIN = 60_000
 

@@ -9,6 +9,8 @@ import pytest
 from tradeguard.features import DenseIds, OrderBatch, TradeBatch, stable_hash64
 from tradeguard.features.ids import grown
 
+pytestmark = pytest.mark.quick  # pure and fast: `python -m pytest -m quick`
+
 
 def test_stable_hash_is_the_same_in_another_process():
     here = int(stable_hash64("203.0.113.7"))

@@ -6,6 +6,8 @@ import pytest
 from tradeguard.features import (TICKER_FEATURES, FlowBatch,
                                  TickerFeatures, TickerParams, TradeBatch)
 
+pytestmark = pytest.mark.quick  # pure and fast: `python -m pytest -m quick`
+
 T0 = 1_700_000_000_000
 MIN = 60_000
 

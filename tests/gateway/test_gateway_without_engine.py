@@ -27,21 +27,32 @@ def settings(broker, tmp_path):
     return isolated_settings(broker, tmp_path, "nogw")
 
 
+DEADLINE_MS = 300
+# The deadline bounds the wait from above too: a client waiting ten times its deadline (3 s)
+# must fail. The bound leaves 1.7 s for the produce, the thread's wake-up and a loaded
+# machine's scheduling (measured: a few ms past the deadline), and still stays far below 10x.
+WAIT_AT_MOST_MS = DEADLINE_MS + 1_700
+
+
 @pytest.mark.parametrize("api", ["sync", "asyncio"])
 @pytest.mark.parametrize("mode, action", [("fail_open", "allow"), ("fail_closed", "hold")])
 def test_past_the_deadline_the_gateway_answers_by_its_mode(settings, mode, action, api, caplog):
     sent = order("acct-1")
     with GatewayClient(settings, mode=mode) as gateway, caplog.at_level(logging.INFO,
                                                                         "tradeguard.gateway"):
+        started = time.monotonic()
         if api == "sync":
-            d = gateway.submit(sent, deadline_ms=150)
+            d = gateway.submit(sent, deadline_ms=DEADLINE_MS)
         else:
-            d = asyncio.run(gateway.submit_async(sent, deadline_ms=150))
+            d = asyncio.run(gateway.submit_async(sent, deadline_ms=DEADLINE_MS))
+        waited_ms = (time.monotonic() - started) * 1000.0
         assert (d.order_id, d.action, d.decided_by, d.fallback) == (
             sent["order_id"], action, "gateway", mode)
         assert d.review == (mode == "fail_open")
-        assert d.reasons == ({"code": "engine_timeout", "value": 150.0},)
-        assert d.engine is None and d.elapsed_ms >= 150  # it did wait for the engine
+        assert d.reasons == ({"code": "engine_timeout", "value": float(DEADLINE_MS)},)
+        # it waited for the engine, as long as it says it did, and not much longer
+        assert d.engine is None and DEADLINE_MS <= d.elapsed_ms <= waited_ms
+        assert waited_ms < WAIT_AT_MOST_MS, f"waited {waited_ms:.0f} ms for {DEADLINE_MS} ms"
         assert sample(gateway, "tradeguard_gateway_timeouts_total") == 1
         assert sample(gateway, "tradeguard_gateway_fallbacks_total", mode=mode,
                       action=action) == 1
@@ -79,7 +90,10 @@ def test_bad_calls_get_clear_errors(settings):
 def test_a_cancelled_submit_leaves_nothing_pending(settings):
     async def cancel_one(gateway) -> None:
         task = asyncio.create_task(gateway.submit_async(order("acct-1"), deadline_ms=30_000))
-        await asyncio.sleep(0.2)
+        deadline = time.monotonic() + 10
+        while gateway.counts()["pending"] != 1:  # cancelled while in flight, not before
+            assert time.monotonic() < deadline and not task.done(), gateway.counts()
+            await asyncio.sleep(0.01)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
@@ -88,6 +102,43 @@ def test_a_cancelled_submit_leaves_nothing_pending(settings):
         asyncio.run(cancel_one(gateway))
         assert gateway.counts() == {"pending": 0, "awaiting": 0}
         assert sample(gateway, "tradeguard_gateway_in_flight") == 0
+
+
+def test_an_order_that_cannot_be_queued_is_answered_by_the_mode_and_counted(settings, caplog):
+    """The producer's local queue full until the deadline (one message of room, a broker it
+    cannot reach): the order is answered by the mode, counted as a produce error and logged,
+    not reported as sent."""
+    dead_end = {"bootstrap.servers": "127.0.0.1:9", "queue.buffering.max.messages": 1,
+                "message.timeout.ms": 60_000}
+    with GatewayClient(settings, mode="fail_closed", producer_config=dead_end) as gateway, \
+            caplog.at_level(logging.ERROR, "tradeguard.gateway"):
+        queued = gateway.submit(order("acct-1"), deadline_ms=50)  # takes the one place
+        assert (queued.action, queued.fallback) == ("hold", "fail_closed")
+        assert sample(gateway, "tradeguard_gateway_produce_errors_total") == 0
+        stuck = order("acct-2")
+        d = gateway.submit(stuck, deadline_ms=50)
+        assert (d.action, d.decided_by, d.fallback) == ("hold", "gateway", "fail_closed")
+        assert sample(gateway, "tradeguard_gateway_produce_errors_total") == 1
+        # nothing to wait for from the engine: the order never left
+        assert gateway.counts() == {"pending": 0, "awaiting": 1}
+    assert any(f"order {stuck['order_id']} not sent" in r.getMessage() for r in caplog.records)
+
+
+def test_a_control_no_stricter_than_the_fallback_is_not_counted_as_an_override(settings):
+    """fail_closed already holds: a step-up (a hold) adds nothing, a freeze (a block) does."""
+    producer = GatewayProducer(settings)
+    producer.send("controls.accounts", control("account", "acct-step", "step_up"))
+    producer.send("controls.accounts", control("account", "acct-frozen", "freeze"))
+    producer.flush()
+    with GatewayClient(settings, mode="fail_closed") as gateway:
+        stepped = gateway.submit(order("acct-step", "7203", "sell"), deadline_ms=50)
+        assert (stepped.action, stepped.fallback) == ("hold", "fail_closed")
+        assert sample(gateway, "tradeguard_gateway_control_overrides_total",
+                      reason="account_step_up") == 0
+        frozen = gateway.submit(order("acct-frozen", "7203", "sell"), deadline_ms=30_000)
+        assert frozen.action == "block"
+        assert sample(gateway, "tradeguard_gateway_control_overrides_total",
+                      reason="account_frozen") == 1
 
 
 def control(kind: str, key: str, action: str, expires_at: int | None = None) -> dict:
@@ -131,7 +182,8 @@ def test_halts_and_account_controls_are_enforced_at_the_gateway_without_the_engi
         halted = gateway.submit(order("acct-1", "9999", "buy"), deadline_ms=30_000)
         assert (halted.action, halted.decided_by, halted.fallback) == ("block", "gateway", None)
         assert halted.reasons[0]["code"] == "ticker_halted"
-        assert halted.elapsed_ms < 30_000  # a block needs no engine: no wait for the deadline
+        # a block needs no engine: no wait for the deadline (30 s), nor for any part of it
+        assert halted.elapsed_ms < WAIT_AT_MOST_MS, halted.elapsed_ms
 
         frozen = gateway.submit(order("acct-frozen", "7203", "sell"), deadline_ms=30_000)
         assert (frozen.action, frozen.reasons[0]["code"]) == ("block", "account_frozen")

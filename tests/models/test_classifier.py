@@ -8,6 +8,8 @@ from synthetic_accounts import COLUMNS, SQUASH, account_stream, roc_auc
 
 from tradeguard.models import FraudClassifier
 
+pytestmark = pytest.mark.quick  # pure and fast: `python -m pytest -m quick`
+
 
 def test_cold_model_returns_the_documented_prior():
     X, y = account_stream(300, fraud_share=0.0, seed=3)

@@ -9,6 +9,8 @@ import pytest
 
 import tradeguard.models
 
+pytestmark = pytest.mark.quick  # pure and fast: `python -m pytest -m quick`
+
 # The modules whose docstrings carry examples (base and hst_numba have none).
 MODULES = ["tradeguard.models." + m for m in ("anomaly", "classifier", "squash")]
 

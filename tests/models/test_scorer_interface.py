@@ -11,6 +11,8 @@ from synthetic_accounts import COLUMNS, SQUASH, account_stream
 from tradeguard.models import AccountAnomaly, FraudClassifier, OrderScorer, SnapshotError
 from tradeguard.models.base import MAGIC
 
+pytestmark = pytest.mark.quick  # pure and fast: `python -m pytest -m quick`
+
 X, Y = account_stream(1_200, fraud_share=0.05, seed=7)
 
 # Small windows so the anomaly model is past its first window after a few hundred vectors.

@@ -1,4 +1,7 @@
 from tradeguard.core.board import ControlBoard
+import pytest
+
+pytestmark = pytest.mark.quick  # pure and fast: `python -m pytest -m quick`
 
 
 def halt(ticker, expires_at, ts=0):

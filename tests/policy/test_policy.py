@@ -13,6 +13,8 @@ from hypothesis.extra.numpy import arrays
 from tradeguard.policy.config import PolicyConfig, PolicyError, PolicyFile
 from tradeguard.policy.orders import ALLOW, BLOCK, HOLD, MIN_REASON_RISK, score_orders
 
+pytestmark = pytest.mark.quick  # pure and fast: `python -m pytest -m quick`
+
 CFG = PolicyConfig.defaults()
 NAMES = ("new_device", "new_ip", "new_asn", "new_country", "new_user_agent",
          "failed_logins_before", "liquidation_ratio", "thin_ticker_notional_x_adv")
@@ -133,6 +135,8 @@ def test_wrong_feature_matrix_shape_is_named():
     ("[order\nhold_at = 1", "not valid TOML"),
     ("[order]\nhold_at = 'high'", r"\[order\] hold_at must be a number"),
     ("[order]\nhold_at = 1.5", r"\[order\] hold_at must be in \[0, 1\]"),
+    ("[order]\nhold_at = 0.5\nblock_at = 1.01", r"\[order\] block_at must be in \[0, 1\], got 1.01"),
+    ("[order]\nhold_at = { at = 0.5 }", r"\[order\] hold_at must be a number, got \{'at': 0.5\}"),
     ("[order]\nhold_at = 0.9\nblock_at = 0.5", "hold_at must not exceed block_at"),
     ("[order.signals.new_device]\nweight = 21\nscale = 1", r"\[order.signals.new_device\] weight"),
     ("[order.signals.new_device]\nweight = 1\nscale = 1\ngroup = 'who'", "group must be one of"),
@@ -152,13 +156,63 @@ def test_bad_policy_files_are_refused_with_the_key_named(tmp_path, text, message
         PolicyFile(path)
 
 
-@pytest.mark.parametrize("text", ["[ticker]\nwindow_s = 1", "[ticker]\nwindow_s = 1.5",
-                                  "[order]\nhold_at = 0\nblock_at = 0",
-                                  "[account]\nstep_up_at = 0.8\nfreeze_at = 0.8"])
-def test_values_on_the_bounds_are_accepted(tmp_path, text):
+def _prior_only(cfg: PolicyConfig):
+    """Three orders with no evidence: each scores the prior, strictly between 0 and 1."""
+    return score_orders(np.ones((3, 1)), ("not_a_signal",), cfg)
+
+
+def _takeover_controls(cfg: PolicyConfig) -> list[str]:
+    """The account controls a stranger's sell-off raises under ``cfg`` (the step-up story)."""
+    from tests.core.test_step_up_loop import story
+    from tradeguard.core import InProcessEngine
+    controls = []
+    for out in InProcessEngine(policy=cfg).run(story(None)[:3]):
+        controls += [c["action"] for c in out.account_controls]
+    return controls
+
+
+def _window_used(cfg: PolicyConfig) -> float:
+    """The ticker side's window, as the features it builds from the policy have it."""
+    from tradeguard.core.tickers import TickerCore
+    return TickerCore()._features(cfg).params.window_s
+
+
+@pytest.mark.parametrize("text, used", [
+    # the lowest thresholds: every order, even with no evidence, is blocked
+    ("[order]\nhold_at = 0\nblock_at = 0",
+     lambda cfg: (cfg.hold_at, cfg.block_at, _prior_only(cfg).actions(cfg)) == (
+         0.0, 0.0, [BLOCK] * 3)),
+    # the highest: nothing short of certainty holds
+    ("[order]\nhold_at = 1\nblock_at = 1",
+     lambda cfg: (cfg.hold_at, cfg.block_at, _prior_only(cfg).actions(cfg)) == (
+         1.0, 1.0, [ALLOW] * 3)),
+    # hold and block on one value: at it, block (the stricter) wins
+    ("[order]\nprior_log_odds = 0\nhold_at = 0.5\nblock_at = 0.5",
+     lambda cfg: _prior_only(cfg).scores.tolist() == [0.5] * 3
+     and _prior_only(cfg).actions(cfg) == [BLOCK] * 3),
+    # step-up and freeze on one value: the takeover's sell-off freezes at once, no challenge
+    ("[account]\nstep_up_at = 0.8\nfreeze_at = 0.8",
+     lambda cfg: (cfg.step_up_at, cfg.freeze_at, _takeover_controls(cfg)) == (
+         0.8, 0.8, ["freeze"])),
+    # the ticker window's smallest value is one bucket of the ticker features (30 s)
+    ("[ticker]\nwindow_s = 30", lambda cfg: _window_used(cfg) == cfg.window_s == 30.0),
+    ("[ticker]\nwindow_s = 90", lambda cfg: _window_used(cfg) == cfg.window_s == 90.0),
+])
+def test_values_on_the_bounds_are_accepted_and_used(tmp_path, text, used):
     path = tmp_path / "policy.toml"
     path.write_text(text)
-    PolicyFile(path)
+    cfg = PolicyFile(path).current()
+    assert used(cfg)
+
+
+@pytest.mark.parametrize("window_s", [1, 1.5, 29, 45])
+def test_a_ticker_window_the_features_cannot_cut_into_buckets_is_refused(tmp_path, window_s):
+    """The policy used to accept 1 s and the ticker side then failed on its first order flow
+    (``TickerParams``: a whole number of 30 s buckets): refused at load, with the key named."""
+    path = tmp_path / "policy.toml"
+    path.write_text(f"[ticker]\nwindow_s = {window_s}")
+    with pytest.raises(PolicyError, match=r"\[ticker\] window_s must be a whole number of 30 s"):
+        PolicyFile(path)
 
 
 @settings(max_examples=100, deadline=None)
@@ -193,3 +247,14 @@ def test_policy_file_reloads_when_changed_and_keeps_the_last_good_one(tmp_path):
 def test_missing_policy_file_is_an_error(tmp_path):
     with pytest.raises(PolicyError, match="does not exist"):
         PolicyFile(tmp_path / "absent.toml")
+
+
+def test_session_signals_are_exactly_the_signals_of_the_session_group():
+    """The halt exemption sums these: a signal of another group among them would let a
+    session with that evidence count as unclean, or the reverse."""
+    from tradeguard.policy.config import SIGNAL_GROUPS
+    groups = {name: sig.group for name, sig in CFG.signals.items()}
+    assert set(groups.values()) == set(SIGNAL_GROUPS)  # every group is represented
+    assert CFG.session_signals == {n for n, g in groups.items() if g == "session"}
+    assert CFG.session_signals and CFG.session_signals != set(groups)
+

@@ -10,6 +10,8 @@ from hypothesis import strategies as st
 from tradeguard.replay.compare import (LOGIN_RACE_MS, DecisionComparison, Decided, Evidence,
                                        compare_controls, diagnose)
 
+pytestmark = pytest.mark.quick  # pure and fast: `python -m pytest -m quick`
+
 T = 1_744_761_600_000
 
 

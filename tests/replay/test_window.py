@@ -10,6 +10,8 @@ from streams.records import TS_MAX, TS_MIN
 from tradeguard.replay.window import (ReplayWindow, WindowError, format_ms, parse_duration,
                                       parse_instant)
 
+pytestmark = pytest.mark.quick  # pure and fast: `python -m pytest -m quick`
+
 
 @given(st.integers(TS_MIN, TS_MAX))
 def test_an_instant_survives_formatting_and_parsing(ms):

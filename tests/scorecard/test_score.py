@@ -9,6 +9,8 @@ from tradeguard.scorecard.score import threshold_curve
 from tradeguard.simulator.truth import (Accomplice, FraudOrder, GroundTruth, HardNegative,
                                         TakenOverAccount, TargetedTicker)
 
+pytestmark = pytest.mark.quick  # pure and fast: `python -m pytest -m quick`
+
 OPEN = 1_000_000
 PUMPED, NEWS, CALM = "9999", "8888", "7203"
 

@@ -15,6 +15,8 @@ import pytest
 from tradeguard.simulator.responses import AnalystDesk, CustomerResponses, Review
 from tradeguard.simulator.scenario import ResponsesConfig, ScenarioError, parse_scenario
 
+pytestmark = pytest.mark.quick  # pure and fast: `python -m pytest -m quick`
+
 N = 400  # step-ups per statistical check
 
 

@@ -11,6 +11,8 @@ from sim_invariants import SCENARIOS
 from tradeguard.simulator import GroundTruth, replay
 from tradeguard.simulator.replay import simulate
 
+pytestmark = pytest.mark.quick  # pure and fast: `python -m pytest -m quick`
+
 
 class Recorder:
     """A producer that remembers what it was sent, and a fake clock it advances on sleep."""

@@ -7,6 +7,8 @@ from sim_invariants import SCENARIOS
 
 from tradeguard.simulator import ScenarioError, load_scenario, parse_scenario
 
+pytestmark = pytest.mark.quick  # pure and fast: `python -m pytest -m quick`
+
 
 @pytest.mark.parametrize("path", sorted(SCENARIOS.glob("*.toml")), ids=lambda p: p.stem)
 def test_shipped_scenarios_load(path):

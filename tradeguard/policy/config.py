@@ -168,10 +168,23 @@ class PolicyConfig:
             raise PolicyError("[order] hold_at must not exceed block_at")
         if cfg.step_up_at > cfg.freeze_at:
             raise PolicyError("[account] step_up_at must not exceed freeze_at")
+        bucket_s = _ticker_bucket_s()
+        if not float(cfg.window_s / bucket_s).is_integer():
+            # the ticker side cuts its window into buckets: any other window loaded here and
+            # then failed at the first order flow (TickerParams)
+            raise PolicyError(f"[ticker] window_s must be a whole number of {bucket_s:g} s "
+                              f"buckets, got {cfg.window_s:g}")
         return cfg
 
 
 _SIGNAL_KEYS = frozenset({"weight", "scale", "offset", "group", "discount_by"})
+
+
+def _ticker_bucket_s() -> float:
+    """The ticker features' bucket: the resolution of ``[ticker] window_s``."""
+    from tradeguard.features.ticker import TickerParams
+
+    return TickerParams.bucket_s
 
 
 def _baseline_features() -> frozenset[str]:
