@@ -16,6 +16,7 @@ import asyncio
 import gc
 import logging
 import time
+import uuid
 from typing import Any
 
 import mode
@@ -64,7 +65,8 @@ class EngineService(mode.Service):
         self.limits = Limits.from_settings(settings)
         self.out_topics = {n: settings.topic(n) for n in (
             "decisions", "tickers.flow", "controls.accounts", "controls.tickers",
-            "tickers.profile", "deadletter", "state.snapshots", "decisions.shadow")}
+            "tickers.profile", "deadletter", "state.snapshots", "decisions.shadow",
+            "engine.steps")}
         self.partitions: dict[int, PartitionState] = {}
         self.pipe: KafkaPipe | None = None
         self.snapshots = SnapshotStore(settings)
@@ -72,6 +74,13 @@ class EngineService(mode.Service):
         self._snapshot_cursor = 0
         self.last_snapshot_at: float | None = None
         self.started_consuming = False
+        # Provenance (docs/replay.md): this incarnation's id, its step count, and the
+        # replicated offsets already stamped (each step carries only what changed).
+        self.incarnation = uuid.uuid4().hex[:12]
+        self._steps = 0
+        self._step_ref: str | None = None
+        self._seen_stamped: dict[tuple[str, int], int] = {}
+        self._restored: dict[str, dict] = {}
 
     def _fresh(self) -> PartitionCore:
         return PartitionCore(self.shared, self.settings.home_market, self.settings.anomaly_window)
@@ -198,10 +207,11 @@ class EngineService(mode.Service):
         # for the trades that close the profile period it reads (one period before it):
         # received or not, trades not decided yet hold back the orders after them.
         now = time.monotonic()
+        wait_s = self.settings.align_wait_ms / 1000
         ready: dict[int, Inputs] = {}
         for p, state in self.partitions.items():
             if state.stashed or p in touched:
-                inputs = state.release(lagging, p, now, sides=(TICKER_TOPICS,))
+                inputs = state.release(lagging, p, now, sides=(TICKER_TOPICS,), wait_s=wait_s)
                 if inputs is not None:
                     ready[p] = inputs
         limits = [self.partitions[p].last_ts("auth.events")
@@ -212,13 +222,17 @@ class EngineService(mode.Service):
         account_limit = min(limits) if limits else None
         for p, state in self.partitions.items():
             if state.stashed or p in touched:
-                inputs = state.release(lagging, p, now, account_limit, sides=(ACCOUNT_TOPICS,))
+                inputs = state.release(lagging, p, now, account_limit, sides=(ACCOUNT_TOPICS,),
+                                       wait_s=wait_s)
                 if inputs is not None:
                     if p in ready:
                         ready[p].orders, ready[p].auth = inputs.orders, inputs.auth
                         ready[p].feedback = inputs.feedback
                     else:
                         ready[p] = inputs
+        # Decide now, record what was known: the step's provenance goes out before its
+        # decisions, which name it (``step``), in the same delivery (committed together).
+        self._step_ref = self._stamp(ready, delivery, wall) if ready else None
         # Every login released is indexed for the shared-infrastructure signal before any
         # order is decided, whichever partition each is on (the index answers by event
         # time), so the answer does not depend on the order partitions are walked.
@@ -252,6 +266,30 @@ class EngineService(mode.Service):
         pipe.track(delivery)
         self.metrics.observe_step(poll.count, decided, time.perf_counter() - started)
 
+    def _stamp(self, ready: dict[int, Inputs], delivery: Delivery, wall: int) -> str:
+        """Produce this step's ``engine.steps`` record; its reference, ``worker/step``.
+
+        What the core was fed (per partition and topic, the [first, end) offsets released)
+        and what the worker had applied of every replicated partition (only what changed
+        since its previous step): with the input topics, enough to feed a core exactly
+        what this step fed it (tradeguard/replay/provenance.py).
+        """
+        self._steps += 1
+        released = {str(p): self.partitions[p].take_released() for p in ready}
+        seen: dict[str, dict[str, int]] = {}
+        stamped = self._seen_stamped
+        for (name, q), offset in self.shared.seen.items():
+            if stamped.get((name, q)) != offset:
+                stamped[(name, q)] = offset
+                seen.setdefault(name, {})[str(q)] = offset
+        record = {"worker": self.incarnation, "step": self._steps, "released": released,
+                  "seen": seen, "ts": wall}
+        if self._restored:
+            record["restored"], self._restored = self._restored, {}
+        self.pipe.produce(self.out_topics["engine.steps"], self.incarnation.encode(),
+                          orjson.dumps(record), delivery)
+        return f"{self.incarnation}/{self._steps}"
+
     def _shadow(self, partitions: list[int], delivery: Delivery) -> None:
         cfg = self.shadow_policy.current()
         produce, topic = self.pipe.produce, self.out_topics["decisions.shadow"]
@@ -282,7 +320,8 @@ class EngineService(mode.Service):
         produce, topics = self.pipe.produce, self.out_topics
         if len(out.decisions):
             wall = now_ms()
-            for key, value in zip(out.decisions.account_id, encode_decisions(out.decisions, wall)):
+            for key, value in zip(out.decisions.account_id,
+                                  encode_decisions(out.decisions, wall, self._step_ref)):
                 produce(topics["decisions"], key.encode(), value, delivery)
             for key, value in zip(out.flows.ticker, encode_flows(out.flows)):
                 produce(topics["tickers.flow"], key.encode(), value, delivery)
@@ -319,6 +358,12 @@ class EngineService(mode.Service):
             self.policy.current, self._fresh)
         self.partitions.update(restored)
         self.metrics.restored.inc(len(restored))
+        for p, state in restored.items():  # provenance: the next step record names them
+            self._restored[str(p)] = {
+                "generation": state.generation,
+                "from": {self.names[t]: o for t, o in state.skip_below.items()},
+                "to": {self.names[t]: o for (t, q), o in item.committed.items()
+                       if q == p and o is not None and t in self.names}}
 
     async def _revoked(self, item: Revoked) -> None:
         pipe = self.pipe

@@ -1,0 +1,266 @@
+"""Exact replay: each live step fed again to the core, from its provenance (``engine.steps``).
+
+A live worker decides now with what it has read, and records what that was: per step,
+the [first, end) offsets of every input partition it fed the core, and how far it had
+read each replicated partition (controls.*, tickers.profile, reference.tickers and the
+auth.events of every partition, for the login index). This module re-executes those
+steps, worker incarnation by incarnation, as ``agents/engine.py`` ``_step`` ran them:
+
+- the incarnation's shared state (board, profiles, login index) is brought to the
+  recorded offsets of each replicated partition before the step, exactly as far as
+  the worker had applied them (control records with a bad signature refused, as live);
+- each partition's records of the step, less what the live path dead-lettered, go to
+  its core: every ticker side first (its profiles applied at once), every released
+  login indexed, then every account side;
+- each decision is compared with the one published under the same ``step`` reference:
+  action, score, reasons, model and policy version, all equal or it is a difference.
+
+A partition's core moves to the next incarnation that owns it with the state it had
+(``PartitionCore`` bytes). A restored worker's core is built from a snapshot and a
+restore replay instead: that is exact only as far as restore replays what the steps fed
+(docs/replay.md says where it is not).
+"""
+
+from __future__ import annotations
+
+import time
+from bisect import bisect_left
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from streams.signing import CONTROL_TOPICS, ControlKeys, unsigned_or_forged
+from streams.wire import to_dict
+from tradeguard.core import INPUT_TOPICS, Inputs, PartitionCore, Shared
+from tradeguard.core.blocks import ACTIONS as ACTION_CODES
+from tradeguard.policy.config import PolicyConfig
+from tradeguard.runtime.settings import Settings
+
+__all__ = ["REPLICATED", "StepReplay", "compare", "decode_steps", "read", "replay_steps"]
+
+#: What every worker reads whole (auth.events: every partition), in agents/controls.py.
+REPLICATED = ("controls.tickers", "controls.accounts", "tickers.profile", "auth.events",
+              "reference.tickers")
+#: Fields that make two decisions the same decision.
+SAME = ("action", "score", "reasons", "model_version", "policy_version")
+
+
+def decode_steps(values: list[bytes]) -> list[dict[str, Any]]:
+    """``engine.steps`` values, grouped by incarnation in step order, incarnations by start."""
+    by_worker: dict[str, list[dict]] = defaultdict(list)
+    for v in values:
+        step = orjson.loads(v)
+        by_worker[step["worker"]].append(step)
+    out = []
+    for steps in sorted(by_worker.values(), key=lambda ss: min(s["ts"] for s in ss)):
+        out += sorted(steps, key=lambda s: s["step"])
+    return out
+
+
+@dataclass
+class _Worker:
+    shared: Shared
+    applied: dict[tuple[str, int], int] = field(default_factory=dict)  # next offset applied
+
+
+class StepReplay:
+    """Recorded steps through fresh cores; decisions keyed by (order_id, step reference).
+
+    ``inputs``: (registry topic, partition) -> {offset: typed record} for the input topics;
+    ``replicated``: (registry topic, partition) -> [(offset, typed record, raw value)] in
+    offset order; ``dead``: (registry topic, partition, offset) the live path dead-lettered.
+    """
+
+    def __init__(self, settings: Settings, policy: PolicyConfig,
+                 inputs: dict[tuple[str, int], dict[int, Any]],
+                 replicated: dict[tuple[str, int], list[tuple[int, Any, bytes]]],
+                 dead: set[tuple[str, int, int]]) -> None:
+        self.settings, self.policy = settings, policy
+        self.inputs, self.replicated, self.dead = inputs, replicated, dead
+        self.keys = ControlKeys.from_settings(settings)
+        self.cores: dict[int, PartitionCore] = {}
+        self.owner: dict[int, str] = {}  # partition -> incarnation whose core it is
+        self.workers: dict[str, _Worker] = {}
+        self.decided: dict[tuple[str, str], dict[str, Any]] = {}
+        self.handovers = 0  # partitions whose core moved to another incarnation
+        self.seconds: dict[str, float] = defaultdict(float)
+        self.steps = 0
+        self._offsets: dict[tuple[str, int], list[int]] = {}
+
+    # -- one step -----------------------------------------------------------------------
+
+    def run(self, steps: list[dict[str, Any]]) -> None:
+        for step in steps:
+            self.step(step)
+
+    def step(self, step: dict[str, Any]) -> None:
+        started = time.perf_counter()
+        worker = self.workers.get(step["worker"])
+        if worker is None:
+            worker = self.workers[step["worker"]] = _Worker(Shared())
+        self._catch_up(worker, step)
+        caught = time.perf_counter()
+        shared, cfg = worker.shared, self.policy
+        ready: dict[int, Inputs] = {}
+        for key, spans in step["released"].items():
+            p = int(key)
+            ready[p] = self._inputs(p, spans)
+            self._core(p, step["worker"], shared)
+        outs = {}
+        for p, inputs in ready.items():
+            outs[p] = self.cores[p].process_tickers(inputs, cfg)
+            shared.apply_profiles(outs[p].profiles)
+        for inputs in ready.values():
+            shared.infra.observe(inputs.auth)
+        ref = f"{step['worker']}/{step['step']}"
+        for p, inputs in ready.items():
+            out = self.cores[p].process_accounts(inputs, cfg, outs[p])
+            self._collect(out.decisions, ref)
+        self.steps += 1
+        self.seconds["shared"] += caught - started
+        self.seconds["core"] += time.perf_counter() - caught
+
+    def _core(self, p: int, worker: str, shared: Shared) -> None:
+        core = self.cores.get(p)
+        if core is None:
+            self.cores[p] = PartitionCore(shared, self.settings.home_market,
+                                          self.settings.anomaly_window)
+        elif self.owner[p] != worker:  # the partition moved: its state, this worker's shared
+            self.cores[p] = PartitionCore.from_bytes(core.to_bytes(), shared)
+            self.handovers += 1
+        self.owner[p] = worker
+
+    def _inputs(self, p: int, spans: dict[str, list[int]]) -> Inputs:
+        inputs, dead = Inputs(), self.dead
+        for name in INPUT_TOPICS:  # the order the live release adds them in does not matter
+            span = spans.get(name)
+            if not span:
+                continue
+            held = self.inputs.get((name, p), {})
+            records = [held[o] for o in range(span[0], span[1])
+                       if o in held and (name, p, o) not in dead]
+            if records:
+                inputs.add(name, records)
+        return inputs
+
+    def _catch_up(self, worker: _Worker, step: dict[str, Any]) -> None:
+        """Apply replicated records up to the step's ``seen`` offsets, as the replica did."""
+        shared = worker.shared
+        for name, parts in step["seen"].items():
+            for key, end in parts.items():
+                q = int(key)
+                start = worker.applied.get((name, q), 0)
+                if end <= start:
+                    continue
+                held = self.replicated.get((name, q), [])
+                offsets = self._offsets.get((name, q))
+                if offsets is None:
+                    offsets = self._offsets[(name, q)] = [r[0] for r in held]
+                rows = held[bisect_left(offsets, start):bisect_left(offsets, end)]
+                worker.applied[(name, q)] = end
+                if name in CONTROL_TOPICS:
+                    refused = {i for i, _ in unsigned_or_forged([r[2] for r in rows], self.keys)}
+                    rows = [r for i, r in enumerate(rows) if i not in refused]
+                records = [r[1] for r in rows]
+                if name == "auth.events":
+                    shared.infra.observe(records)
+                elif name == "controls.tickers":
+                    for r in records:
+                        shared.board.apply_ticker(to_dict(r))
+                elif name == "controls.accounts":
+                    for r in records:
+                        shared.board.apply_account(to_dict(r))
+                elif name == "tickers.profile":
+                    shared.apply_profiles(records)
+                else:
+                    shared.apply(name, records)
+
+    def _collect(self, block: Any, ref: str) -> None:
+        if not len(block):
+            return
+        policy = block.policy_version
+        for oid, action, score, reasons, model in zip(
+                block.order_id, block.action.tolist(), block.score.tolist(), block.reasons,
+                block.model_version):
+            self.decided[(oid, ref)] = {"action": ACTION_CODES[action], "score": score,
+                                        "reasons": orjson.loads(reasons),
+                                        "model_version": model, "policy_version": policy}
+
+
+def compare(live: list[dict[str, Any]], replayed: dict[tuple[str, str], dict[str, Any]],
+            start_ms: int | None = None, end_ms: int | None = None) -> dict[str, Any]:
+    """Every live decision with a ``step`` against the replayed one under the same reference."""
+    compared = identical = unstamped = 0
+    differences = []
+    for d in live:
+        if (start_ms is not None and d["order_ts"] < start_ms) or \
+                (end_ms is not None and d["order_ts"] >= end_ms):
+            continue
+        if not d.get("step"):
+            unstamped += 1
+            continue
+        compared += 1
+        mine = replayed.get((d["order_id"], d["step"]))
+        if mine is not None and all(mine[k] == d[k] for k in SAME):
+            identical += 1
+        elif len(differences) < 1000:
+            differences.append({"order_id": d["order_id"], "step": d["step"],
+                                "live": {k: d[k] for k in SAME}, "replay": mine})
+    return {"compared": compared, "identical": identical, "unstamped": unstamped,
+            "differences": differences, "exact": compared == identical}
+
+
+def read(settings: Settings) -> dict[str, Any]:
+    """Everything an exact replay needs, read whole from the topics (``recorded.SourceReader``).
+
+    The input topics (typed records by offset), the replicated ones (with their raw values,
+    for the signatures), the dead letters, the published decisions and the steps.
+    """
+    from tradeguard.replay.recorded import RecordedTopics, SourceReader
+    topics = RecordedTopics(settings)
+    try:
+        names = (*INPUT_TOPICS, *REPLICATED[:3], "reference.tickers", "deadletter",
+                 "decisions", "engine.steps")
+        starts = {(n, p): o for n in dict.fromkeys(names)
+                  for p, o in topics.starts(n, None).items()}
+    finally:
+        topics.close()
+    reader = SourceReader(settings, starts, keep_values=True,
+                          to_end=frozenset(n for n, _ in starts))
+    chunks = reader.read_all()
+    full = {settings.topic(n): n for n in INPUT_TOPICS}
+    inputs: dict[tuple[str, int], dict[int, Any]] = {}
+    replicated: dict[tuple[str, int], list[tuple[int, Any, bytes]]] = {}
+    dead: set[tuple[str, int, int]] = set()
+    decisions, steps = [], []
+    for (name, p), c in chunks.items():
+        if name in INPUT_TOPICS:
+            inputs[(name, p)] = dict(zip(c.offsets, c.records))
+        if name in REPLICATED:
+            replicated[(name, p)] = list(zip(c.offsets, c.records, c.values))
+        if name == "deadletter":
+            dead |= {(full[r.source_topic], r.partition, r.offset) for r in c.records
+                     if r.source_topic in full}
+        elif name == "decisions":
+            decisions += [to_dict(r) for r in c.records]
+        elif name == "engine.steps":
+            steps += c.values
+    return {"inputs": inputs, "replicated": replicated, "dead": dead, "decisions": decisions,
+            "steps": decode_steps(steps), "records": reader.read}
+
+
+def replay_steps(settings: Settings, policy: PolicyConfig, recorded: dict[str, Any],
+                 start_ms: int | None = None, end_ms: int | None = None) -> dict[str, Any]:
+    """Re-execute every recorded step under ``policy``; compare with the published decisions."""
+    started = time.perf_counter()
+    run = StepReplay(settings, policy, recorded["inputs"], recorded["replicated"],
+                     recorded["dead"])
+    run.run(recorded["steps"])
+    result = compare(recorded["decisions"], run.decided, start_ms, end_ms)
+    result.update(steps=run.steps, workers=len(run.workers), handovers=run.handovers,
+                  replayed=len(run.decided), policy_version=policy.version,
+                  seconds={k: round(v, 3) for k, v in run.seconds.items()},
+                  seconds_total=round(time.perf_counter() - started, 3))
+    return result
