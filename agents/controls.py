@@ -115,6 +115,7 @@ class ControlReplica:
             # Provenance: what this worker has read of each replicated partition, refused
             # and bad records included (they were read, and left out the same way each time).
             for m in messages:
+                shared.seen_from.setdefault((name, m.partition()), m.offset())
                 shared.seen[(name, m.partition())] = m.offset() + 1
             if name in CONTROL_TOPICS:
                 messages = self._signed(name, messages)

@@ -230,9 +230,6 @@ class EngineService(mode.Service):
                         ready[p].feedback = inputs.feedback
                     else:
                         ready[p] = inputs
-        # Decide now, record what was known: the step's provenance goes out before its
-        # decisions, which name it (``step``), in the same delivery (committed together).
-        self._step_ref = self._stamp(ready, delivery, wall) if ready else None
         # Every login released is indexed for the shared-infrastructure signal before any
         # order is decided, whichever partition each is on (the index answers by event
         # time), so the answer does not depend on the order partitions are walked.
@@ -246,6 +243,9 @@ class EngineService(mode.Service):
         for p, inputs in ready.items():
             outs[p] = self.partitions[p].core.process_tickers(inputs, cfg)
             self.shared.apply_profiles(outs[p].profiles)
+        # Decide now, record what was known: the step's provenance goes out before its
+        # decisions, which name it (``step``), in the same delivery (committed together).
+        self._step_ref = self._stamp(ready, outs, delivery, wall) if ready else None
         deciding = []
         for p, inputs in ready.items():
             out = self.partitions[p].core.process_accounts(inputs, cfg, outs[p])
@@ -266,13 +266,16 @@ class EngineService(mode.Service):
         pipe.track(delivery)
         self.metrics.observe_step(poll.count, decided, time.perf_counter() - started)
 
-    def _stamp(self, ready: dict[int, Inputs], delivery: Delivery, wall: int) -> str:
+    def _stamp(self, ready: dict[int, Inputs], outs: dict, delivery: Delivery,
+               wall: int) -> str:
         """Produce this step's ``engine.steps`` record; its reference, ``worker/step``.
 
         What the core was fed (per partition and topic, the [first, end) offsets released)
         and what the worker had applied of every replicated partition (only what changed
-        since its previous step): with the input topics, enough to feed a core exactly
-        what this step fed it (tradeguard/replay/provenance.py).
+        since its previous step), and the profiles its ticker sides applied at once
+        (a restore runs one partition and cannot compute the others'): with the input
+        topics, enough to feed a core exactly what this step fed it
+        (tradeguard/replay/provenance.py).
         """
         self._steps += 1
         released = {str(p): self.partitions[p].take_released() for p in ready}
@@ -283,7 +286,13 @@ class EngineService(mode.Service):
                 stamped[(name, q)] = offset
                 seen.setdefault(name, {})[str(q)] = offset
         record = {"worker": self.incarnation, "step": self._steps, "released": released,
-                  "seen": seen, "ts": wall}
+                  "seen": seen, "ts": wall,
+                  "profiles": [[d["ticker"], d["ts"], d["adv_value"], d["last_price"]]
+                               for out in outs.values() for d in out.profiles]}
+        if self._steps == 1:  # where the replicated reader began (auth.events: a day back)
+            record["seen_from"] = {}
+            for (name, q), first in self.shared.seen_from.items():
+                record["seen_from"].setdefault(name, {})[str(q)] = first
         if self._restored:
             record["restored"], self._restored = self._restored, {}
         self.pipe.produce(self.out_topics["engine.steps"], self.incarnation.encode(),

@@ -33,6 +33,7 @@ from streams.wire import BatchDecoder
 from tradeguard.core import ACCOUNT_TOPICS, INPUT_TOPICS, TICKER_TOPICS, Inputs, PartitionCore, Shared
 from tradeguard.core.board import ControlBoard
 from tradeguard.policy.config import PolicyConfig
+from tradeguard.replay import provenance
 from tradeguard.runtime.settings import Settings
 
 __all__ = ["PartitionState", "SnapshotStore", "read_all", "restore_partitions"]
@@ -279,6 +280,8 @@ def restore_partitions(settings: Settings, shared: Shared, partitions: set[int],
     try:
         snapshots = SnapshotStore(settings).load(consumer, partitions)
         dead: set[tuple[str, int, int]] | None = None
+        recorded: dict[str, Any] | None = None
+        names = {settings.topic(n): n for n in INPUT_TOPICS}
         out = {}
         for p in sorted(partitions):
             manifest, blob = snapshots.get(p, (None, b""))
@@ -308,18 +311,35 @@ def restore_partitions(settings: Settings, shared: Shared, partitions: set[int],
                     continue  # nothing between the snapshot and where consumption resumes
                 ranges.append(TopicPartition(full, p, start))
                 stop[(full, p)] = end
-            if dead is None:  # read once, for every partition restored
-                dead = dead_lettered(settings, consumer, min(
-                    (m["ts"] for m in (v[0] for v in snapshots.values())), default=None))
-            replayed = replay(settings, core, read_all(consumer, ranges, stop), policy(),
-                              dead)
+            if recorded is None:  # read once, for every partition restored
+                recorded = provenance.read(settings)
+            done = {n: o for (t, q), o in committed.items()
+                    if q == p and o is not None and t in names for n in (names[t],)}
+            if any(str(p) in step["released"] for step in recorded["steps"]):
+                # Exact: the steps that fed p between the snapshot and the committed offsets,
+                # fed again as they ran live (what each had read of every input).
+                start = {names[t]: o for t, o in snap.items()}
+                run = provenance.StepReplay(
+                    settings, policy(), recorded["inputs"], recorded["replicated"],
+                    recorded["dead"], only={p}, cores={p: core},
+                    bounds={p: {n: (start.get(n, 0), done.get(n, 0)) for n in INPUT_TOPICS}})
+                run.run(recorded["steps"])
+                core = PartitionCore.from_bytes(run.cores[p].to_bytes(), shared)
+                replayed = run.steps
+            else:  # no provenance (workers of an older release): event-time order
+                if dead is None:
+                    dead = dead_lettered(settings, consumer, min(
+                        (m["ts"] for m in (v[0] for v in snapshots.values())), default=None))
+                replayed = replay(settings, core, read_all(consumer, ranges, stop), policy(),
+                                  dead)
             log.debug("partition %d: snapshot offsets %s, replayed up to %s", p, snap, stop)
             out[p] = PartitionState(core, skip_below=snap,
                                     generation=manifest["generation"] if manifest else 0)
             out[p].next_offsets = dict(snap)
-            log.info("restored partition %d from %s plus %d replayed records",
+            log.info("restored partition %d from %s plus %d replayed %s",
                      p, f"snapshot generation {manifest['generation']}" if manifest else "scratch",
-                     replayed)
+                     replayed, "steps (provenance)" if recorded and recorded["steps"]
+                     else "records")
         log.info("restored %d partitions in %.2fs", len(partitions), time.monotonic() - started)
         return out
     finally:

@@ -201,6 +201,11 @@ ENGINE_STEP = RecordSchema(
               "applied (controls.*, tickers.profile, reference.tickers, auth.events); only "
               "what changed since the incarnation's previous step."),
         Field("ts", "integer", _ENGINE_TS, minimum=0),
+        Field("profiles", "array", "Ticker profiles this step's ticker sides applied at once, "
+              "as [ticker, ts, adv_value, last_price].", required=False, nullable=True),
+        Field("seen_from", "object", "On an incarnation's first step: where its replicated "
+              "reader began, topic -> partition -> first offset applied.", required=False,
+              nullable=True),
         Field("restored", "object", "Partitions restored just before this step: partition -> "
               "snapshot generation (0: none) and the offsets the restore replayed from and to.",
               required=False, nullable=True),

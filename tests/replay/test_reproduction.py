@@ -99,6 +99,19 @@ def test_the_live_policy_reproduces_the_published_decisions(recording, live_poli
         not c["differences"] and not report["halts"]["added"] + report["halts"]["removed"])
 
 
+def test_every_live_decision_is_reproduced_exactly_from_its_provenance(recording,
+                                                                       live_policy_report):
+    """Score for score, reasons included: no difference is acceptable, named or not."""
+    s = recording.session
+    exact = live_policy_report["provenance"]["live_policy"]
+    published = sum(len(ds) for ds in recording.decided.values())
+    assert exact["differences"] == []
+    assert exact["compared"] == exact["identical"] == published > 300
+    assert exact["unstamped"] == 0
+    in_range = sum(len(ds) for ds in _published(recording, s.open_ms, s.close_ms).values())
+    assert exact["range"]["compared"] == exact["range"]["identical"] == in_range > 50
+
+
 @pytest.fixture(scope="module")
 def candidate_report(recording):
     defaults = tomllib.loads(DEFAULT_POLICY_FILE.read_text())

@@ -106,6 +106,7 @@ class Shared:
     #: (registry topic, partition) -> next offset applied here from a replicated topic: a
     #: worker's provenance (what it had read when it decided), stamped on its steps.
     seen: dict[tuple[str, int], int] = field(default_factory=dict)
+    seen_from: dict[tuple[str, int], int] = field(default_factory=dict)  # first offset applied
 
     def apply_profiles(self, profiles: list[Any]) -> None:
         for p in profiles:

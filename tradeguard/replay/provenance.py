@@ -38,7 +38,8 @@ from tradeguard.core.blocks import ACTIONS as ACTION_CODES
 from tradeguard.policy.config import PolicyConfig
 from tradeguard.runtime.settings import Settings
 
-__all__ = ["REPLICATED", "StepReplay", "compare", "decode_steps", "read", "replay_steps"]
+__all__ = ["REPLICATED", "StepReplay", "compare", "decode_steps", "read", "replay_steps",
+           "superseded"]
 
 #: What every worker reads whole (auth.events: every partition), in agents/controls.py.
 REPLICATED = ("controls.tickers", "controls.accounts", "tickers.profile", "auth.events",
@@ -65,56 +66,122 @@ class _Worker:
     applied: dict[tuple[str, int], int] = field(default_factory=dict)  # next offset applied
 
 
+def superseded(steps: list[dict[str, Any]]) -> set[tuple[str, int, int]]:
+    """(worker, step, partition) whose work a later incarnation's restore redid.
+
+    A worker restoring partition p resumes at the committed offsets (``restored.to``):
+    what an earlier incarnation decided of p past them (it crashed before committing)
+    was decided again by the restorer. Those earlier steps' decisions were published and
+    are reproduced, but the state they left is not the one the restorer started from.
+    """
+    out: set[tuple[str, int, int]] = set()
+    order = {w: i for i, w in enumerate(dict.fromkeys(s["worker"] for s in steps))}
+    restores = [(order[s["worker"]], int(p), r.get("to", {}))
+                for s in steps for p, r in (s.get("restored") or {}).items()]
+    if not restores:
+        return out
+    for s in steps:
+        mine = order[s["worker"]]
+        for key, spans in s["released"].items():
+            p = int(key)
+            for later, q, to in restores:
+                if q == p and later > mine and any(
+                        name in to and span[1] > to[name] for name, span in spans.items()):
+                    out.add((s["worker"], s["step"], p))
+                    break
+    return out
+
+
 class StepReplay:
-    """Recorded steps through fresh cores; decisions keyed by (order_id, step reference).
+    """Recorded steps through the cores; decisions keyed by (order_id, step reference).
 
     ``inputs``: (registry topic, partition) -> {offset: typed record} for the input topics;
     ``replicated``: (registry topic, partition) -> [(offset, typed record, raw value)] in
     offset order; ``dead``: (registry topic, partition, offset) the live path dead-lettered.
+
+    ``only`` (a restore): run only these partitions' cores, from ``cores`` as given, and
+    only the parts of steps within ``bounds`` (partition -> topic -> [from, to) offsets);
+    the other partitions' released logins and every stamped profile still shape the
+    shared state, as they did live.
     """
 
     def __init__(self, settings: Settings, policy: PolicyConfig,
                  inputs: dict[tuple[str, int], dict[int, Any]],
                  replicated: dict[tuple[str, int], list[tuple[int, Any, bytes]]],
-                 dead: set[tuple[str, int, int]]) -> None:
+                 dead: set[tuple[str, int, int]], only: set[int] | None = None,
+                 cores: dict[int, PartitionCore] | None = None,
+                 bounds: dict[int, dict[str, tuple[int, int]]] | None = None) -> None:
         self.settings, self.policy = settings, policy
         self.inputs, self.replicated, self.dead = inputs, replicated, dead
         self.keys = ControlKeys.from_settings(settings)
-        self.cores: dict[int, PartitionCore] = {}
+        self.only, self.bounds = only, bounds or {}
+        self.cores: dict[int, PartitionCore] = dict(cores or {})
         self.owner: dict[int, str] = {}  # partition -> incarnation whose core it is
         self.workers: dict[str, _Worker] = {}
         self.decided: dict[tuple[str, str], dict[str, Any]] = {}
         self.handovers = 0  # partitions whose core moved to another incarnation
+        self.restored = 0  # partitions reloaded at a restore from the state at its offsets
+        self.profile_mismatches = 0  # profiles computed again unlike the stamped ones
         self.seconds: dict[str, float] = defaultdict(float)
         self.steps = 0
         self._offsets: dict[tuple[str, int], list[int]] = {}
+        self._superseded: set[tuple[str, int, int]] = set()
+        self._checkpoints: dict[int, bytes] = {}  # p -> core before superseded work
 
     # -- one step -----------------------------------------------------------------------
 
     def run(self, steps: list[dict[str, Any]]) -> None:
+        self._superseded = superseded(steps)
         for step in steps:
             self.step(step)
 
     def step(self, step: dict[str, Any]) -> None:
         started = time.perf_counter()
-        worker = self.workers.get(step["worker"])
+        name = step["worker"]
+        worker = self.workers.get(name)
         if worker is None:
-            worker = self.workers[step["worker"]] = _Worker(Shared())
+            worker = self.workers[name] = _Worker(Shared())
+            for topic, parts in (step.get("seen_from") or {}).items():
+                for key, first in parts.items():  # where its replicated reader began
+                    worker.applied[(topic, int(key))] = first
         self._catch_up(worker, step)
         caught = time.perf_counter()
         shared, cfg = worker.shared, self.policy
+        for key in (step.get("restored") or {}):
+            p = int(key)
+            if p in self._checkpoints:  # the restorer began from the state at its offsets
+                self.cores[p] = PartitionCore.from_bytes(self._checkpoints.pop(p), shared)
+                self.owner[p] = name
+                self.restored += 1
         ready: dict[int, Inputs] = {}
+        logins = []
         for key, spans in step["released"].items():
             p = int(key)
-            ready[p] = self._inputs(p, spans)
-            self._core(p, step["worker"], shared)
+            inputs = self._inputs(p, spans)
+            logins.append(inputs.auth)
+            if not self._runs(step, p, spans):
+                continue
+            ready[p] = inputs
+            self._core(p, name, shared)
+            if (name, step["step"], p) in self._superseded and p not in self._checkpoints:
+                self._checkpoints[p] = self.cores[p].to_bytes()
         outs = {}
         for p, inputs in ready.items():
             outs[p] = self.cores[p].process_tickers(inputs, cfg)
-            shared.apply_profiles(outs[p].profiles)
-        for inputs in ready.values():
-            shared.infra.observe(inputs.auth)
-        ref = f"{step['worker']}/{step['step']}"
+        stamped = step.get("profiles")
+        if stamped is None:  # steps stamped before profiles were: the ones computed again
+            for out in outs.values():
+                shared.apply_profiles(out.profiles)
+        else:
+            for ticker, ts, adv, price in stamped:
+                shared.profiles.apply(ticker, ts, adv, price)
+            computed = [(d["ticker"], d["ts"], d["adv_value"], d["last_price"])
+                        for out in outs.values() for d in out.profiles]
+            if self.only is None and computed != [tuple(x) for x in stamped]:
+                self.profile_mismatches += 1
+        for auth in logins:
+            shared.infra.observe(auth)
+        ref = f"{name}/{step['step']}"
         for p, inputs in ready.items():
             out = self.cores[p].process_accounts(inputs, cfg, outs[p])
             self._collect(out.decisions, ref)
@@ -122,14 +189,25 @@ class StepReplay:
         self.seconds["shared"] += caught - started
         self.seconds["core"] += time.perf_counter() - caught
 
+    def _runs(self, step: dict[str, Any], p: int, spans: dict[str, list[int]]) -> bool:
+        """Whether partition p's part of ``step`` goes through its core here."""
+        if self.only is None:
+            return True
+        if p not in self.only or (step["worker"], step["step"], p) in self._superseded:
+            return False
+        bounds = self.bounds.get(p, {})
+        return all(name not in bounds or bounds[name][0] <= span[0] and span[1] <= bounds[name][1]
+                   for name, span in spans.items())
+
     def _core(self, p: int, worker: str, shared: Shared) -> None:
         core = self.cores.get(p)
         if core is None:
             self.cores[p] = PartitionCore(shared, self.settings.home_market,
                                           self.settings.anomaly_window)
-        elif self.owner[p] != worker:  # the partition moved: its state, this worker's shared
+        elif self.owner.get(p, worker) != worker or core.shared is not shared:
+            # The partition moved (or a restore's core): its state, this worker's shared.
             self.cores[p] = PartitionCore.from_bytes(core.to_bytes(), shared)
-            self.handovers += 1
+            self.handovers += self.owner.get(p, worker) != worker
         self.owner[p] = worker
 
     def _inputs(self, p: int, spans: dict[str, list[int]]) -> Inputs:
@@ -258,8 +336,11 @@ def replay_steps(settings: Settings, policy: PolicyConfig, recorded: dict[str, A
     run = StepReplay(settings, policy, recorded["inputs"], recorded["replicated"],
                      recorded["dead"])
     run.run(recorded["steps"])
-    result = compare(recorded["decisions"], run.decided, start_ms, end_ms)
+    result = compare(recorded["decisions"], run.decided)  # every step, the history's too
+    result["range"] = {k: v for k, v in compare(recorded["decisions"], run.decided, start_ms,
+                                                 end_ms).items() if k != "differences"}
     result.update(steps=run.steps, workers=len(run.workers), handovers=run.handovers,
+                  restored=run.restored, profile_mismatches=run.profile_mismatches,
                   replayed=len(run.decided), policy_version=policy.version,
                   seconds={k: round(v, 3) for k, v in run.seconds.items()},
                   seconds_total=round(time.perf_counter() - started, 3))
