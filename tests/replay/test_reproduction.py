@@ -104,6 +104,7 @@ def test_every_live_decision_is_reproduced_exactly_from_its_provenance(recording
     """Score for score, reasons included: no difference is acceptable, named or not."""
     s = recording.session
     exact = live_policy_report["provenance"]["live_policy"]
+    print({k: exact[k] for k in ("compared", "identical", "steps", "cost", "seconds_total")})
     published = sum(len(ds) for ds in recording.decided.values())
     assert exact["differences"] == []
     assert exact["compared"] == exact["identical"] == published > 300

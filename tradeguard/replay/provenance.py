@@ -268,9 +268,15 @@ class StepReplay:
 
 
 def compare(live: list[dict[str, Any]], replayed: dict[tuple[str, str], dict[str, Any]],
-            start_ms: int | None = None, end_ms: int | None = None) -> dict[str, Any]:
-    """Every live decision with a ``step`` against the replayed one under the same reference."""
-    compared = identical = unstamped = 0
+            start_ms: int | None = None, end_ms: int | None = None,
+            steps: set[str] | None = None) -> dict[str, Any]:
+    """Every live decision with a ``step`` against the replayed one under the same reference.
+
+    ``steps``: the step references recorded. A decision naming another was published by a
+    worker killed before its step record was delivered (never committed: its successor
+    decided the order again): counted in ``step_lost``, not compared.
+    """
+    compared = identical = unstamped = lost = 0
     differences = []
     for d in live:
         if (start_ms is not None and d["order_ts"] < start_ms) or \
@@ -278,6 +284,9 @@ def compare(live: list[dict[str, Any]], replayed: dict[tuple[str, str], dict[str
             continue
         if not d.get("step"):
             unstamped += 1
+            continue
+        if steps is not None and d["step"] not in steps:
+            lost += 1
             continue
         compared += 1
         mine = replayed.get((d["order_id"], d["step"]))
@@ -287,6 +296,7 @@ def compare(live: list[dict[str, Any]], replayed: dict[tuple[str, str], dict[str
             differences.append({"order_id": d["order_id"], "step": d["step"],
                                 "live": {k: d[k] for k in SAME}, "replay": mine})
     return {"compared": compared, "identical": identical, "unstamped": unstamped,
+            "step_lost": lost,
             "differences": differences, "exact": compared == identical}
 
 
@@ -326,7 +336,8 @@ def read(settings: Settings) -> dict[str, Any]:
         elif name == "engine.steps":
             steps += c.values
     return {"inputs": inputs, "replicated": replicated, "dead": dead, "decisions": decisions,
-            "steps": decode_steps(steps), "records": reader.read}
+            "steps": decode_steps(steps), "records": reader.read,
+            "step_bytes": sum(len(v) for v in steps)}
 
 
 def replay_steps(settings: Settings, policy: PolicyConfig, recorded: dict[str, Any],
@@ -336,9 +347,16 @@ def replay_steps(settings: Settings, policy: PolicyConfig, recorded: dict[str, A
     run = StepReplay(settings, policy, recorded["inputs"], recorded["replicated"],
                      recorded["dead"])
     run.run(recorded["steps"])
-    result = compare(recorded["decisions"], run.decided)  # every step, the history's too
+    refs = {f"{s['worker']}/{s['step']}" for s in recorded["steps"]}
+    result = compare(recorded["decisions"], run.decided, steps=refs)  # the history's too
     result["range"] = {k: v for k, v in compare(recorded["decisions"], run.decided, start_ms,
-                                                 end_ms).items() if k != "differences"}
+                                                 end_ms, refs).items() if k != "differences"}
+    stamped = [d for d in recorded["decisions"] if d.get("step")]
+    result["cost"] = {  # what provenance costs on the wire (docs/replay.md)
+        "step_records": len(recorded["steps"]), "step_bytes": recorded["step_bytes"],
+        "bytes_per_step": round(recorded["step_bytes"] / max(len(recorded["steps"]), 1), 1),
+        "bytes_per_decision": round((recorded["step_bytes"] + sum(
+            len(d["step"]) + 10 for d in stamped)) / max(len(stamped), 1), 1)}
     result.update(steps=run.steps, workers=len(run.workers), handovers=run.handovers,
                   restored=run.restored, profile_mismatches=run.profile_mismatches,
                   replayed=len(run.decided), policy_version=policy.version,
