@@ -310,11 +310,19 @@ def read(settings: Settings) -> dict[str, Any]:
     topics = RecordedTopics(settings)
     try:
         names = (*INPUT_TOPICS, *REPLICATED[:3], "reference.tickers", "deadletter",
-                 "decisions", "engine.steps")
+                 "decisions")
         starts = {(n, p): o for n in dict.fromkeys(names)
                   for p, o in topics.starts(n, None).items()}
+        first = {("engine.steps", p): o for p, o in topics.starts("engine.steps", None).items()}
     finally:
         topics.close()
+    # The steps first: without any (workers of an older release) nothing else is read.
+    steps = [v for c in SourceReader(settings, first, keep_values=True,
+                                     to_end=frozenset({"engine.steps"})).read_all().values()
+             for v in c.values]
+    if not steps:
+        return {"inputs": {}, "replicated": {}, "dead": set(), "decisions": [], "steps": [],
+                "records": 0, "step_bytes": 0}
     reader = SourceReader(settings, starts, keep_values=True,
                           to_end=frozenset(n for n, _ in starts))
     chunks = reader.read_all()
@@ -322,7 +330,7 @@ def read(settings: Settings) -> dict[str, Any]:
     inputs: dict[tuple[str, int], dict[int, Any]] = {}
     replicated: dict[tuple[str, int], list[tuple[int, Any, bytes]]] = {}
     dead: set[tuple[str, int, int]] = set()
-    decisions, steps = [], []
+    decisions = []
     for (name, p), c in chunks.items():
         if name in INPUT_TOPICS:
             inputs[(name, p)] = dict(zip(c.offsets, c.records))
@@ -333,8 +341,6 @@ def read(settings: Settings) -> dict[str, Any]:
                      if r.source_topic in full}
         elif name == "decisions":
             decisions += [to_dict(r) for r in c.records]
-        elif name == "engine.steps":
-            steps += c.values
     return {"inputs": inputs, "replicated": replicated, "dead": dead, "decisions": decisions,
             "steps": decode_steps(steps), "records": reader.read,
             "step_bytes": sum(len(v) for v in steps)}
