@@ -281,18 +281,19 @@ class EngineService(mode.Service):
         released = {str(p): self.partitions[p].take_released() for p in ready}
         seen: dict[str, dict[str, int]] = {}
         stamped = self._seen_stamped
+        first: dict[str, dict[str, int]] = {}
         for (name, q), offset in self.shared.seen.items():
             if stamped.get((name, q)) != offset:
+                if (name, q) not in stamped:  # where the replicated reader began reading it
+                    first.setdefault(name, {})[str(q)] = self.shared.seen_from[(name, q)]
                 stamped[(name, q)] = offset
                 seen.setdefault(name, {})[str(q)] = offset
         record = {"worker": self.incarnation, "step": self._steps, "released": released,
                   "seen": seen, "ts": wall,
                   "profiles": [[d["ticker"], d["ts"], d["adv_value"], d["last_price"]]
                                for out in outs.values() for d in out.profiles]}
-        if self._steps == 1:  # where the replicated reader began (auth.events: a day back)
-            record["seen_from"] = {}
-            for (name, q), first in self.shared.seen_from.items():
-                record["seen_from"].setdefault(name, {})[str(q)] = first
+        if first:  # logins are read from a day back, not from the partition's start
+            record["seen_from"] = first
         if self._restored:
             record["restored"], self._restored = self._restored, {}
         self.pipe.produce(self.out_topics["engine.steps"], self.incarnation.encode(),

@@ -34,7 +34,7 @@ def _fake(partitions: int) -> SimpleNamespace:
     for name in ("controls.tickers", "controls.accounts", "tickers.profile", "auth.events",
                  "reference.tickers"):
         for q in range(partitions):
-            shared.seen[(name, q)] = 1000
+            shared.seen[(name, q)] = shared.seen_from[(name, q)] = 1000
     engine = SimpleNamespace(
         incarnation="3c195ec0f580", _steps=0, _seen_stamped={}, _restored={}, shared=shared,
         partitions={p: PartitionState(core=None) for p in range(partitions)},

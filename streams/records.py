@@ -203,9 +203,9 @@ ENGINE_STEP = RecordSchema(
         Field("ts", "integer", _ENGINE_TS, minimum=0),
         Field("profiles", "array", "Ticker profiles this step's ticker sides applied at once, "
               "as [ticker, ts, adv_value, last_price].", required=False, nullable=True),
-        Field("seen_from", "object", "On an incarnation's first step: where its replicated "
-              "reader began, topic -> partition -> first offset applied.", required=False,
-              nullable=True),
+        Field("seen_from", "object", "Where the replicated reader began, topic -> partition "
+              "-> first offset applied, on the first step that names the partition in `seen`.",
+              required=False, nullable=True),
         Field("restored", "object", "Partitions restored just before this step: partition -> "
               "snapshot generation (0: none) and the offsets the restore replayed from and to.",
               required=False, nullable=True),

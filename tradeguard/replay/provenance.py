@@ -141,9 +141,9 @@ class StepReplay:
         worker = self.workers.get(name)
         if worker is None:
             worker = self.workers[name] = _Worker(Shared())
-            for topic, parts in (step.get("seen_from") or {}).items():
-                for key, first in parts.items():  # where its replicated reader began
-                    worker.applied[(topic, int(key))] = first
+        for topic, parts in (step.get("seen_from") or {}).items():
+            for key, first in parts.items():  # where its replicated reader began
+                worker.applied.setdefault((topic, int(key)), first)
         self._catch_up(worker, step)
         caught = time.perf_counter()
         shared, cfg = worker.shared, self.policy
