@@ -165,6 +165,8 @@ class StepReplay:
             self._core(p, name, shared)
             if (name, step["step"], p) in self._superseded and p not in self._checkpoints:
                 self._checkpoints[p] = self.cores[p].to_bytes()
+        for auth in logins:  # as live: every released login indexed before any side runs
+            shared.infra.observe(auth)
         outs = {}
         for p, inputs in ready.items():
             outs[p] = self.cores[p].process_tickers(inputs, cfg)
@@ -179,8 +181,6 @@ class StepReplay:
                         for out in outs.values() for d in out.profiles]
             if self.only is None and computed != [tuple(x) for x in stamped]:
                 self.profile_mismatches += 1
-        for auth in logins:
-            shared.infra.observe(auth)
         ref = f"{name}/{step['step']}"
         for p, inputs in ready.items():
             out = self.cores[p].process_accounts(inputs, cfg, outs[p])
