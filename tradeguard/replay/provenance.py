@@ -10,8 +10,8 @@ steps, worker incarnation by incarnation, as ``agents/engine.py`` ``_step`` ran 
   recorded offsets of each replicated partition before the step, exactly as far as
   the worker had applied them (control records with a bad signature refused, as live);
 - each partition's records of the step, less what the live path dead-lettered, go to
-  its core: every ticker side first (its profiles applied at once), every released
-  login indexed, then every account side;
+  its core: every released login indexed first, then every ticker side (the profiles it
+  applied at once, as stamped), then every account side;
 - each decision is compared with the one published under the same ``step`` reference:
   action, score, reasons, model and policy version, all equal or it is a difference.
 
