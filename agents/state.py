@@ -327,11 +327,11 @@ def restore_partitions(settings: Settings, shared: Shared, partitions: set[int],
                 core = PartitionCore.from_bytes(run.cores[p].to_bytes(), shared)
                 replayed = run.steps
             else:  # no provenance (workers of an older release): event-time order
-                if dead is None:
+                if dead is None and ranges:  # only when there is something to replay
                     dead = dead_lettered(settings, consumer, min(
                         (m["ts"] for m in (v[0] for v in snapshots.values())), default=None))
                 replayed = replay(settings, core, read_all(consumer, ranges, stop), policy(),
-                                  dead)
+                                  dead or frozenset())
             log.debug("partition %d: snapshot offsets %s, replayed up to %s", p, snap, stop)
             out[p] = PartitionState(core, skip_below=snap,
                                     generation=manifest["generation"] if manifest else 0)
