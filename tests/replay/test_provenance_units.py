@@ -89,3 +89,7 @@ def test_work_a_restore_redid_is_superseded_and_nothing_else():
     # A clean handover (committed up to where x stopped) supersedes nothing.
     steps[2]["restored"] = {"0": {"to": {"orders": 9}}}
     assert superseded(steps) == set()
+    # A snapshot written before its step's commit landed: the restorer resumed from the
+    # snapshot (9), past the committed offset (5), so nothing of x's was redone.
+    steps[2]["restored"] = {"0": {"from": {"orders": 9}, "to": {"orders": 5}}}
+    assert superseded(steps) == set()

@@ -69,14 +69,19 @@ class _Worker:
 def superseded(steps: list[dict[str, Any]]) -> set[tuple[str, int, int]]:
     """(worker, step, partition) whose work a later incarnation's restore redid.
 
-    A worker restoring partition p resumes at the committed offsets (``restored.to``):
-    what an earlier incarnation decided of p past them (it crashed before committing)
-    was decided again by the restorer. Those earlier steps' decisions were published and
+    A worker restoring partition p resumes at the committed offsets (``restored.to``), or
+    at its snapshot's (``restored.from``) where that is later: what an earlier incarnation
+    decided of p past them (it crashed before committing) was decided again by the restorer. Those earlier steps' decisions were published and
     are reproduced, but the state they left is not the one the restorer started from.
     """
     out: set[tuple[str, int, int]] = set()
     order = {w: i for i, w in enumerate(dict.fromkeys(s["worker"] for s in steps))}
-    restores = [(order[s["worker"]], int(p), r.get("to", {}))
+    # The restorer resumed from the later of its snapshot and the committed offsets: a
+    # snapshot is written once its step is delivered, which can be before that step's
+    # commit lands, and records below the snapshot are skipped, not decided again.
+    restores = [(order[s["worker"]], int(p), {
+                    n: max(r.get("to", {}).get(n, 0), r.get("from", {}).get(n, 0))
+                    for n in {*r.get("to", {}), *r.get("from", {})}})
                 for s in steps for p, r in (s.get("restored") or {}).items()]
     if not restores:
         return out
