@@ -113,6 +113,11 @@ class ControlReplica:
     def _apply(self, by_topic: dict[str, list[Any]]) -> None:
         shared = self.ctx.shared
         for name, messages in by_topic.items():
+            # Provenance: what this worker has read of each replicated partition, refused
+            # and bad records included (they were read, and left out the same way each time).
+            for m in messages:
+                shared.seen_from.setdefault((name, m.partition()), m.offset())
+                shared.seen[(name, m.partition())] = m.offset() + 1
             if name in CONTROL_TOPICS:
                 messages = self._signed(name, messages)
             records, bad = self.decoders[name].decode_many([m.value() for m in messages])

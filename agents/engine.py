@@ -16,6 +16,7 @@ import asyncio
 import gc
 import logging
 import time
+import uuid
 from typing import Any
 
 import mode
@@ -68,7 +69,8 @@ class EngineService(mode.Service):
         self.limits = Limits.from_settings(settings)
         self.out_topics = {n: settings.topic(n) for n in (
             "decisions", "tickers.flow", "controls.accounts", "controls.tickers",
-            "tickers.profile", "deadletter", "state.snapshots", "decisions.shadow")}
+            "tickers.profile", "deadletter", "state.snapshots", "decisions.shadow",
+            "engine.steps")}
         self.partitions: dict[int, PartitionState] = {}
         self.pipe: KafkaPipe | None = None
         self.snapshots = SnapshotStore(settings)
@@ -79,6 +81,13 @@ class EngineService(mode.Service):
         self._rejoining = False
         self.last_snapshot_at: float | None = None
         self.started_consuming = False
+        # Provenance (docs/replay.md): this incarnation's id, its step count, and the
+        # replicated offsets already stamped (each step carries only what changed).
+        self.incarnation = uuid.uuid4().hex[:12]
+        self._steps = 0
+        self._step_ref: str | None = None
+        self._seen_stamped: dict[tuple[str, int], int] = {}
+        self._restored: dict[str, dict] = {}
 
     def _fresh(self) -> PartitionCore:
         return PartitionCore(self.shared, self.settings.home_market, self.settings.anomaly_window)
@@ -261,10 +270,11 @@ class EngineService(mode.Service):
         # for the trades that close the profile period it reads (one period before it):
         # received or not, trades not decided yet hold back the orders after them.
         now = time.monotonic()
+        wait_s = self.settings.align_wait_ms / 1000
         ready: dict[int, Inputs] = {}
         for p, state in self.partitions.items():
             if state.stashed or p in touched:
-                inputs = state.release(lagging, p, now, sides=(TICKER_TOPICS,))
+                inputs = state.release(lagging, p, now, sides=(TICKER_TOPICS,), wait_s=wait_s)
                 if inputs is not None:
                     ready[p] = inputs
         limits = [self.partitions[p].last_ts("auth.events")
@@ -275,7 +285,8 @@ class EngineService(mode.Service):
         account_limit = min(limits) if limits else None
         for p, state in self.partitions.items():
             if state.stashed or p in touched:
-                inputs = state.release(lagging, p, now, account_limit, sides=(ACCOUNT_TOPICS,))
+                inputs = state.release(lagging, p, now, account_limit, sides=(ACCOUNT_TOPICS,),
+                                       wait_s=wait_s)
                 if inputs is not None:
                     if p in ready:
                         ready[p].orders, ready[p].auth = inputs.orders, inputs.auth
@@ -295,6 +306,9 @@ class EngineService(mode.Service):
         for p, inputs in ready.items():
             outs[p] = self.partitions[p].core.process_tickers(inputs, cfg)
             self.shared.apply_profiles(outs[p].profiles)
+        # Decide now, record what was known: the step's provenance goes out before its
+        # decisions, which name it (``step``), in the same delivery (committed together).
+        self._step_ref = self._stamp(ready, outs, delivery, wall) if ready else None
         deciding = []
         for p, inputs in ready.items():
             out = self.partitions[p].core.process_accounts(inputs, cfg, outs[p])
@@ -314,6 +328,40 @@ class EngineService(mode.Service):
                 state.next_offsets[full] = offset
         pipe.track(delivery)
         self.metrics.observe_step(poll.count, decided, time.perf_counter() - started)
+
+    def _stamp(self, ready: dict[int, Inputs], outs: dict, delivery: Delivery,
+               wall: int) -> str:
+        """Produce this step's ``engine.steps`` record; its reference, ``worker/step``.
+
+        What the core was fed (per partition and topic, the [first, end) offsets released)
+        and what the worker had applied of every replicated partition (only what changed
+        since its previous step), and the profiles its ticker sides applied at once
+        (a restore runs one partition and cannot compute the others'): with the input
+        topics, enough to feed a core exactly what this step fed it
+        (tradeguard/replay/provenance.py).
+        """
+        self._steps += 1
+        released = {str(p): self.partitions[p].take_released() for p in ready}
+        seen: dict[str, dict[str, int]] = {}
+        stamped = self._seen_stamped
+        first: dict[str, dict[str, int]] = {}
+        for (name, q), offset in self.shared.seen.items():
+            if stamped.get((name, q)) != offset:
+                if (name, q) not in stamped:  # where the replicated reader began reading it
+                    first.setdefault(name, {})[str(q)] = self.shared.seen_from[(name, q)]
+                stamped[(name, q)] = offset
+                seen.setdefault(name, {})[str(q)] = offset
+        record = {"worker": self.incarnation, "step": self._steps, "released": released,
+                  "seen": seen, "ts": wall,
+                  "profiles": [[d["ticker"], d["ts"], d["adv_value"], d["last_price"]]
+                               for out in outs.values() for d in out.profiles]}
+        if first:  # logins are read from a day back, not from the partition's start
+            record["seen_from"] = first
+        if self._restored:
+            record["restored"], self._restored = self._restored, {}
+        self.pipe.produce(self.out_topics["engine.steps"], self.incarnation.encode(),
+                          orjson.dumps(record), delivery)
+        return f"{self.incarnation}/{self._steps}"
 
     def _shadow(self, partitions: list[int], delivery: Delivery) -> None:
         cfg = self.shadow_policy.current()
@@ -345,7 +393,8 @@ class EngineService(mode.Service):
         produce, topics = self.pipe.produce, self.out_topics
         if len(out.decisions):
             wall = now_ms()
-            for key, value in zip(out.decisions.account_id, encode_decisions(out.decisions, wall)):
+            for key, value in zip(out.decisions.account_id,
+                                  encode_decisions(out.decisions, wall, self._step_ref)):
                 produce(topics["decisions"], key.encode(), value, delivery)
             for key, value in zip(out.flows.ticker, encode_flows(out.flows)):
                 produce(topics["tickers.flow"], key.encode(), value, delivery)
@@ -412,6 +461,12 @@ class EngineService(mode.Service):
             self.policy.current, self._fresh)
         self.partitions.update(restored)
         self.metrics.restored.inc(len(restored))
+        for p, state in restored.items():  # provenance: the next step record names them
+            self._restored[str(p)] = {
+                "generation": state.generation,
+                "from": {self.names[t]: o for t, o in state.skip_below.items()},
+                "to": {self.names[t]: o for (t, q), o in item.committed.items()
+                       if q == p and o is not None and t in self.names}}
 
     async def _revoked(self, item: Revoked) -> None:
         pipe = self.pipe

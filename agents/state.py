@@ -33,6 +33,7 @@ from tradeguard.core import ACCOUNT_TOPICS, INPUT_TOPICS, TICKER_TOPICS, Inputs,
 from tradeguard.core.board import ControlBoard
 from tradeguard.kafka import clients
 from tradeguard.policy.config import PolicyConfig
+from tradeguard.replay import provenance
 from tradeguard.runtime.settings import Settings
 
 __all__ = ["PartitionState", "SnapshotStore", "read_all", "restore_partitions"]
@@ -42,8 +43,9 @@ CHUNK_BYTES = 512 * 1024  # well under Kafka's default 1 MiB message limit
 KIND = "partition"
 
 
-#: Longest a record waits for a lagging sibling topic (event-time alignment), seconds.
-MAX_ALIGN_WAIT_S = 1.0
+#: Longest a record waits for a lagging sibling topic (event-time alignment), seconds, unless
+#: the caller gives its own bound (the engine: ``Settings.align_wait_ms``).
+MAX_ALIGN_WAIT_S = 0.005
 _SIDES = (ACCOUNT_TOPICS, TICKER_TOPICS)
 
 
@@ -64,6 +66,8 @@ class PartitionState:
     _processed_ts: dict[str, int] = field(default_factory=dict)  # latest event time decided
     # Per side (account topics, ticker topics): since when records have waited.
     _held_since_by_side: dict[tuple[str, ...], float] = field(default_factory=dict)
+    # Per registry topic: [first, end) offsets released since ``take_released`` (provenance).
+    _released: dict[str, list[int]] = field(default_factory=dict)
 
     def stash(self, name: str, records: list[Any], offsets: list[int],
               next_offset: int | None) -> None:
@@ -86,22 +90,23 @@ class PartitionState:
 
     def release(self, lagging: set[tuple[str, int]], p: int, now: float,
                 account_limit: int | None = None,
-                sides: tuple[tuple[str, ...], ...] = _SIDES) -> Inputs | None:
+                sides: tuple[tuple[str, ...], ...] = _SIDES,
+                wait_s: float = MAX_ALIGN_WAIT_S) -> Inputs | None:
         """The held records of ``sides`` safe to decide now, as the core's inputs (or None).
 
         On each side (account topics, ticker topics), while a topic has records on the
         broker not received yet, only records up to the latest event time received from
         it are released: its next record cannot be earlier (a topic's records come in
         event-time order), so nothing released now could have needed it first. After
-        ``MAX_ALIGN_WAIT_S`` a side's records all go, so a stalled topic never stalls the
-        rest. ``account_limit`` caps the account side further, for what other partitions
+        ``wait_s`` a side's records all go: the worker decides now with what it has read,
+        and the offsets released (``take_released``) say exactly what that was. ``account_limit`` caps the account side further, for what other partitions
         of this worker have not caught up on (logins of other accounts, ticker profiles).
         """
         inputs = Inputs()
         released = False
         for side in sides:
             since = self._held_since_by_side.get(side)
-            waited = since is not None and now - since >= MAX_ALIGN_WAIT_S
+            waited = since is not None and now - since >= wait_s
             lag = [t for t in side if (t, p) in lagging]
             frontier = (min(self._last_ts.get(t, -1) for t in lag) if lag and not waited
                         else None)
@@ -121,8 +126,11 @@ class PartitionState:
                     inputs.add(name, held[:k])
                     self._processed_ts[name] = max(self._processed_ts.get(name, -1),
                                                    max(r.ts for r in held[:k]))
+                    offsets = self._held_offsets[name]
+                    span = self._released.setdefault(name, [offsets[0], offsets[k - 1] + 1])
+                    span[1] = offsets[k - 1] + 1
                     del held[:k]
-                    del self._held_offsets[name][:k]
+                    del offsets[:k]
                     side_released = True
             if not any(self._held.get(name) for name in side):
                 self._held_since_by_side.pop(side, None)
@@ -130,6 +138,15 @@ class PartitionState:
                 self._held_since_by_side[side] = now
             released |= side_released
         return inputs if released else None
+
+    def take_released(self) -> dict[str, list[int]]:
+        """Per registry topic, [first, end) offsets released since the last call; then forget.
+
+        A topic's records are held and released in offset order, so what one step fed the
+        core is one contiguous span per topic (less what was dead-lettered inside it).
+        """
+        out, self._released = self._released, {}
+        return out
 
     def processed_ts(self, name: str) -> int:
         """The latest event time decided on topic ``name`` (-1 before any)."""
@@ -259,6 +276,9 @@ def restore_partitions(settings: Settings, shared: Shared, partitions: set[int],
     consumer = reader(settings)
     try:
         snapshots = SnapshotStore(settings).load(consumer, partitions)
+        dead: set[tuple[str, int, int]] | None = None
+        recorded: dict[str, Any] | None = None
+        names = {settings.topic(n): n for n in INPUT_TOPICS}
         out = {}
         for p in sorted(partitions):
             manifest, blob = snapshots.get(p, (None, b""))
@@ -288,28 +308,89 @@ def restore_partitions(settings: Settings, shared: Shared, partitions: set[int],
                     continue  # nothing between the snapshot and where consumption resumes
                 ranges.append(TopicPartition(full, p, start))
                 stop[(full, p)] = end
-            replayed = replay(settings, core, read_all(consumer, ranges, stop), policy())
+            if recorded is None:  # read once, for every partition restored
+                recorded = provenance.read(settings)
+            done = {n: o for (t, q), o in committed.items()
+                    if q == p and o is not None and t in names for n in (names[t],)}
+            if any(str(p) in step["released"] for step in recorded["steps"]):
+                # Exact: the steps that fed p between the snapshot and the committed offsets,
+                # fed again as they ran live (what each had read of every input).
+                start = {names[t]: o for t, o in snap.items()}
+                run = provenance.StepReplay(
+                    settings, policy(), recorded["inputs"], recorded["replicated"],
+                    recorded["dead"], only={p}, cores={p: core},
+                    bounds={p: {n: (start.get(n, 0), done.get(n, 0)) for n in INPUT_TOPICS}})
+                run.run(recorded["steps"])
+                core = PartitionCore.from_bytes(run.cores[p].to_bytes(), shared)
+                replayed = run.steps
+            else:  # no provenance (workers of an older release): event-time order
+                if dead is None and ranges:  # only when there is something to replay
+                    dead = dead_lettered(settings, consumer, min(
+                        (m["ts"] for m in (v[0] for v in snapshots.values())), default=None))
+                replayed = replay(settings, core, read_all(consumer, ranges, stop), policy(),
+                                  dead or frozenset())
             log.debug("partition %d: snapshot offsets %s, replayed up to %s", p, snap, stop)
             out[p] = PartitionState(core, skip_below=snap,
                                     generation=manifest["generation"] if manifest else 0)
             out[p].next_offsets = dict(snap)
-            log.info("restored partition %d from %s plus %d replayed records",
+            log.info("restored partition %d from %s plus %d replayed %s",
                      p, f"snapshot generation {manifest['generation']}" if manifest else "scratch",
-                     replayed)
+                     replayed, "steps (provenance)" if recorded and recorded["steps"]
+                     else "records")
         log.info("restored %d partitions in %.2fs", len(partitions), time.monotonic() - started)
         return out
     finally:
         consumer.close()
 
 
+#: How far before a snapshot was written its partition's later records may have been
+#: dead-lettered: a snapshot is produced once the step it reflects is delivered, and later
+#: steps (and their dead letters) go on meanwhile.
+DEADLETTER_SLACK_MS = 300_000
+
+
+def dead_lettered(settings: Settings, consumer: Consumer, since_ms: int | None
+                  ) -> set[tuple[str, int, int]]:
+    """(full source topic, partition, offset) of every input record the live path dead-lettered.
+
+    Read from ``deadletter`` since ``since_ms`` less a slack (None: the whole topic). The
+    restore leaves these out: above all those dead-lettered for an event time implausible
+    against the live worker's clock, which no check at restore time can tell again.
+    """
+    full = settings.topic("deadletter")
+    meta = consumer.list_topics(full, timeout=10).topics.get(full)
+    if meta is None or meta.error is not None:
+        return set()
+    tps = [TopicPartition(full, q, 0) for q in meta.partitions]
+    if since_ms is not None:
+        since = [TopicPartition(full, q, max(since_ms - DEADLETTER_SLACK_MS, 0)) for q in
+                 meta.partitions]
+        # offsets_for_times answers -1 (past the end) where nothing was written since then
+        tps = [TopicPartition(full, tp.partition, tp.offset)
+               for tp in consumer.offsets_for_times(since, timeout=10) if tp.offset >= 0]
+    out = set()
+    for msg in read_all(consumer, tps):
+        try:
+            d = orjson.loads(msg.value())
+            out.add((d["source_topic"], int(d["partition"]), int(d["offset"])))
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            log.error("unreadable dead letter at %d@%d", msg.partition(), msg.offset())
+    return out
+
+
 def replay(settings: Settings, core: PartitionCore, messages: list[Any],
-           cfg: PolicyConfig) -> int:
-    """Feed already-decided records to ``core`` again, publishing nothing (a scratch board)."""
+           cfg: PolicyConfig, dead: set[tuple[str, int, int]] = frozenset()) -> int:
+    """Feed already-decided records to ``core`` again, publishing nothing (a scratch board).
+
+    ``dead``: (full topic, partition, offset) the live path dead-lettered, left out.
+    """
     if not messages:
         return 0
     names = {settings.topic(n): n for n in INPUT_TOPICS}
     by_topic: dict[str, list[bytes]] = {}
     for msg in messages:
+        if (msg.topic(), msg.partition(), msg.offset()) in dead:
+            continue  # dead-lettered live, for whatever reason (event time included)
         # What the live path dead-lettered stays out here too (streams/partitioning.py).
         if belongs(msg.key(), msg.partition(), settings.partitions):
             by_topic.setdefault(names[msg.topic()], []).append(msg.value())

@@ -2,6 +2,7 @@
 
     python -m benchmarks.replay            # both workloads (a few minutes)
     python -m benchmarks.replay --quick    # the full-day workload only
+    python -m benchmarks.replay --quick --provenance   # and the exact replay of a worker's steps
 
 Each workload is a simulated session (``tradeguard.simulator``) written to its own
 topic set on the embedded broker with 8 partitions, the production default, in
@@ -115,6 +116,54 @@ def run_workload(broker_url: str, name: str, session: Session) -> dict:
             "warmup_compared": report["comparison"]["warmup"]["compared"]}
 
 
+def run_provenance(broker_url: str, name: str, session: Session, log: Path) -> dict:
+    """The exact replay's speed: a real worker decides the session from a backlog, stamping
+    its steps; then every step is read back and fed again (tradeguard/replay/provenance.py)."""
+    from tradeguard.broker.clients import TopicReader
+    from tradeguard.broker.embedded import free_port
+    from tradeguard.broker.worker_process import WorkerProcess
+    from tradeguard.replay import provenance
+
+    tag = uuid.uuid4().hex[:8]
+    settings = Settings.from_env(env={}, broker=broker_url, topic_prefix=f"bench-prov-{tag}.",
+                                 app_id=f"bench-prov-{tag}", partitions=PARTITIONS,
+                                 max_event_age_s=0, web_port=free_port(), web_host="127.0.0.1")
+    create_topics(settings)
+    gateway = GatewayProducer(settings, **{"linger.ms": 20, "batch.num.messages": 10_000,
+                                           "queue.buffering.max.messages": 1_000_000})
+    for topic_name, record in session.records:
+        gateway.send(topic_name, record)
+    gateway.flush(120)
+    orders = session.counts().get("orders", 0)
+    started = time.monotonic()
+    worker = WorkerProcess(settings, log).start()
+    seen: set[str] = set()
+    try:
+        with TopicReader(settings, "decisions") as reader:
+            while len(seen) < orders:
+                assert worker.alive, worker.log_tail()
+                assert time.monotonic() - started < 900, f"{len(seen)}/{orders} decided"
+                seen.update(d["order_id"] for _, d in reader.poll(0.5))
+    finally:
+        worker.stop()
+    live_s = time.monotonic() - started
+    t0 = time.perf_counter()
+    recorded = provenance.read(settings)
+    read_s = time.perf_counter() - t0
+    result = provenance.replay_steps(settings, PolicyConfig.defaults(), recorded)
+    seconds = time.perf_counter() - t0
+    return {"workload": name, "orders": orders, "records": recorded["records"],
+            "live_seconds": round(live_s, 1), "seconds": round(seconds, 2),
+            "orders_per_s": round(orders / seconds, 1),
+            "records_per_s": round(recorded["records"] / seconds, 1),
+            "seconds_by_stage": {"read_and_decode": round(read_s, 2),
+                                 **{k: v for k, v in result["seconds"].items()},
+                                 "compare": round(result["seconds_total"]
+                                                  - sum(result["seconds"].values()), 2)},
+            "steps": result["steps"], "compared": result["compared"],
+            "identical": result["identical"], "cost": result["cost"]}
+
+
 def markdown(results: dict) -> str:
     lines = [f"# Replay speed, {results['started']}", "",
              f"{results['machine']['cores']} cores ({results['machine']['cpu_model']}), "
@@ -135,10 +184,19 @@ def markdown(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _print(name: str, result: dict) -> None:
+    print(f"{name}: {result['orders']:,} orders, {result['records']:,} records in "
+          f"{result['seconds']} s: {result['orders_per_s']:,.0f} orders/s "
+          f"({result['records_per_s']:,.0f} records/s); by stage "
+          f"{result['seconds_by_stage']}", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.replay",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="the full-day workload only")
+    parser.add_argument("--provenance", action="store_true",
+                        help="also the exact replay of a real worker's steps (full-day)")
     parser.add_argument("--out", default=str(RESULTS), help="results directory")
     args = parser.parse_args(argv)
     workloads = {"full-day": lambda: generate(load_scenario(REPO / "scenarios" / "full-day.toml"))}
@@ -151,10 +209,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name}: generating", flush=True)
             result = run_workload(broker.url, name, make())
             results["workloads"].append(result)
-            print(f"{name}: {result['orders']:,} orders, {result['records']:,} records in "
-                  f"{result['seconds']} s: {result['orders_per_s']:,.0f} orders/s "
-                  f"({result['records_per_s']:,.0f} records/s); by stage "
-                  f"{result['seconds_by_stage']}", flush=True)
+            _print(name, result)
+        if args.provenance:
+            name = "full-day, exact (provenance of a worker's steps)"
+            print(f"{name}: generating; a worker decides it", flush=True)
+            Path(args.out).mkdir(parents=True, exist_ok=True)
+            result = run_provenance(broker.url, name, workloads["full-day"](),
+                                    Path(args.out) / "replay-provenance-worker.log")
+            results["workloads"].append(result)
+            _print(name, result)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / f"replay-{stamp}.json").write_text(json.dumps(results, indent=2))

@@ -180,6 +180,39 @@ DECISION = RecordSchema(
               "policy-f2b2c196b5fb: with model_version, what it takes to replay the decision."),
         Field("order_ts", "integer", "The order's own ts, copied.", minimum=0),
         Field("ts", "integer", _ENGINE_TS, minimum=0),
+        Field("step", "string", "Provenance: `worker/step`, the `engine.steps` record of the "
+              "step that decided it (what the worker had read of every input then): "
+              "`tradeguard replay` reproduces the decision from it (docs/replay.md). Absent "
+              "from decisions made in process (scorecard, replay).",
+              required=False, nullable=True, max_length=64),
+    ),
+)
+
+ENGINE_STEP = RecordSchema(
+    "engine_step",
+    "Engine step provenance (internal)",
+    "What one worker step fed the decision core and what the worker had read of every "
+    "replicated input when it decided: the provenance `tradeguard replay` and restarts "
+    "reproduce decisions from (docs/replay.md). Topic `engine.steps`, key the worker's "
+    "incarnation id, so each incarnation's steps are on one partition, in order.",
+    (
+        Field("worker", "string", "Incarnation id of the worker process (new at each start).",
+              max_length=64),
+        Field("step", "integer", "Step number within the incarnation, from 1.", minimum=1),
+        Field("released", "object", "Input partition -> registry topic -> [first, end) offsets "
+              "of the records this step fed the core (dead-lettered offsets inside excluded)."),
+        Field("seen", "object", "Replicated topic -> partition -> next offset the worker had "
+              "applied (controls.*, tickers.profile, reference.tickers, auth.events); only "
+              "what changed since the incarnation's previous step."),
+        Field("ts", "integer", _ENGINE_TS, minimum=0),
+        Field("profiles", "array", "Ticker profiles this step's ticker sides applied at once, "
+              "as [ticker, ts, adv_value, last_price].", required=False, nullable=True),
+        Field("seen_from", "object", "Where the replicated reader began, topic -> partition "
+              "-> first offset applied, on the first step that names the partition in `seen`.",
+              required=False, nullable=True),
+        Field("restored", "object", "Partitions restored just before this step: partition -> "
+              "snapshot generation (0: none) and the offsets the restore replayed from and to.",
+              required=False, nullable=True),
     ),
 )
 
@@ -337,6 +370,7 @@ SCHEMAS: dict[str, RecordSchema] = {
         TICKER_FLOW,
         TICKER_PROFILE,
         SNAPSHOT_MANIFEST,
+        ENGINE_STEP,
     )
 }
 

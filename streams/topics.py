@@ -83,6 +83,10 @@ TOPICS: tuple[TopicSpec, ...] = (
               "Per-partition state snapshots: a JSON manifest under `kind/partition`, binary "
               "chunks under `kind/partition@slot#i`.",
               producer="engine", consumers="engine", compacted=True, internal=True),
+    TopicSpec("engine.steps", "worker", records.ENGINE_STEP,
+              "Provenance of every engine step: input offsets fed to the core, replicated "
+              "inputs read (docs/replay.md).", producer="engine",
+              consumers="tradeguard replay", internal=True),
     TopicSpec("audit", "target", records.AUDIT,
               "Operator actions in the analyst console: who, when, what, why, state before and "
               "after.", producer="console", consumers="console, compliance",

@@ -190,6 +190,7 @@ class _Decision(msgspec.Struct, gc=False):
     policy_version: str
     order_ts: int
     ts: int
+    step: str | None = None
 
 
 class _Flow(msgspec.Struct, gc=False):
@@ -208,11 +209,15 @@ _ENCODER = msgspec.json.Encoder()
 _ACTION_NAMES = ("allow", "hold", "block")
 
 
-def encode_decisions(block: Any, now_ms: int) -> list[bytes]:
-    """One ``decisions`` value per row of a ``tradeguard.core.DecisionBlock``; ``ts`` = now_ms."""
+def encode_decisions(block: Any, now_ms: int, step: str | None = None) -> list[bytes]:
+    """One ``decisions`` value per row of a ``tradeguard.core.DecisionBlock``; ``ts`` = now_ms.
+
+    ``step``: the provenance reference (``worker/step``) a live worker stamps.
+    """
     encode, raw = _ENCODER.encode, msgspec.Raw
     policy = block.policy_version
-    return [encode(_Decision(o, a, t, s, _ACTION_NAMES[c], sc, raw(r), m, policy, ot, now_ms))
+    return [encode(_Decision(o, a, t, s, _ACTION_NAMES[c], sc, raw(r), m, policy, ot, now_ms,
+                             step))
             for o, a, t, s, c, sc, r, m, ot in zip(
                 block.order_id, block.account_id, block.ticker, block.side,
                 block.action.tolist(), block.score.tolist(), block.reasons,

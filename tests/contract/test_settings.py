@@ -27,6 +27,7 @@ def test_overrides_beat_environment_and_none_means_unset():
 @pytest.mark.parametrize("env, message", [
     ({"TRADEGUARD_PARTITIONS": "many"}, "TRADEGUARD_PARTITIONS='many' is not a valid int"),
     ({"TRADEGUARD_PARTITIONS": "0"}, "TRADEGUARD_PARTITIONS must be >= 1"),
+    ({"TRADEGUARD_ALIGN_WAIT_MS": "-1"}, "TRADEGUARD_ALIGN_WAIT_MS must be >= 0"),
     ({"TRADEGUARD_WEB_PORT": "70000"}, "TRADEGUARD_WEB_PORT must be 0..65535"),
     ({"TRADEGUARD_BROKER": "localhost:9092"}, "is not a URL"),
     ({"TRADEGUARD_SECURITY_PROTOCOL": "TLS"}, "TRADEGUARD_SECURITY_PROTOCOL must be"),

@@ -2,10 +2,10 @@
 
 The live worker decided the short scenario (three days of history, then five minutes
 with a pump of a penny stock by hijacked accounts and a news rush;
-tests/replay/conftest.py). The replay reads the recorded topics back from Kafka, runs
-them through the in-process engine and compares. Every decision must be identical,
-or the report must name the difference and a cause backed by evidence: the times at
-which the live worker published what the replay used.
+tests/replay/conftest.py). The replay reads the recorded topics back from Kafka and
+feeds every live step again from its provenance (engine.steps): every decision must be
+identical, score for score, reasons included. Beside it, the event-time replay (the
+what-if in which a candidate raises its own controls) is checked for its report.
 """
 
 from __future__ import annotations
@@ -25,14 +25,6 @@ from tradeguard.replay.window import ReplayWindow
 
 pytestmark = pytest.mark.broker
 
-#: What a live worker can do that the replay, in event-time order, does not: decide a buy
-#: before its own halt reached its board, an order before a login or a ticker profile
-#: written a few milliseconds earlier; and what follows from those in the account's
-#: features and the partition's models (replay/compare.py has each one's evidence).
-RACES = {"halt_propagation", "login_timing", "profile_timing"}
-INHERITED = {"account_history", "model_state"}
-
-
 def _replay(recording, policy=None, lead_in="all"):
     s = recording.session
     live = PolicyConfig.defaults()
@@ -44,17 +36,6 @@ def _replay(recording, policy=None, lead_in="all"):
 def _published(recording, open_ms, close_ms):
     return {o: ds for o, ds in recording.decided.items()
             if open_ms <= ds[0]["order_ts"] < close_ms}
-
-
-def _explained(differences):
-    """Every difference has a race with its evidence, or inherits from an earlier one."""
-    for d in differences:
-        assert d["cause"] in RACES | INHERITED, (d["order_time"], d["cause"], d["explanation"])
-        why = d["explanation"]
-        if d["cause"] in RACES:  # with the times measured: when it was written, when decided
-            assert "published" in why or "written to auth.events" in why, d
-        else:
-            assert "differed before" in why or "whose features differed" in why, d
 
 
 @pytest.fixture(scope="module")
@@ -82,21 +63,30 @@ def test_the_live_policy_reproduces_the_published_decisions(recording, live_poli
     models = report["versions"]["live"]["model_versions"]["most_decisions"]
     assert all("/w0;" not in m for m in models), models
 
-    _explained(c["differences"])
-    _explained(c["warmup"]["first_differences"])
+    # The event-time replay decides in event time; the live worker decided without waiting,
+    # so where timing mattered they may differ (docs/replay.md). Exactness is asserted from
+    # provenance below; here, that each difference is counted and carries a cause.
+    assert all(d["cause"] for d in c["differences"])
     assert c["orders"]["identical"] == len(published) - len(c["differences"])
     # The history is compared too, so that a difference can be traced to its start.
     assert c["warmup"]["compared"] == sum(
         1 for ds in recording.decided.values() if ds[0]["order_ts"] < s.open_ms)
-    # Halts and account actions: the same, at the same event time, unless the order that
-    # raised one was decided differently (and is explained above).
-    differing = {d["order_id"] for d in c["differences"]}
-    for section, key in ((report["halts"], "trigger_order_id"),
-                         (report["account_actions"], "order_id")):
-        for entry in section["added"] + section["removed"] + section["moved"]:
-            assert entry.get("trigger") in differing, (section, c["differences"])
     assert report["fidelity"]["reproduced_exactly"] == (
         not c["differences"] and not report["halts"]["added"] + report["halts"]["removed"])
+
+
+def test_every_live_decision_is_reproduced_exactly_from_its_provenance(recording,
+                                                                       live_policy_report):
+    """Score for score, reasons included: no difference is acceptable, named or not."""
+    s = recording.session
+    exact = live_policy_report["provenance"]["live_policy"]
+    print({k: exact[k] for k in ("compared", "identical", "steps", "cost", "seconds_total")})
+    published = sum(len(ds) for ds in recording.decided.values())
+    assert exact["differences"] == []
+    assert exact["compared"] == exact["identical"] == published > 300
+    assert exact["unstamped"] == 0
+    in_range = sum(len(ds) for ds in _published(recording, s.open_ms, s.close_ms).values())
+    assert exact["range"]["compared"] == exact["range"]["identical"] == in_range > 50
 
 
 @pytest.fixture(scope="module")
@@ -118,9 +108,14 @@ def test_a_candidate_policy_is_compared_and_attributed(recording, candidate_repo
     assert changed and all(d["cause"] == "policy" for d in changed)
     # Each change says whether the live policy's replay reproduced the live decision (the
     # policy alone made the change) or what else differed there.
-    assert {d["live_policy_replay"] for d in changed} <= {"reproduced"} | RACES | INHERITED
+    assert all(d["live_policy_replay"] for d in changed)
     assert any(r["transition"] == "allow->hold" for r in c["changed_by_reason"])
-    _explained(report["fidelity"]["comparison"]["differences"])
+    # The what-if on the very inputs each live step saw: the candidate's decisions under
+    # the live steps' provenance, every live decision paired with one.
+    what_if = report["provenance"]["candidate"]
+    assert what_if["policy_version"] == strict.version
+    assert what_if["compared"] == report["provenance"]["live_policy"]["compared"]
+    assert what_if["compared"] > what_if["identical"]  # the stricter policy changed some
 
 
 def test_a_short_lead_in_names_what_it_could_not_rebuild(recording):

@@ -57,6 +57,7 @@ class WorkerProcess:
             "TRADEGUARD_POLL_MAX": str(s.poll_max),
             "TRADEGUARD_COMMIT_INTERVAL_S": str(s.commit_interval_s),
             "TRADEGUARD_PROCESSING_GUARANTEE": s.processing_guarantee,
+            "TRADEGUARD_ALIGN_WAIT_MS": str(s.align_wait_ms),
             "TRADEGUARD_CONTROL_KEY_FILE": s.control_key_file,
             # Connection security from the settings; the password only as a file's path.
             "TRADEGUARD_SECURITY_PROTOCOL": s.security_protocol,

@@ -103,6 +103,10 @@ class Shared:
     board: ControlBoard = field(default_factory=ControlBoard)
     profiles: ProfileBook = field(default_factory=ProfileBook)
     infra: InfrastructureWatch = field(default_factory=InfrastructureWatch)
+    #: (registry topic, partition) -> next offset applied here from a replicated topic: a
+    #: worker's provenance (what it had read when it decided), stamped on its steps.
+    seen: dict[tuple[str, int], int] = field(default_factory=dict)
+    seen_from: dict[tuple[str, int], int] = field(default_factory=dict)  # first offset applied
 
     def apply_profiles(self, profiles: list[Any]) -> None:
         for p in profiles:

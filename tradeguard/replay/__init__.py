@@ -4,6 +4,7 @@
     recorded.py  the Kafka edge: recorded topics by time range, decoded, paused, stopped
     merge.py     many partitions' records into one event-time-ordered stream
     run.py       the replay: stream -> decision core (InProcessEngine) -> comparison
+    provenance.py  exact replay: every live step fed again from engine.steps, compared
     compare.py   published against replayed decisions and controls; each difference's cause
     shadow.py    ``--compare-shadow``: decisions against decisions.shadow
     report.py    report.json, report.md, differences.jsonl; plots.py: the PNGs

@@ -82,6 +82,7 @@ def markdown(report: dict[str, Any]) -> str:
               f"**{'-' if exact is None else 'yes' if exact else 'no'}** ({f['orders']['identical']:,} of "
               f"{f['orders']['compared']:,} decisions of the range identical; in the warm-up "
               f"{f['warmup']['identical']:,} of {f['warmup']['compared']:,}).", ""]
+    lines += _provenance_lines(report.get("provenance")) + [""]
     if "comparison" in fidelity:
         lines += _causes(f)
     if f["warmup"]["causes"]:
@@ -127,6 +128,26 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _provenance_lines(prov: dict[str, Any] | None, indent: str = "") -> list[str]:
+    """The exact replay from the live steps' provenance (tradeguard/replay/provenance.py)."""
+    if not prov:
+        return []
+    if not prov.get("steps", 1) or "live_policy" not in prov:
+        return [f"{indent}provenance: {prov.get('note', 'none')}"]
+    lines = []
+    for key, title in (("live_policy", "live policy"), ("candidate", "candidate")):
+        r = prov.get(key)
+        if r is None:
+            continue
+        lines.append(f"{indent}provenance ({title}, every live step fed again): "
+                     f"{r['identical']:,} of {r['compared']:,} live decisions identical "
+                     f"(range {r['range']['identical']:,} of {r['range']['compared']:,}); "
+                     f"{r['steps']:,} steps of {r['workers']} worker incarnations"
+                     + (f"; {r['step_lost']} decisions whose step record was lost"
+                        if r["step_lost"] else ""))
+    return lines
+
+
 def summary(report: dict[str, Any]) -> list[str]:
     """A few lines for the terminal: what was compared, what changed, and why."""
     w, c = report["window"], report["comparison"]
@@ -149,6 +170,7 @@ def summary(report: dict[str, Any]) -> list[str]:
         lines.append(f"  halts: {h['same']} same, {h['moved']} moved, +{h['added']} "
                      f"-{h['removed']}; account actions: {acc['same']} same, {acc['moved']} "
                      f"moved, +{acc['added']} -{acc['removed']}")
+    lines += _provenance_lines(report.get("provenance"), "  ")
     if c["causes"]:
         lines.append("  differences by cause: " + ", ".join(f"{k} {n:,}"
                                                            for k, n in c["causes"].items()))

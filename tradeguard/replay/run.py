@@ -42,6 +42,7 @@ from tradeguard.core.profiles import PROFILE_LAG_MS
 from tradeguard.policy.config import PolicyConfig
 from tradeguard.replay.compare import (DecisionComparison, Decided, Evidence, compare_controls,
                                         order_labels)
+from tradeguard.replay import provenance
 from tradeguard.replay.merge import EventTimeMerge
 from tradeguard.replay.progress import ProgressBar
 from tradeguard.replay.recorded import Chunk, RecordedTopics, SourceReader
@@ -173,6 +174,9 @@ def replay(settings: Settings, request: ReplayRequest, progress: bool = True) ->
                      noted, reader, dead_counts, merge.late, starts, oldest, feed, evidence)
     report["controls"]["refused_unsigned_or_forged"] = dict(refused)
     stages["compare_and_report"] = time.monotonic() - diagnosed
+    exact_started = time.monotonic()
+    report["provenance"] = _provenance(settings, request, w)
+    stages["provenance"] = time.monotonic() - exact_started
     elapsed = time.monotonic() - started
     speed = report["speed"]
     speed.update(seconds=round(elapsed, 3),
@@ -180,6 +184,25 @@ def replay(settings: Settings, request: ReplayRequest, progress: bool = True) ->
                  orders_per_s=round(speed["orders"] / elapsed, 1) if elapsed else None,
                  seconds_by_stage={k: round(v, 3) for k, v in stages.items()})
     return report
+
+
+def _provenance(settings: Settings, request: ReplayRequest, w: ReplayWindow) -> dict[str, Any]:
+    """Each live step fed again from its provenance (``engine.steps``), compared exactly.
+
+    The live policy reproduces; a candidate is tried on the very inputs each live step saw
+    (the live controls in force included: the candidate raises none of its own here).
+    """
+    recorded = provenance.read(settings)
+    if not recorded["steps"]:
+        return {"steps": 0, "note": "no engine.steps records: the live workers predate "
+                "provenance, or another topic prefix"}
+    out = {"live_policy": provenance.replay_steps(settings, request.live_policy, recorded,
+                                                  w.start_ms, w.end_ms),
+           "records_read": recorded["records"]}
+    if request.policy.version != request.live_policy.version:
+        out["candidate"] = provenance.replay_steps(settings, request.policy, recorded,
+                                                   w.start_ms, w.end_ms)
+    return out
 
 
 # -- reading -----------------------------------------------------------------------------------

@@ -66,6 +66,11 @@ class Settings:
     #: failover time after a crash). 0: the broker profile's (6,000 on Kafka, the shortest
     #: a stock broker accepts; 3,000 where brokers set group.min.session.timeout.ms lower).
     session_timeout_ms: int = 0
+    #: Longest records wait, ms, while a sibling topic of their partition (or the trades
+    #: and logins of another local partition) has records on the broker this worker has not
+    #: received: the alignment's bound. Past it the worker decides with what it has read,
+    #: and the step's provenance (``engine.steps``) records exactly that (docs/replay.md).
+    align_wait_ms: float = 5.0
     #: Kafka security: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.
     security_protocol: str = "PLAINTEXT"
     #: SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.
@@ -134,6 +139,8 @@ class Settings:
             raise SettingsError(f"TRADEGUARD_WEB_PORT must be 0..65535, got {self.web_port}")
         if self.poll_max < 1:
             raise SettingsError(f"TRADEGUARD_POLL_MAX must be >= 1, got {self.poll_max}")
+        if self.align_wait_ms < 0:
+            raise SettingsError(f"TRADEGUARD_ALIGN_WAIT_MS must be >= 0, got {self.align_wait_ms}")
         if self.max_event_age_s < 0 or self.max_event_lead_s < 0:
             raise SettingsError("TRADEGUARD_MAX_EVENT_AGE_S and TRADEGUARD_MAX_EVENT_LEAD_S "
                                 "must be >= 0")
