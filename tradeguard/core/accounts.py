@@ -41,7 +41,7 @@ ACCOUNT_SQUASH: dict[str, str | tuple[str, float]] = {
     "secs_since_login": "seconds",
     **{name: "flag" for name in ("new_device", "new_ip", "new_asn", "new_country",
                                  "new_user_agent", "session_mismatch", "first_buy_of_ticker",
-                                 "first_overseas_trade", "sudden_margin")},
+                                 "first_overseas_trade", "sudden_margin", "usual_device")},
     # A thin-ticker buy matters from ~1% of the ticker's daily value up.
     "thin_ticker_notional_x_adv": ("ratio", 0.02),
 }
@@ -490,7 +490,9 @@ class AccountCore:
     def to_bytes(self) -> bytes:
         """Everything learned: features, both models and the remembered orders."""
         return pickle.dumps({
-            "format": 2,
+            # 3: usual_device joined the features (20 columns): a format-2 snapshot's models
+            # and remembered rows have 19 and cannot be restored into this core.
+            "format": 3,
             "home_market": self.home_market,
             "remember_orders": self.remember_orders,
             "features": self.features.to_bytes(),
@@ -510,8 +512,9 @@ class AccountCore:
         are shared by the worker's partitions and rebuilt from their topics.
         """
         state = pickle.loads(blob)
-        if state.get("format") != 2:
-            raise ValueError(f"account snapshot format {state.get('format')!r}, expected 2")
+        if state.get("format") != 3:
+            raise ValueError(f"account snapshot format {state.get('format')!r}, expected 3 "
+                             f"(take a fresh one with `tradeguard warm`)")
         restored = cls(state["home_market"], state["remember_orders"], profiles, infra=infra)
         restored.features = AccountFeatures.from_bytes(state["features"])
         restored.anomaly = AccountAnomaly.from_bytes(state["anomaly"])

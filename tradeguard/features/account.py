@@ -17,7 +17,7 @@ import numpy as np
 from . import _snapshot
 from .batches import LOGIN_FAILURE, LOGIN_SUCCESS, SESSION_START, AuthBatch, OrderBatch, require
 from .ids import DenseIds, grown, stable_hash64
-from .primitives import (NEVER_MS, bloom_test_and_add, decay, observed_window_ms, table_claim,
+from .primitives import (NEVER_MS, bloom_test, bloom_test_and_add, decay, observed_window_ms, table_claim,
                          table_find)
 
 __all__ = ["ACCOUNT_FEATURES", "AccountParams", "AccountFeatures"]
@@ -32,6 +32,11 @@ ACCOUNT_FEATURES: tuple[str, ...] = (
     "usual_liquidation", "usual_thin_buy",
     # What is known of a login with no history to compare against (cold start).
     "unknown_account", "foreign_first_login",
+    # 1: the login behind the order came from a device the account had used before (a known
+    # account, a device id present). What travels with a customer abroad is their own phone;
+    # a phishing or infostealer login brings the attacker's machine. The policy discounts
+    # network novelty (new network, new country) by it: a traveller is not a stranger.
+    "usual_device",
 )
 
 # Bloom "kinds" salt the hash so a device and an IP with equal hashes stay apart.
@@ -40,6 +45,15 @@ LOGIN_ATTRIBUTES = ("device", "ip", "asn", "country", "user_agent")
 TICKER_KIND = len(LOGIN_ATTRIBUTES)
 # Login flags beyond the new_* bits: the account's first login ever, and that from abroad.
 UNKNOWN_BIT, FOREIGN_BIT = 5, 6
+# The login carried no device id: its device cannot be usual (a missing attribute never
+# reads as new, so without this bit a stripped device cookie would read as a known device).
+NO_DEVICE_BIT = 7
+# session_mismatch when only the IP differs from the login's: an IP the account has used
+# before (a phone moving between its home Wi-Fi and its carrier), or one it never has (a
+# proxy replaying the stolen cookie: an AiTM replay carries the victim's device and agent).
+MISMATCH_KNOWN_IP, MISMATCH_UNSEEN_IP = 0.5, 0.75
+# Flags that make a login's device not the account's usual one: new, first login, absent.
+_NOT_USUAL_DEVICE = (1 << 0) | (1 << UNKNOWN_BIT) | (1 << NO_DEVICE_BIT)
 # A buy worth this share of the ticker's daily value counts fully as a thin-ticker buy in
 # the account's baseline (usual_thin_buy is the mean of min(thin_x / this, 1) over its buys).
 THIN_BUY_REFERENCE = 0.01
@@ -142,6 +156,8 @@ def _open_session(a, bloom_row, sessions, account, t, session, attributes, p):
             flags |= 1 << k
     if not has_history:
         flags |= 1 << UNKNOWN_BIT
+    if attributes[0] == 0:
+        flags |= 1 << NO_DEVICE_BIT
     if not has_history and attributes[3] != 0 and attributes[3] != p.home_country:
         flags |= 1 << FOREIGN_BIT  # a known account abroad shows as new_country instead
     # A new session: what the account did in the earlier ones becomes its baseline.
@@ -214,7 +230,9 @@ def _transform_orders(acc, bloom, sessions, account, ticker, is_buy, qty, price,
             if _differs(device[i], s.device) or _differs(user_agent[i], s.user_agent):
                 mismatch = 1.0
             elif _differs(ip[i], s.ip):
-                mismatch = 0.5
+                mismatch = MISMATCH_UNSEEN_IP
+                if bloom_test(bloom[account[i]], 1, ip[i]):
+                    mismatch = MISMATCH_KNOWN_IP
         else:
             login_ms, flags, failed = a.last_login_ms, a.last_login_flags, a.last_login_failed
         secs = p.never_secs
@@ -298,6 +316,7 @@ def _transform_orders(acc, bloom, sessions, account, ticker, is_buy, qty, price,
         row[16] = usual_thin
         row[17] = (flags >> UNKNOWN_BIT) & 1
         row[18] = (flags >> FOREIGN_BIT) & 1
+        row[19] = 1.0 if login_ms != NEVER_MS and flags & _NOT_USUAL_DEVICE == 0 else 0.0
 
 
 @numba.njit(cache=True)

@@ -13,7 +13,8 @@ import math
 import numpy as np
 
 from .account import (ACCOUNT_FEATURES, FOREIGN_BIT, HABIT_SESSION_KEEP, LOGIN_ATTRIBUTES,
-                      THIN_BUY_REFERENCE, TICKER_KIND, UNKNOWN_BIT, AccountFeatures)
+                      MISMATCH_KNOWN_IP, MISMATCH_UNSEEN_IP, NO_DEVICE_BIT, THIN_BUY_REFERENCE,
+                      TICKER_KIND, UNKNOWN_BIT, AccountFeatures)
 from .batches import LOGIN_FAILURE, LOGIN_SUCCESS, SESSION_START, AuthBatch, FlowBatch, OrderBatch, TradeBatch
 from .primitives import BLOOM_HASHES, NEVER_MS
 from .ticker import FLOW_BUY, FLOW_SELL, RISKY_BUY, TICKER_FEATURES, TRADED, TickerFeatures
@@ -51,6 +52,17 @@ def _bloom_test_and_add(words: np.ndarray, kind: int, value: int) -> bool:
     for b in bits:
         words[b // 64] = np.uint64(int(words[b // 64]) | (1 << (b % 64)))
     return present
+
+
+def _bloom_test(words: np.ndarray, kind: int, value: int) -> bool:
+    """Twin of primitives.bloom_test: all bits set, nothing written."""
+    if value == 0:
+        return True
+    h = _mix64(value ^ (((kind + 1) * _GOLDEN) & _U64))
+    n_bits = len(words) * 64
+    return all(int(words[b // 64]) >> (b % 64) & 1
+               for b in (((h & 0xFFFFFFFF) + j * ((h >> 32) | 1)) % n_bits
+                         for j in range(BLOOM_HASHES)))
 
 
 def _probe_window(table: np.ndarray, key: int, max_probe: int) -> list[int]:
@@ -124,6 +136,8 @@ def learn_auth(features: AccountFeatures, batch: AuthBatch) -> None:
                     flags |= 1 << k
             if not has_history:
                 flags |= 1 << UNKNOWN_BIT
+            if int(batch.device[i]) == 0:
+                flags |= 1 << NO_DEVICE_BIT
             if not has_history and int(batch.country[i]) not in (0, int(p.home_country)):
                 flags |= 1 << FOREIGN_BIT
             for habit, pending in (("habit_liquidation", "pending_liquidation"),
@@ -160,8 +174,12 @@ def transform_orders(features: AccountFeatures, batch: OrderBatch) -> np.ndarray
             differs = {name: int(getattr(batch, name)[i]) != 0 and int(s[name]) != 0
                        and int(getattr(batch, name)[i]) != int(s[name])
                        for name in ("ip", "device", "user_agent")}
-            mismatch = (1.0 if differs["device"] or differs["user_agent"]
-                        else 0.5 if differs["ip"] else 0.0)
+            mismatch = 0.0
+            if differs["device"] or differs["user_agent"]:
+                mismatch = 1.0
+            elif differs["ip"]:
+                known = _bloom_test(features._bloom[account], 1, int(batch.ip[i]))
+                mismatch = MISMATCH_KNOWN_IP if known else MISMATCH_UNSEEN_IP
         else:
             login_ms, flags = int(a["last_login_ms"]), int(a["last_login_flags"])
             failed, mismatch = float(a["last_login_failed"]), 0.0
@@ -220,7 +238,9 @@ def transform_orders(features: AccountFeatures, batch: OrderBatch) -> np.ndarray
         out[i] = [secs, *[(flags >> k) & 1 for k in range(len(LOGIN_ATTRIBUTES))], failed, mismatch,
                   rate_x, notional_x, liquidation, buy and has_orders and not ticker_seen,
                   thin_x, first_overseas, sudden_margin, usual_liquidation, usual_thin,
-                  (flags >> UNKNOWN_BIT) & 1, (flags >> FOREIGN_BIT) & 1]
+                  (flags >> UNKNOWN_BIT) & 1, (flags >> FOREIGN_BIT) & 1,
+                  float(login_ms != NEVER_MS and not flags & 1 and not (flags >> UNKNOWN_BIT) & 1
+                        and not (flags >> NO_DEVICE_BIT) & 1)]
     return out
 
 
