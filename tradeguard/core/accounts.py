@@ -299,7 +299,9 @@ class AccountCore:
         accounts = [o.account_id for o in orders]
         ts = batch.ts_ms
         extra = {"anomaly": anomaly,
-                 "shared_infra_accounts": self.infra.shared_accounts_many(accounts, ts.tolist())}
+                 "shared_infra_accounts": self.infra.shared_accounts_many(accounts, ts.tolist()),
+                 "hosting_network": self.infra.new_hosting_logins_many(accounts, ts.tolist(),
+                                                                       cfg.hosting_asns)}
         if self.classifier.is_warm:
             extra["fraud_probability"] = self.classifier.score_many(features)
         self._remember(orders, features)
