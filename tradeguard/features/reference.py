@@ -19,7 +19,7 @@ from .batches import LOGIN_FAILURE, LOGIN_SUCCESS, SESSION_START, AuthBatch, Flo
 from .primitives import BLOOM_HASHES, NEVER_MS
 from .ticker import FLOW_BUY, FLOW_SELL, RISKY_BUY, TICKER_FEATURES, TRADED, TickerFeatures
 
-__all__ = ["learn_auth", "transform_orders", "learn_trades", "transform_flow", "observe"]
+__all__ = ["learn_auth", "transform_orders", "process_accounts_with_logins", "learn_trades", "transform_flow", "observe"]
 
 _U64 = 2**64 - 1
 _GOLDEN = 0x9E3779B97F4A7C15
@@ -116,10 +116,12 @@ def _bucket_add(epochs, sums, epoch, column, amount) -> None:
 
 # ---- accounts --------------------------------------------------------------------------------
 
-def learn_auth(features: AccountFeatures, batch: AuthBatch) -> None:
-    """Twin of AccountFeatures.learn_auth."""
+def learn_auth(features: AccountFeatures, batch: AuthBatch) -> np.ndarray:
+    """Twin of AccountFeatures.learn_auth (and its login rows: flags, failed count)."""
     features._reserve(batch)
     p = features._kernel_params
+    login_rows = np.zeros((len(batch), 2))
+    login_rows[:, 0] = -1.0
     for i in range(len(batch)):
         account, t, kind = int(batch.account[i]), int(batch.ts_ms[i]), int(batch.kind[i])
         a = features._accounts[account]
@@ -146,12 +148,14 @@ def learn_auth(features: AccountFeatures, batch: AuthBatch) -> None:
                 a[habit] = a[habit] * HABIT_SESSION_KEEP + a[pending]
                 a[pending] = 0.0
             a["last_login_ms"], a["last_login_flags"], a["last_login_failed"] = t, flags, failed_before
+            login_rows[i] = (flags, failed_before)
             session = int(batch.session[i])
             if session != 0:
                 slot, _ = _table_claim(features._sessions, session, t, p.session_ttl_ms, p.session_probe)
                 s = features._sessions[slot]
                 s["stamp_ms"], s["account"], s["failed"], s["new_flags"] = t, account, failed_before, flags
                 s["ip"], s["device"], s["user_agent"] = batch.ip[i], batch.device[i], batch.user_agent[i]
+    return login_rows
 
 
 def transform_orders(features: AccountFeatures, batch: OrderBatch) -> np.ndarray:
@@ -328,8 +332,20 @@ def _run_by_run(features, learn, transform, learned, transformed, runs, width) -
 def process_accounts(features: AccountFeatures, auth: AuthBatch, orders: OrderBatch,
                      runs) -> np.ndarray:
     """Twin of AccountFeatures.process: the two twins above, run by run."""
-    return _run_by_run(features, learn_auth, transform_orders, auth, orders, runs,
-                       len(ACCOUNT_FEATURES))
+    return process_accounts_with_logins(features, auth, orders, runs)[0]
+
+
+def process_accounts_with_logins(features: AccountFeatures, auth: AuthBatch, orders: OrderBatch,
+                                 runs) -> tuple[np.ndarray, np.ndarray]:
+    """Twin of AccountFeatures.process_with_logins: the orders' features and the login rows."""
+    logins = []
+
+    def learn(f, batch):
+        logins.append(learn_auth(f, batch))
+
+    out = _run_by_run(features, learn, transform_orders, auth, orders, runs,
+                      len(ACCOUNT_FEATURES))
+    return out, np.concatenate(logins) if logins else np.empty((0, 2))
 
 
 def process_tickers(features: TickerFeatures, trades: TradeBatch, flows: FlowBatch,
