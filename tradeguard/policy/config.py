@@ -74,6 +74,9 @@ class PolicyConfig:
     #: Risky buyers that halt even when fewer than ``halt_risky_buyers`` of them are linked.
     halt_unlinked_buyers: float = 2.0
     campaign_buy_adv_share: float = 0.01
+    #: Score successful logins by their session evidence alone and step up those reaching
+    #: ``step_up_at`` before any order (tradeguard/core/logins.py).
+    step_up_on_login: bool = False
     #: ASNs of hosting and VPN networks (``[network] hosting_asns``): a login from one the
     #: account never used is the ``hosting_network`` signal.
     hosting_asns: frozenset = frozenset()
@@ -165,6 +168,7 @@ class PolicyConfig:
             halt_unlinked_buyers=num("ticker", "halt_unlinked_buyers", 1),
             campaign_buy_adv_share=num("ticker", "campaign_buy_adv_share", 0),
             hosting_asns=_asn_list(doc, "network", "hosting_asns"),
+            step_up_on_login=_flag(doc, "account", "step_up_on_login"),
             session_signals=frozenset(n for n, sig in signals.items() if sig.group == "session"),
             version=policy_version(doc),
         )
