@@ -262,3 +262,22 @@ def test_wilson_matches_the_textbook_values_and_refuses_bad_counts():
     assert wilson(0, 0) is None
     with pytest.raises(ValueError, match="k=3, n=2"):
         wilson(3, 2)
+
+
+def test_the_table_gives_each_rate_with_its_counts_and_interval():
+    from tradeguard.scorecard.inprocess import scorecard_table
+    orders = {"fraud_yen_stopped_share": 0.999, "legit_held_per_10k": 1.0,
+              "legit_blocked_per_10k": 0.0, "legit_stopped_per_10k_clean_accounts": 1.0,
+              "legit_stopped_clean_accounts": 10, "legit_clean_accounts": 100_000,
+              "legit_stopped_per_10k_clean_accounts_ci95": [0.54, 1.84]}
+    accounts = {"stopped_before_first_fraud_order_share": 0.95,
+                "stopped_before_first_fraud_buy_share": 1.0,
+                "false_account_actions_per_1k_active": 0.5, "false_account_actions": 3,
+                "active_accounts": 6000}
+    tickers = {"false_halt_count": 0, "targeted_halted_before_third_account_buy": 2,
+               "targeted_count": 2}
+    row = {"name": "big", "seed": 1, "verdicts": {"river_anomaly": "ahead"},
+           "engine": {"orders": orders, "tickers": tickers, "accounts": accounts}}
+    line = scorecard_table([row]).splitlines()[2]
+    assert line == ("| big | 1 | 99.9% | 1 / 0 | 1 (10 / 100,000; 0.54-1.84) | 0 | 2/2 | "
+                    "95.0% / 100.0% | 0.5 (3 / 6,000) | yes |")

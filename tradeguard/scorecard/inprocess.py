@@ -287,7 +287,7 @@ def scorecard(paths: Iterable[str | Path], seeds: Iterable[int] = REPORTING_SEED
 _COLUMNS = ("scenario", "seed", "fraud yen stopped", "legit held / blocked per 10k",
             "legit stopped per 10k, clean accounts (stopped / orders, 95% CI)",
             "false halts", "targets halted before 3rd hijacked buyer",
-            "hijacked stepped up / frozen before 1st fraud buy",
+            "hijacked stepped up / frozen before 1st fraud order / buy",
             "false account actions per 1k active (actions / active)", "ahead of baselines")
 
 
@@ -315,7 +315,8 @@ def scorecard_table(rows: list[dict], definitions: bool = False) -> str:
             str(t["false_halt_count"]),
             f"{t['targeted_halted_before_third_account_buy']}/{t['targeted_count']}"
             if t["targeted_count"] else "—",
-            fmt_share(a["stopped_before_first_fraud_buy_share"]),
+            f"{fmt_share(a['stopped_before_first_fraud_order_share'])} / "
+            f"{fmt_share(a['stopped_before_first_fraud_buy_share'])}",
             "—" if a["false_account_actions_per_1k_active"] is None
             else f"{a['false_account_actions_per_1k_active']:g} "
                  f"({a['false_account_actions']} / {a['active_accounts']:,})",
