@@ -79,13 +79,14 @@ def test_failed_logins_before_are_a_decayed_count():
 
 
 def test_session_mismatch_is_cookie_replay():
-    """Another device or agent on a session is a replayed cookie (1); another IP alone is half
-    of it (0.5): a phone changing networks looks the same."""
+    """Another device or agent on a session is a replayed cookie (1); another IP alone, one the
+    account never used, three quarters of it (0.75): a phone changing networks looks the same,
+    but moves between networks it has used (0.5, the next test)."""
     f = AccountFeatures()
     auth(f, {"session": 1, "ip": 10, "device": 20})
     x = orders(f, {"ip": 10}, {"ip": 666}, {"device": 666}, {"user_agent": 666}, {"ip": 0, "device": 0},
                {"session": 2, "ip": 666}, {"ip": 666, "device": 666})
-    assert x["session_mismatch"].tolist() == [0, 0.5, 1, 1, 0, 0, 1]
+    assert x["session_mismatch"].tolist() == [0, 0.75, 1, 1, 0, 0, 1]
 
 
 def test_baselines_come_from_earlier_sessions_only():
@@ -186,3 +187,27 @@ def test_bad_records_name_their_column():
         auth(f, {}, {"kind": 9})
     with pytest.raises(ValueError, match="OrderBatch.account: row 0"):
         orders(f, {"account": -1})
+
+
+def test_usual_device_is_a_known_accounts_own_device_abroad_not_a_new_or_absent_one():
+    f = AccountFeatures()
+    auth(f, {"session": 1},                                               # first login: unknown
+         {"session": 2, "ts_ms": T0 + MIN, "ip": 11, "asn": 31, "country": 41},  # own phone abroad
+         {"session": 3, "ts_ms": T0 + MIN, "device": 99, "ip": 12},       # a device never seen
+         {"session": 4, "ts_ms": T0 + MIN, "device": 0, "ip": 13})        # no device id at all
+    x = orders(f, *({"session": s, "ip": ip, "device": d, "ts_ms": T0 + 2 * MIN}
+                    for s, ip, d in ((1, 10, 20), (2, 11, 20), (3, 12, 99), (4, 13, 0))))
+    assert x["usual_device"].tolist() == [0, 1, 0, 0]
+    assert x["new_country"].tolist() == [0, 1, 0, 0]
+    # an account with no login at all has no usual device either
+    assert orders(f, {"account": 7, "session": 0})["usual_device"].tolist() == [0]
+
+
+def test_a_replayed_session_from_an_ip_the_account_never_used_weighs_more_than_a_known_one():
+    f = AccountFeatures()
+    auth(f, {"session": 1, "ip": 10}, {"session": 2, "ip": 11, "ts_ms": T0 + MIN})  # home, carrier
+    x = orders(f, {"session": 2, "ip": 10, "ts_ms": T0 + 2 * MIN},   # its phone back on home Wi-Fi
+               {"session": 2, "ip": 77, "ts_ms": T0 + 2 * MIN},      # a proxy replaying the cookie
+               {"session": 2, "ip": 77, "ts_ms": T0 + 3 * MIN},      # asking did not make it usual
+               {"session": 2, "ip": 77, "device": 21, "ts_ms": T0 + 3 * MIN})  # another device
+    assert x["session_mismatch"].tolist() == [0.5, 0.75, 0.75, 1.0]

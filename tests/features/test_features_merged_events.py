@@ -48,18 +48,24 @@ def account_arrays(f):
 def test_account_events_equal_the_per_kind_kernels_and_the_twin(batches):
     auth, orders, runs = merged(batches, AuthBatch, OrderBatch)
     one_call = AccountFeatures(SMALL_ACCOUNTS, capacity=1)
-    got = one_call.process(auth, orders, runs)
+    got, got_logins = one_call.process_with_logins(auth, orders, runs)
 
     per_run = AccountFeatures(SMALL_ACCOUNTS, capacity=1)
-    rows = [per_run.transform_orders(b) if isinstance(b, OrderBatch) else per_run.learn_auth(b)
-            for b in batches]
-    rows = [r for r in rows if r is not None]
-    expected = np.concatenate(rows) if rows else np.empty((0, got.shape[1]))
+    rows = [(isinstance(b, OrderBatch), per_run.transform_orders(b) if isinstance(b, OrderBatch)
+             else per_run.learn_auth(b)) for b in batches]
+    order_rows = [r for is_order, r in rows if is_order]
+    login_rows = [r for is_order, r in rows if not is_order]
+    expected = np.concatenate(order_rows) if order_rows else np.empty((0, got.shape[1]))
     assert np.array_equal(got, expected, equal_nan=True)
+    # each login's row (flags, failed count) is the one the per-kind kernel gives
+    assert np.array_equal(got_logins, np.concatenate(login_rows) if login_rows
+                          else np.empty((0, 2)))
     assert_identical(account_arrays(one_call), account_arrays(per_run), exact_floats=True)
 
     twin = AccountFeatures(SMALL_ACCOUNTS, capacity=1)
-    np.testing.assert_allclose(got, reference.process_accounts(twin, auth, orders, runs), rtol=1e-12)
+    twin_rows, twin_logins = reference.process_accounts_with_logins(twin, auth, orders, runs)
+    np.testing.assert_allclose(got, twin_rows, rtol=1e-12)
+    np.testing.assert_allclose(got_logins, twin_logins, rtol=1e-12)
     assert_identical(account_arrays(one_call), account_arrays(twin), exact_floats=False)
 
 

@@ -8,9 +8,44 @@ from tradeguard.core.infrastructure import InfrastructureWatch
 HOUR = 3_600_000
 
 
-def login(account, ts, ip="203.0.113.1", device=None, event="login_success"):
+def login(account, ts, ip="203.0.113.1", device=None, event="login_success", asn=None):
     return SimpleNamespace(account_id=account, event=event, ip=ip,
-                           device_id=device or f"d-{account}", ts=ts)
+                           device_id=device or f"d-{account}", ts=ts, asn=asn)
+
+
+HOSTING = frozenset({16509, 9009})
+
+
+def test_a_login_from_a_hosting_network_the_account_never_used_is_new_hosting():
+    """a: a stranger from a VPN exit; bot: a customer's program on a cloud server it has used
+    for days; c: at home; d: failed attempts from the server first do not make it its own."""
+    watch = InfrastructureWatch()
+    watch.observe([login("a", 10, asn=9009),
+                   login("bot", -48 * HOUR, asn=16509), login("bot", 10, asn=16509),
+                   login("c", 10, asn=2516),
+                   login("d", -HOUR, asn=2516), login("d", 5, asn=16509, event="login_failure"),
+                   login("d", 10, asn=16509)])
+    accounts = ["a", "bot", "c", "d", "a", "nobody"]
+    times = [20, 20, 20, 20, 5, 20]  # a at 5: before its login, nothing known
+    assert watch.new_hosting_logins_many(accounts, times, HOSTING) == [1, 0, 0, 1, 0, 0]
+    assert watch.new_hosting_logins_many(accounts, times, frozenset()) == [0] * 6
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from("abc"), st.integers(0, 4 * HOUR),
+                          st.sampled_from([16509, 2516, None]),
+                          st.sampled_from(["login_success", "login_failure"])), max_size=20),
+       st.randoms(use_true_random=False), st.integers(0, 4 * HOUR))
+def test_new_hosting_does_not_depend_on_the_order_logins_arrive_in(events, rnd, at):
+    records = [login(a, t, event=e, asn=asn) for a, t, asn, e in events]
+    shuffled = records[:]
+    rnd.shuffle(shuffled)
+    one, other = InfrastructureWatch(), InfrastructureWatch()
+    one.observe(records)
+    for r in shuffled:
+        other.observe([r])
+    assert (one.new_hosting_logins_many(list("abc"), [at] * 3, HOSTING)
+            == other.new_hosting_logins_many(list("abc"), [at] * 3, HOSTING))
 
 
 def test_accounts_sharing_a_device_or_suspectly_an_ip_are_counted():

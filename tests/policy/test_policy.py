@@ -148,6 +148,9 @@ def test_wrong_feature_matrix_shape_is_named():
     ("[account]\nstep_up_at = 0.9\nfreeze_at = 0.8", "step_up_at must not exceed freeze_at"),
     ("[ticker]\nwindow_s = 0.5", r"\[ticker\] window_s must be in \[1, inf\]"),
     ("[order.signals.new_device]\nweight = [1]\nscale = 1", "weight must be a finite number, got \\[1\\]"),
+    ("[network]\nhosting_asns = 16509", r"\[network\] hosting_asns must be a list of AS numbers"),
+    ("[network]\nhosting_asns = [16509, 'AS9009']", r"\[network\] hosting_asns: 'AS9009' is not"),
+    ("[network]\nhosting_asns = [0]", r"\[network\] hosting_asns: 0 is not an AS number"),
 ])
 def test_bad_policy_files_are_refused_with_the_key_named(tmp_path, text, message):
     path = tmp_path / "policy.toml"

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tradeguard.scorecard import AccountAction, Halt, Outcome, engine_outcome, latency_ms, score
-from tradeguard.scorecard.score import threshold_curve
+from tradeguard.scorecard.score import threshold_curve, wilson
 from tradeguard.simulator.truth import (Accomplice, FraudOrder, GroundTruth, HardNegative,
                                         TakenOverAccount, TargetedTicker)
 
@@ -241,3 +243,43 @@ def test_the_owners_orders_on_a_hijacked_account_are_counted_apart_from_clean_ac
     assert s["legit_stopped_on_hijacked_accounts"] == 1
     assert s["legit_stopped_per_10k"] == pytest.approx(10_000 * 2 / 3, abs=0.01)
     assert s["legit_stopped_per_10k_clean_accounts"] == 5_000
+    # the counts behind the clean rate travel with it, and its 95% Wilson interval
+    assert (s["legit_stopped_clean_accounts"], s["legit_clean_accounts"]) == (1, 2)
+    assert s["legit_stopped_per_10k_clean_accounts_ci95"] == [945.31, 9054.69]
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(st.integers(0, 10**6), st.integers(1, 10**6))
+def test_wilson_interval_holds_the_rate_within_0_and_1(k, n):
+    k = min(k, n)
+    low, high = wilson(k, n)
+    assert 0.0 <= low <= k / n <= high <= 1.0
+    assert high > low  # never a point, not even at 0 or n stops
+
+
+def test_wilson_matches_the_textbook_values_and_refuses_bad_counts():
+    # Wilson (1927): 0 of 10 -> [0, 0.2775]; 5 of 10 -> [0.2366, 0.7634]
+    assert [round(x, 4) for x in wilson(0, 10)] == [0.0, 0.2775]
+    assert [round(x, 4) for x in wilson(5, 10)] == [0.2366, 0.7634]
+    assert wilson(0, 0) is None
+    with pytest.raises(ValueError, match="k=3, n=2"):
+        wilson(3, 2)
+
+
+def test_the_table_gives_each_rate_with_its_counts_and_interval():
+    from tradeguard.scorecard.inprocess import scorecard_table
+    orders = {"fraud_yen_stopped_share": 0.999, "legit_held_per_10k": 1.0,
+              "legit_blocked_per_10k": 0.0, "legit_stopped_per_10k_clean_accounts": 1.0,
+              "legit_stopped_clean_accounts": 10, "legit_clean_accounts": 100_000,
+              "legit_stopped_per_10k_clean_accounts_ci95": [0.54, 1.84]}
+    accounts = {"stopped_before_first_fraud_order_share": 0.95,
+                "stopped_before_first_fraud_buy_share": 1.0,
+                "false_account_actions_per_1k_active": 0.5, "false_account_actions": 3,
+                "active_accounts": 6000}
+    tickers = {"false_halt_count": 0, "targeted_halted_before_third_account_buy": 2,
+               "targeted_count": 2}
+    row = {"name": "big", "seed": 1, "verdicts": {"river_anomaly": "ahead"},
+           "engine": {"orders": orders, "tickers": tickers, "accounts": accounts}}
+    line = scorecard_table([row]).splitlines()[2]
+    assert line == ("| big | 1 | 99.9% | 1 / 0 | 1 (10 / 100,000; 0.54-1.84) | 0 | 2/2 | "
+                    "95.0% / 100.0% | 0.5 (3 / 6,000) | yes |")

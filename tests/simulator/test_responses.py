@@ -174,3 +174,29 @@ def test_the_responses_section_is_checked_key_by_key():
         parse_scenario({"responses": {"answer_min_s": 60, "answer_max_s": 30}})
     with pytest.raises(ScenarioError, match="responses.legit_pass_rate: must be <= 1"):
         parse_scenario({"responses": {"legit_pass_rate": 1.5}})
+
+
+def test_a_login_step_up_is_answered_out_of_band_by_whoever_made_the_login(short_session):
+    """Raised on a login (evidence.login, no order): the customer answers from the login's
+    device with no session (a passkey prompt); an attacker's login fails or goes quiet; a
+    login whose own factor failed (the broker's MFA stopped a right password) is not answered."""
+    truth = short_session.truth
+    phished = next(a for a in truth.accounts if a.technique == "phishing")
+    logins = [r for r in short_session.of("auth.events") if r["event"] == "login_success"]
+    own = next(r for r in logins if r["account_id"] not in {a.account_id for a in truth.accounts})
+    attacker = next(r for r in logins if r["account_id"] == phished.account_id
+                    and r["device_id"] == phished.attacker_device_id)
+
+    def step_up(login):
+        return {"account_id": login["account_id"], "action": "step_up", "source": "engine",
+                "evidence": {"order_id": None, "login": {k: login[k] for k in (
+                    "session_id", "ip", "device_id", "user_agent")}}, "ts": login["ts"]}
+
+    cfg = dataclasses.replace(ResponsesConfig(), legit_pass_rate=1.0, attacker_try_rate=1.0)
+    customers = CustomerResponses(short_session, cfg)
+    (_, answer), (_, attack) = customers.answer([step_up(own), step_up(attacker)])
+    assert answer["event"] == "mfa_challenge_passed" and answer["session_id"] is None
+    assert answer["device_id"] == own["device_id"] and answer["ts"] >= own["ts"] + 10_000
+    assert attack["event"] == "mfa_challenge_failed"
+    customers.truth.mfa_failed_sessions.add(own["session_id"])
+    assert customers.answer([step_up(own)]) == []

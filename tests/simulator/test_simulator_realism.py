@@ -291,3 +291,25 @@ def test_new_campaign_keys_are_checked(campaign, message):
     with pytest.raises(ScenarioError) as err:
         parse_scenario({"campaigns": [{"start_s": 10, **campaign}]})
     assert str(err.value).startswith(message), str(err.value)
+
+
+@pytest.mark.parametrize("share, expected", [(1.0, "all"), (0.0, "none")])
+def test_travellers_vpn_share_puts_them_behind_vpn_exits_abroad(share, expected):
+    """vpn_share: the traveller's device on a commercial VPN exit (a hosting network) in the
+    country they are in; 0 leaves every trip on the country's consumer network."""
+    from tradeguard.simulator.infra import VPN_ASNS
+    session = generate(parse_scenario({
+        "seed": 5, "session": {"duration_s": 1800},
+        "population": {"index_holders": {"count": 40}, "active_traders": {"count": 40},
+                       "day_traders": {"count": 20}},
+        "negatives": [{"kind": "travel", "start_s": 0, "accounts": 6, "window_s": 600,
+                       "vpn_share": share},
+                      {"kind": "travelling_day_trader", "start_s": 0, "accounts": 4,
+                       "window_s": 600, "tier": "penny", "vpn_share": share}]}))
+    logins = _logins(session)
+    orders = {r["order_id"]: r for r in session.of("orders")}
+    trips = [logins[orders[i]["session_id"]] for n in session.truth.negatives
+             for i in n.order_ids]
+    assert trips and all(r["country"] != "JP" for r in trips)
+    on_vpn = [r["asn"] in VPN_ASNS for r in trips]
+    assert all(on_vpn) if expected == "all" else not any(on_vpn)

@@ -24,6 +24,7 @@ import numpy as np
 from tradeguard.core.blocks import ACTIONS, BLOCK, HOLD, DecisionBlock, FlowBlock, ReasonsEncoder
 from tradeguard.core.board import ControlBoard
 from tradeguard.core.infrastructure import InfrastructureWatch
+from tradeguard.core.logins import LoginStepUp, login_step_ups
 from tradeguard.core.profiles import ProfileBook
 from tradeguard.features.account import ACCOUNT_FEATURES, AccountFeatures, AccountParams
 from tradeguard.features.batches import AUTH_KINDS, OTHER, AuthBatch, OrderBatch
@@ -41,7 +42,7 @@ ACCOUNT_SQUASH: dict[str, str | tuple[str, float]] = {
     "secs_since_login": "seconds",
     **{name: "flag" for name in ("new_device", "new_ip", "new_asn", "new_country",
                                  "new_user_agent", "session_mismatch", "first_buy_of_ticker",
-                                 "first_overseas_trade", "sudden_margin")},
+                                 "first_overseas_trade", "sudden_margin", "usual_device")},
     # A thin-ticker buy matters from ~1% of the ticker's daily value up.
     "thin_ticker_notional_x_adv": ("ratio", 0.02),
 }
@@ -119,6 +120,9 @@ class AccountCore:
         # Step-ups this core raised and awaits an answer to: account -> (raised at, answer
         # by), event ms.
         self._challenges: dict[str, tuple[int, int]] = {}
+        # Step-ups raised on a login: account -> the login's session (its own factor is not
+        # an answer; see answer_challenge).
+        self._login_challenges: dict[str, str | None] = {}
         # Accounts that passed a step-up: account -> (passed at, trusted until, session,
         # device of the answer).
         self._verified: dict[str, tuple[int, int, str | None, str | None]] = {}
@@ -182,7 +186,18 @@ class AccountCore:
         challenge = self._challenges.get(account_id)
         if challenge is None or event.ts < challenge[0]:
             return out
+        login_session = self._login_challenges.get(account_id)
+        withdrawn = False
+        if login_session is not None and event.session_id == login_session:
+            # The login's own factor, in the session the step-up was raised on, is not an
+            # answer to it: a relayed one-time code passes it (that is how a phished session
+            # opens). Failed, though, the session never opened: the step-up has nothing left
+            # to stop, and the owner is not bothered with it.
+            if event.event == MFA_PASSED:
+                return out
+            withdrawn = True
         del self._challenges[account_id]
+        self._login_challenges.pop(account_id, None)
         passed = event.event == MFA_PASSED
         if passed:
             self._verified[account_id] = (event.ts, event.ts + int(cfg.verified_for_s * 1000),
@@ -190,8 +205,10 @@ class AccountCore:
         control = board.account_control(account_id)
         if control is None or control["action"] != "step_up":
             return out  # released or frozen meanwhile, or a scratch board: nothing to publish
-        record = {"account_id": account_id, "action": "release" if passed else "freeze",
+        record = {"account_id": account_id,
+                  "action": "release" if passed or withdrawn else "freeze",
                   "reason": "passed the step-up challenge" if passed
+                  else "the login's own factor failed: its session never opened" if withdrawn
                   else "failed the step-up challenge",
                   "evidence": {"order_id": (control.get("evidence") or {}).get("order_id"),
                                "session_id": event.session_id},
@@ -210,6 +227,7 @@ class AccountCore:
             if answer_by > now_ms:
                 continue
             del self._challenges[account_id]
+            self._login_challenges.pop(account_id, None)
             control = board.account_control(account_id)
             if control is None or control["action"] != "step_up":
                 continue  # released or frozen meanwhile
@@ -248,9 +266,39 @@ class AccountCore:
         self.infra.observe(auth)
         runs = _runs([a.ts for a in auth], [o.ts for o in orders])
         batch = self.order_batch(orders)
-        features = self.features.process(self.auth_batch(auth), batch, runs)
+        features, logins = self.features.process_with_logins(self.auth_batch(auth), batch, runs)
+        # Logins the evidence says are an attacker's: step-ups at the login's time, raised in
+        # event-time order among the orders' own controls (an order before the login is
+        # decided without it).
+        pending = login_step_ups(auth, logins, self.infra, cfg)
         if orders:
-            out.extend(self._decide(orders, batch, features, board, cfg))
+            out.extend(self._decide(orders, batch, features, board, cfg, pending))
+        self._raise_login_step_ups(pending, None, board, cfg, out.account_controls)
+
+    def _raise_login_step_ups(self, pending: list[LoginStepUp], until_ms: int | None,
+                              board: ControlBoard, cfg: PolicyConfig,
+                              controls: list[dict[str, Any]]) -> None:
+        """Raise the pending login step-ups at or before ``until_ms`` (all with None), oldest
+        first, on accounts with no control in force and no trust from a passed step-up on
+        the login's device."""
+        while pending and (until_ms is None or pending[0].ts <= until_ms):
+            p = pending.pop(0)
+            if board.account_control(p.account_id) is not None:
+                continue  # already stepped up or frozen
+            trust = self._verified.get(p.account_id)
+            if trust is not None and trust[0] <= p.ts < trust[1] and \
+                    trust[3] is not None and trust[3] == p.login["device_id"]:
+                continue  # the customer proved it is them on this device
+            answer_by = p.ts + int(cfg.step_up_timeout_s * 1000)
+            record = {"account_id": p.account_id, "action": "step_up",
+                      "reason": f"login {p.login['session_id']} scored {p.score:.2f}",
+                      "evidence": {"order_id": None, "login": p.login, "score": p.score,
+                                   "reasons": p.reasons, "answer_by": answer_by},
+                      "source": "engine", "ts": p.ts}
+            self._challenges[p.account_id] = (p.ts, answer_by)
+            self._login_challenges[p.account_id] = p.login["session_id"]
+            board.apply_account(record)
+            controls.append(record)
 
     # -- columns --------------------------------------------------------------------------
 
@@ -295,13 +343,16 @@ class AccountCore:
     # -- decide ---------------------------------------------------------------------------
 
     def _decide(self, orders: list, batch: OrderBatch, features: np.ndarray,
-                board: ControlBoard, cfg: PolicyConfig) -> AccountOutputs:
+                board: ControlBoard, cfg: PolicyConfig,
+                pending: list[LoginStepUp] | None = None) -> AccountOutputs:
         # Prequential: each order is judged by the models as they were before it.
         anomaly, windows = self.anomaly.score_learn_many(features)
         accounts = [o.account_id for o in orders]
         ts = batch.ts_ms
         extra = {"anomaly": anomaly,
-                 "shared_infra_accounts": self.infra.shared_accounts_many(accounts, ts.tolist())}
+                 "shared_infra_accounts": self.infra.shared_accounts_many(accounts, ts.tolist()),
+                 "hosting_network": self.infra.new_hosting_logins_many(accounts, ts.tolist(),
+                                                                       cfg.hosting_asns)}
         if self.classifier.is_warm:
             extra["fraud_probability"] = self.classifier.score_many(features)
         self._remember(orders, features)
@@ -310,7 +361,7 @@ class AccountCore:
         out = AccountOutputs()
         controlled = np.zeros(len(orders), dtype=bool)
         out.decisions = self._verdicts(orders, batch, features, extra, windows, board, cfg,
-                                       out.account_controls, controlled)
+                                       out.account_controls, controlled, pending)
         notional = np.nan_to_num(batch.qty * batch.price, nan=0.0, posinf=0.0)
         # The account's risk as the ticker side reads it. A buy by an account under step-up
         # or freeze is risky whatever this order scored: a campaign's accounts stay risky
@@ -335,7 +386,8 @@ class AccountCore:
     def _verdicts(self, orders: list, batch: OrderBatch, features: np.ndarray,
                   extra: dict[str, Any], windows: np.ndarray, board: ControlBoard,
                   cfg: PolicyConfig, controls: list[dict[str, Any]] | None,
-                  controlled: np.ndarray | None = None) -> DecisionBlock:
+                  controlled: np.ndarray | None = None,
+                  pending: list[LoginStepUp] | None = None) -> DecisionBlock:
         """Scores, actions and reasons under ``cfg``, controls in force applied.
 
         ``controls`` collects the account controls a high score raises (and the board
@@ -355,11 +407,15 @@ class AccountCore:
         accounts = [o.account_id for o in orders]
         tickers = [o.ticker for o in orders]
         # Controls: only the orders that could meet one take the slow path.
+        stepped_at_login = {p.account_id for p in pending or ()}
         candidates = np.flatnonzero(
             (verdicts.scores >= cfg.step_up_at)
             | np.array(board.has_account_controls(accounts), dtype=bool)
+            | np.array([a in stepped_at_login for a in accounts], dtype=bool)
             | (batch.is_buy & np.array(board.has_ticker_controls(tickers), dtype=bool)))
         for i in candidates.tolist():
+            if pending and controls is not None:
+                self._raise_login_step_ups(pending, orders[i].ts, board, cfg, controls)
             self._apply_controls(i, orders[i], float(scores[i]), actions, reasons, board, cfg,
                                  controls, bool(clean[i]), controlled)
         if controls is not None:
@@ -415,6 +471,7 @@ class AccountCore:
                 self._challenges[account_id] = (order.ts, answer_by)
             else:
                 self._challenges.pop(account_id, None)
+            self._login_challenges.pop(account_id, None)
             record = {
                 "account_id": account_id,
                 "action": wanted,
@@ -472,6 +529,7 @@ class AccountCore:
             if not _label_may_act(label, board):
                 continue  # it trained the models above; it changes no control
             self._challenges.pop(account_id, None)  # an analyst's verdict ends the challenge
+            self._login_challenges.pop(account_id, None)
             control = board.account_control(account_id)
             if label.label == "legit" and control is not None:
                 action, reason = "release", f"labelled legit by {label.source}"
@@ -494,7 +552,9 @@ class AccountCore:
     def to_bytes(self) -> bytes:
         """Everything learned: features, both models and the remembered orders."""
         return pickle.dumps({
-            "format": 2,
+            # 3: usual_device joined the features (20 columns): a format-2 snapshot's models
+            # and remembered rows have 19 and cannot be restored into this core.
+            "format": 3,
             "home_market": self.home_market,
             "remember_orders": self.remember_orders,
             "features": self.features.to_bytes(),
@@ -502,6 +562,7 @@ class AccountCore:
             "classifier": self.classifier.to_bytes(),
             "recent": self._recent.to_state(),
             "challenges": self._challenges,
+            "login_challenges": self._login_challenges,
             "verified": self._verified,
         }, protocol=pickle.HIGHEST_PROTOCOL)
 
@@ -514,14 +575,16 @@ class AccountCore:
         are shared by the worker's partitions and rebuilt from their topics.
         """
         state = pickle.loads(blob)
-        if state.get("format") != 2:
-            raise ValueError(f"account snapshot format {state.get('format')!r}, expected 2")
+        if state.get("format") != 3:
+            raise ValueError(f"account snapshot format {state.get('format')!r}, expected 3 "
+                             f"(take a fresh one with `tradeguard warm`)")
         restored = cls(state["home_market"], state["remember_orders"], profiles, infra=infra)
         restored.features = AccountFeatures.from_bytes(state["features"])
         restored.anomaly = AccountAnomaly.from_bytes(state["anomaly"])
         restored.classifier = FraudClassifier.from_bytes(state["classifier"])
         restored._recent = RecentOrders.from_state(state["recent"], state["remember_orders"])
         restored._challenges = dict(state.get("challenges", {}))
+        restored._login_challenges = dict(state.get("login_challenges", {}))
         restored._verified = dict(state.get("verified", {}))
         return restored
 

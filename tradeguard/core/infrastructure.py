@@ -49,8 +49,12 @@ class InfrastructureWatch:
         # ("ip" | "device", value) -> {account: its latest login times there, sorted}.
         # IPs and devices only: a big ISP's ASN is shared by everybody.
         self._users: dict[tuple[str, str], dict[str, list[int]]] = {}
-        # account -> its last logins as (ts, ip, device, failed) ("" if absent), oldest first
-        self._logins: dict[str, list[tuple[int, str, str, int]]] = {}
+        # account -> its last logins as (ts, ip, device, failed, asn) ("" / -1 if absent),
+        # oldest first
+        self._logins: dict[str, list[tuple[int, str, str, int, int]]] = {}
+        # account -> ASN -> the earliest successful login from it: whether a login's network
+        # is new to the account, whatever order the logins arrived in.
+        self._first_on_asn: dict[str, dict[int, int]] = {}
         # Keys more than one account used, and the accounts whose latest login used none of
         # them (-> that login's ts): the usual case, answered with one dictionary lookup.
         self._shared: set[tuple[str, str]] = set()
@@ -67,10 +71,14 @@ class InfrastructureWatch:
                 continue
             account, ts = e.account_id, e.ts
             ip, device = e.ip, e.device_id
-            login = (ts, ip or "", device or "", int(e.event == "login_failure"))
+            asn = -1 if getattr(e, "asn", None) is None else int(e.asn)
+            login = (ts, ip or "", device or "", int(e.event == "login_failure"), asn)
             history = self._logins.setdefault(account, [])
             if login in history:
                 continue
+            if not login[3] and asn >= 0:
+                first = self._first_on_asn.setdefault(account, {})
+                first[asn] = min(first.get(asn, ts), ts)
             history.append(login)
             history.sort()  # the full tuple: two logins in the same ms tie-break alike
             del history[:-KEEP_LOGINS]
@@ -142,15 +150,33 @@ class InfrastructureWatch:
         """Whether ``account`` logged in from ``ip`` within [since, until] suspectly: a failed
         attempt, or from a device its earlier (known) logins never used."""
         history = self._logins.get(account, ())
-        for i, (ts, at_ip, device, failed) in enumerate(history):
+        for i, (ts, at_ip, device, failed, _) in enumerate(history):
             if at_ip != ip or not since <= ts <= until:
                 continue
             if failed:
                 return True
-            earlier = {d for t, _, d, f in history[:i] if t < ts and not f}
+            earlier = {d for t, _, d, f, _ in history[:i] if t < ts and not f}
             if earlier and device and device not in earlier:
                 return True
         return False
+
+
+    def new_hosting_logins_many(self, accounts: list[str], at_ms: list[int],
+                                hosting: frozenset) -> list[float]:
+        """Per (account, time): 1.0 when the account's latest successful login at or before
+        the time came from an ASN in ``hosting`` that none of its earlier successful logins
+        came from, else 0.0 (also with no login known, or an empty ``hosting``)."""
+        if not hosting:
+            return [0.0] * len(accounts)
+        logins, first_on = self._logins, self._first_on_asn
+        out = []
+        for account, t in zip(accounts, at_ms):
+            login = next((l for l in reversed(logins.get(account, ()))
+                          if l[0] <= t and not l[3]), None)
+            new = (login is not None and login[4] in hosting
+                   and first_on[account].get(login[4]) == login[0])
+            out.append(1.0 if new else 0.0)
+        return out
 
 
 def _any_within(times: list[int], since: int, until: int) -> bool:

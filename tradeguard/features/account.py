@@ -17,7 +17,7 @@ import numpy as np
 from . import _snapshot
 from .batches import LOGIN_FAILURE, LOGIN_SUCCESS, SESSION_START, AuthBatch, OrderBatch, require
 from .ids import DenseIds, grown, stable_hash64
-from .primitives import (NEVER_MS, bloom_test_and_add, decay, observed_window_ms, table_claim,
+from .primitives import (NEVER_MS, bloom_test, bloom_test_and_add, decay, observed_window_ms, table_claim,
                          table_find)
 
 __all__ = ["ACCOUNT_FEATURES", "AccountParams", "AccountFeatures"]
@@ -32,6 +32,11 @@ ACCOUNT_FEATURES: tuple[str, ...] = (
     "usual_liquidation", "usual_thin_buy",
     # What is known of a login with no history to compare against (cold start).
     "unknown_account", "foreign_first_login",
+    # 1: the login behind the order came from a device the account had used before (a known
+    # account, a device id present). What travels with a customer abroad is their own phone;
+    # a phishing or infostealer login brings the attacker's machine. The policy discounts
+    # network novelty (new network, new country) by it: a traveller is not a stranger.
+    "usual_device",
 )
 
 # Bloom "kinds" salt the hash so a device and an IP with equal hashes stay apart.
@@ -40,6 +45,15 @@ LOGIN_ATTRIBUTES = ("device", "ip", "asn", "country", "user_agent")
 TICKER_KIND = len(LOGIN_ATTRIBUTES)
 # Login flags beyond the new_* bits: the account's first login ever, and that from abroad.
 UNKNOWN_BIT, FOREIGN_BIT = 5, 6
+# The login carried no device id: its device cannot be usual (a missing attribute never
+# reads as new, so without this bit a stripped device cookie would read as a known device).
+NO_DEVICE_BIT = 7
+# session_mismatch when only the IP differs from the login's: an IP the account has used
+# before (a phone moving between its home Wi-Fi and its carrier), or one it never has (a
+# proxy replaying the stolen cookie: an AiTM replay carries the victim's device and agent).
+MISMATCH_KNOWN_IP, MISMATCH_UNSEEN_IP = 0.5, 0.75
+# Flags that make a login's device not the account's usual one: new, first login, absent.
+_NOT_USUAL_DEVICE = (1 << 0) | (1 << UNKNOWN_BIT) | (1 << NO_DEVICE_BIT)
 # A buy worth this share of the ticker's daily value counts fully as a thin-ticker buy in
 # the account's baseline (usual_thin_buy is the mean of min(thin_x / this, 1) over its buys).
 THIN_BUY_REFERENCE = 0.01
@@ -142,6 +156,8 @@ def _open_session(a, bloom_row, sessions, account, t, session, attributes, p):
             flags |= 1 << k
     if not has_history:
         flags |= 1 << UNKNOWN_BIT
+    if attributes[0] == 0:
+        flags |= 1 << NO_DEVICE_BIT
     if not has_history and attributes[3] != 0 and attributes[3] != p.home_country:
         flags |= 1 << FOREIGN_BIT  # a known account abroad shows as new_country instead
     # A new session: what the account did in the earlier ones becomes its baseline.
@@ -166,21 +182,32 @@ def _open_session(a, bloom_row, sessions, account, t, session, attributes, p):
         s.user_agent = attributes[4]
         s.failed = failed
         s.new_flags = flags
+    return flags, failed
 
 
 @numba.njit(cache=True)
 def _learn_auth(acc, bloom, sessions, account, kind, ts_ms, session, ip, device, asn, country,
-                user_agent, p):
-    """Walk auth events in order: failures feed the decayed count, logins open sessions."""
+                user_agent, p, login_out):
+    """Walk auth events in order: failures feed the decayed count, logins open sessions.
+
+    ``login_out`` row i: the login's flags (new_* bits, UNKNOWN_BIT, FOREIGN_BIT,
+    NO_DEVICE_BIT) and its decayed failed-login count; flags -1 for an event that opens
+    no session. What the login alone says, for acting on it before any order.
+    """
     for i in range(account.shape[0]):
         a = acc[account[i]]
         t = ts_ms[i]
+        login_out[i, 0] = -1.0
+        login_out[i, 1] = 0.0
         if kind[i] == LOGIN_FAILURE:
             a.failed_logins = a.failed_logins * decay(t - a.failed_ms, p.tau_fail_ms) + 1.0
             a.failed_ms = max(a.failed_ms, t)
         elif kind[i] == LOGIN_SUCCESS or kind[i] == SESSION_START:
             attributes = (device[i], ip[i], asn[i], country[i], user_agent[i])
-            _open_session(a, bloom[account[i]], sessions, account[i], t, session[i], attributes, p)
+            flags, failed = _open_session(a, bloom[account[i]], sessions, account[i], t,
+                                          session[i], attributes, p)
+            login_out[i, 0] = flags
+            login_out[i, 1] = failed
 
 
 @numba.njit(cache=True)
@@ -214,7 +241,9 @@ def _transform_orders(acc, bloom, sessions, account, ticker, is_buy, qty, price,
             if _differs(device[i], s.device) or _differs(user_agent[i], s.user_agent):
                 mismatch = 1.0
             elif _differs(ip[i], s.ip):
-                mismatch = 0.5
+                mismatch = MISMATCH_UNSEEN_IP
+                if bloom_test(bloom[account[i]], 1, ip[i]):
+                    mismatch = MISMATCH_KNOWN_IP
         else:
             login_ms, flags, failed = a.last_login_ms, a.last_login_flags, a.last_login_failed
         secs = p.never_secs
@@ -298,6 +327,7 @@ def _transform_orders(acc, bloom, sessions, account, ticker, is_buy, qty, price,
         row[16] = usual_thin
         row[17] = (flags >> UNKNOWN_BIT) & 1
         row[18] = (flags >> FOREIGN_BIT) & 1
+        row[19] = 1.0 if login_ms != NEVER_MS and flags & _NOT_USUAL_DEVICE == 0 else 0.0
 
 
 @numba.njit(cache=True)
@@ -305,7 +335,7 @@ def _account_events(acc, bloom, sessions, run_is_order, run_length,
                     a_account, a_kind, a_ts_ms, a_session, a_ip, a_device, a_asn, a_country,
                     a_user_agent,
                     account, ticker, is_buy, qty, price, margin, overseas, ts_ms, session, ip,
-                    device, user_agent, holdings_value, ticker_adv_value, p, out):
+                    device, user_agent, holdings_value, ticker_adv_value, p, out, login_out):
     """Walk logins and orders merged in event time: runs of one kind, each in its own order."""
     a, o = 0, 0
     for r in range(run_is_order.shape[0]):
@@ -320,7 +350,8 @@ def _account_events(acc, bloom, sessions, run_is_order, run_length,
         else:
             _learn_auth(acc, bloom, sessions, a_account[a:a + n], a_kind[a:a + n],
                         a_ts_ms[a:a + n], a_session[a:a + n], a_ip[a:a + n], a_device[a:a + n],
-                        a_asn[a:a + n], a_country[a:a + n], a_user_agent[a:a + n], p)
+                        a_asn[a:a + n], a_country[a:a + n], a_user_agent[a:a + n], p,
+                        login_out[a:a + n])
             a += n
 
 
@@ -373,13 +404,18 @@ class AccountFeatures:
         self._accounts = grown(self._accounts, needed, _empty_row(ACCOUNT_STATE))
         self._bloom = grown(self._bloom, needed, 0)
 
-    def learn_auth(self, batch: AuthBatch) -> None:
-        """Learn login successes, failures and session starts (kind OTHER is ignored)."""
+    def learn_auth(self, batch: AuthBatch) -> np.ndarray:
+        """Learn login successes, failures and session starts (kind OTHER is ignored).
+
+        Returns each event's login row (n, 2): flags and failed-login count (``login_rows``).
+        """
         self._reserve(batch)
         require(batch, "kind", (batch.kind >= 0) & (batch.kind <= 3), "kind must be 0..3")
+        login_out = np.empty((len(batch), 2), np.float64)
         _learn_auth(self._accounts, self._bloom, self._sessions, batch.account, batch.kind,
                     batch.ts_ms, batch.session, batch.ip, batch.device, batch.asn, batch.country,
-                    batch.user_agent, self._kernel_params)
+                    batch.user_agent, self._kernel_params, login_out)
+        return login_out
 
     def transform_orders(self, batch: OrderBatch) -> np.ndarray:
         """Features of each order (n, len(ACCOUNT_FEATURES)), each seeing the orders before it."""
@@ -393,6 +429,11 @@ class AccountFeatures:
         return out
 
     def process(self, auth: AuthBatch, orders: OrderBatch, runs: np.ndarray) -> np.ndarray:
+        """``process_with_logins`` without the login rows: the orders' features."""
+        return self.process_with_logins(auth, orders, runs)[0]
+
+    def process_with_logins(self, auth: AuthBatch, orders: OrderBatch,
+                            runs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Logins and orders merged in event time, in one kernel call; the orders' features.
 
         ``runs`` is an (r, 2) int array of (is_order, length): the merged sequence as
@@ -411,14 +452,15 @@ class AccountFeatures:
         require(auth, "kind", (auth.kind >= 0) & (auth.kind <= 3), "kind must be 0..3")
         require(orders, "ticker", orders.ticker >= 0, "ticker ids must be >= 0")
         out = np.empty((len(orders), len(ACCOUNT_FEATURES)), np.float64)
+        login_out = np.empty((len(auth), 2), np.float64)
         _account_events(self._accounts, self._bloom, self._sessions, is_order.copy(),
                         length.copy(), auth.account, auth.kind, auth.ts_ms, auth.session, auth.ip,
                         auth.device, auth.asn, auth.country, auth.user_agent,
                         orders.account, orders.ticker, orders.is_buy, orders.qty, orders.price,
                         orders.margin, orders.overseas, orders.ts_ms, orders.session, orders.ip,
                         orders.device, orders.user_agent, orders.holdings_value,
-                        orders.ticker_adv_value, self._kernel_params, out)
-        return out
+                        orders.ticker_adv_value, self._kernel_params, out, login_out)
+        return out, login_out
 
     def to_bytes(self) -> bytes:
         return _snapshot.pack(self.params, {"accounts": self._accounts, "bloom": self._bloom,

@@ -74,6 +74,27 @@ def bloom_test_and_add(words, kind, value):
 
 
 @numba.njit(cache=True)
+def bloom_test(words, kind, value):
+    """Whether all BLOOM_HASHES bits of (kind, value) are set in one filter row; sets none.
+
+    For asking "has the account used this before?" about something that must not become
+    usual by being asked about (an order's IP on a replayed session). Value 0 (absent)
+    reads as seen, as in bloom_test_and_add.
+    """
+    if value == 0:
+        return True
+    h = mix64(value ^ (np.uint64(kind + 1) * GOLDEN))
+    n_bits = np.uint64(words.shape[0] * 64)
+    h1 = h & _LOW32
+    h2 = (h >> np.uint64(32)) | np.uint64(1)
+    for j in range(BLOOM_HASHES):
+        bit = (h1 + np.uint64(j) * h2) % n_bits
+        if words[bit >> np.uint64(6)] & (np.uint64(1) << (bit & np.uint64(63))) == 0:
+            return False
+    return True
+
+
+@numba.njit(cache=True)
 def table_find(table, key, now_ms, ttl_ms, max_probe):
     """Walk key's probe window of an open-addressing table: the slot holding key, live, or -1."""
     mask = table.shape[0] - 1

@@ -13,12 +13,13 @@ import math
 import numpy as np
 
 from .account import (ACCOUNT_FEATURES, FOREIGN_BIT, HABIT_SESSION_KEEP, LOGIN_ATTRIBUTES,
-                      THIN_BUY_REFERENCE, TICKER_KIND, UNKNOWN_BIT, AccountFeatures)
+                      MISMATCH_KNOWN_IP, MISMATCH_UNSEEN_IP, NO_DEVICE_BIT, THIN_BUY_REFERENCE,
+                      TICKER_KIND, UNKNOWN_BIT, AccountFeatures)
 from .batches import LOGIN_FAILURE, LOGIN_SUCCESS, SESSION_START, AuthBatch, FlowBatch, OrderBatch, TradeBatch
 from .primitives import BLOOM_HASHES, NEVER_MS
 from .ticker import FLOW_BUY, FLOW_SELL, RISKY_BUY, TICKER_FEATURES, TRADED, TickerFeatures
 
-__all__ = ["learn_auth", "transform_orders", "learn_trades", "transform_flow", "observe"]
+__all__ = ["learn_auth", "transform_orders", "process_accounts_with_logins", "learn_trades", "transform_flow", "observe"]
 
 _U64 = 2**64 - 1
 _GOLDEN = 0x9E3779B97F4A7C15
@@ -51,6 +52,17 @@ def _bloom_test_and_add(words: np.ndarray, kind: int, value: int) -> bool:
     for b in bits:
         words[b // 64] = np.uint64(int(words[b // 64]) | (1 << (b % 64)))
     return present
+
+
+def _bloom_test(words: np.ndarray, kind: int, value: int) -> bool:
+    """Twin of primitives.bloom_test: all bits set, nothing written."""
+    if value == 0:
+        return True
+    h = _mix64(value ^ (((kind + 1) * _GOLDEN) & _U64))
+    n_bits = len(words) * 64
+    return all(int(words[b // 64]) >> (b % 64) & 1
+               for b in (((h & 0xFFFFFFFF) + j * ((h >> 32) | 1)) % n_bits
+                         for j in range(BLOOM_HASHES)))
 
 
 def _probe_window(table: np.ndarray, key: int, max_probe: int) -> list[int]:
@@ -104,10 +116,12 @@ def _bucket_add(epochs, sums, epoch, column, amount) -> None:
 
 # ---- accounts --------------------------------------------------------------------------------
 
-def learn_auth(features: AccountFeatures, batch: AuthBatch) -> None:
-    """Twin of AccountFeatures.learn_auth."""
+def learn_auth(features: AccountFeatures, batch: AuthBatch) -> np.ndarray:
+    """Twin of AccountFeatures.learn_auth (and its login rows: flags, failed count)."""
     features._reserve(batch)
     p = features._kernel_params
+    login_rows = np.zeros((len(batch), 2))
+    login_rows[:, 0] = -1.0
     for i in range(len(batch)):
         account, t, kind = int(batch.account[i]), int(batch.ts_ms[i]), int(batch.kind[i])
         a = features._accounts[account]
@@ -124,6 +138,8 @@ def learn_auth(features: AccountFeatures, batch: AuthBatch) -> None:
                     flags |= 1 << k
             if not has_history:
                 flags |= 1 << UNKNOWN_BIT
+            if int(batch.device[i]) == 0:
+                flags |= 1 << NO_DEVICE_BIT
             if not has_history and int(batch.country[i]) not in (0, int(p.home_country)):
                 flags |= 1 << FOREIGN_BIT
             for habit, pending in (("habit_liquidation", "pending_liquidation"),
@@ -132,12 +148,14 @@ def learn_auth(features: AccountFeatures, batch: AuthBatch) -> None:
                 a[habit] = a[habit] * HABIT_SESSION_KEEP + a[pending]
                 a[pending] = 0.0
             a["last_login_ms"], a["last_login_flags"], a["last_login_failed"] = t, flags, failed_before
+            login_rows[i] = (flags, failed_before)
             session = int(batch.session[i])
             if session != 0:
                 slot, _ = _table_claim(features._sessions, session, t, p.session_ttl_ms, p.session_probe)
                 s = features._sessions[slot]
                 s["stamp_ms"], s["account"], s["failed"], s["new_flags"] = t, account, failed_before, flags
                 s["ip"], s["device"], s["user_agent"] = batch.ip[i], batch.device[i], batch.user_agent[i]
+    return login_rows
 
 
 def transform_orders(features: AccountFeatures, batch: OrderBatch) -> np.ndarray:
@@ -160,8 +178,12 @@ def transform_orders(features: AccountFeatures, batch: OrderBatch) -> np.ndarray
             differs = {name: int(getattr(batch, name)[i]) != 0 and int(s[name]) != 0
                        and int(getattr(batch, name)[i]) != int(s[name])
                        for name in ("ip", "device", "user_agent")}
-            mismatch = (1.0 if differs["device"] or differs["user_agent"]
-                        else 0.5 if differs["ip"] else 0.0)
+            mismatch = 0.0
+            if differs["device"] or differs["user_agent"]:
+                mismatch = 1.0
+            elif differs["ip"]:
+                known = _bloom_test(features._bloom[account], 1, int(batch.ip[i]))
+                mismatch = MISMATCH_KNOWN_IP if known else MISMATCH_UNSEEN_IP
         else:
             login_ms, flags = int(a["last_login_ms"]), int(a["last_login_flags"])
             failed, mismatch = float(a["last_login_failed"]), 0.0
@@ -220,7 +242,9 @@ def transform_orders(features: AccountFeatures, batch: OrderBatch) -> np.ndarray
         out[i] = [secs, *[(flags >> k) & 1 for k in range(len(LOGIN_ATTRIBUTES))], failed, mismatch,
                   rate_x, notional_x, liquidation, buy and has_orders and not ticker_seen,
                   thin_x, first_overseas, sudden_margin, usual_liquidation, usual_thin,
-                  (flags >> UNKNOWN_BIT) & 1, (flags >> FOREIGN_BIT) & 1]
+                  (flags >> UNKNOWN_BIT) & 1, (flags >> FOREIGN_BIT) & 1,
+                  float(login_ms != NEVER_MS and not flags & 1 and not (flags >> UNKNOWN_BIT) & 1
+                        and not (flags >> NO_DEVICE_BIT) & 1)]
     return out
 
 
@@ -308,8 +332,20 @@ def _run_by_run(features, learn, transform, learned, transformed, runs, width) -
 def process_accounts(features: AccountFeatures, auth: AuthBatch, orders: OrderBatch,
                      runs) -> np.ndarray:
     """Twin of AccountFeatures.process: the two twins above, run by run."""
-    return _run_by_run(features, learn_auth, transform_orders, auth, orders, runs,
-                       len(ACCOUNT_FEATURES))
+    return process_accounts_with_logins(features, auth, orders, runs)[0]
+
+
+def process_accounts_with_logins(features: AccountFeatures, auth: AuthBatch, orders: OrderBatch,
+                                 runs) -> tuple[np.ndarray, np.ndarray]:
+    """Twin of AccountFeatures.process_with_logins: the orders' features and the login rows."""
+    logins = []
+
+    def learn(f, batch):
+        logins.append(learn_auth(f, batch))
+
+    out = _run_by_run(features, learn, transform_orders, auth, orders, runs,
+                      len(ACCOUNT_FEATURES))
+    return out, np.concatenate(logins) if logins else np.empty((0, 2))
 
 
 def process_tickers(features: TickerFeatures, trades: TradeBatch, flows: FlowBatch,

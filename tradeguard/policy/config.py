@@ -74,6 +74,12 @@ class PolicyConfig:
     #: Risky buyers that halt even when fewer than ``halt_risky_buyers`` of them are linked.
     halt_unlinked_buyers: float = 2.0
     campaign_buy_adv_share: float = 0.01
+    #: Score successful logins by their session evidence alone and step up those reaching
+    #: ``step_up_at`` before any order (tradeguard/core/logins.py).
+    step_up_on_login: bool = False
+    #: ASNs of hosting and VPN networks (``[network] hosting_asns``): a login from one the
+    #: account never used is the ``hosting_network`` signal.
+    hosting_asns: frozenset = frozenset()
     #: Names of the session-group signals (derived from ``signals``).
     session_signals: frozenset = frozenset()
     #: Content hash of the policy in force (the merged document), carried by every decision.
@@ -161,6 +167,8 @@ class PolicyConfig:
             campaign_link_accounts=num("ticker", "campaign_link_accounts", 0),
             halt_unlinked_buyers=num("ticker", "halt_unlinked_buyers", 1),
             campaign_buy_adv_share=num("ticker", "campaign_buy_adv_share", 0),
+            hosting_asns=_asn_list(doc, "network", "hosting_asns"),
+            step_up_on_login=_flag(doc, "account", "step_up_on_login"),
             session_signals=frozenset(n for n, sig in signals.items() if sig.group == "session"),
             version=policy_version(doc),
         )
@@ -192,6 +200,17 @@ def _baseline_features() -> frozenset[str]:
     from tradeguard.features.account import ACCOUNT_FEATURES
 
     return frozenset(f for f in ACCOUNT_FEATURES if f.startswith("usual_"))
+
+
+def _asn_list(doc: dict[str, Any], section: str, key: str) -> frozenset:
+    """A list of AS numbers (positive integers), named in the error when it is not one."""
+    value = doc.get(section, {}).get(key, [])
+    if not isinstance(value, list):
+        raise PolicyError(f"[{section}] {key} must be a list of AS numbers, got {value!r}")
+    for asn in value:
+        if isinstance(asn, bool) or not isinstance(asn, int) or not 0 < asn < 2**32:
+            raise PolicyError(f"[{section}] {key}: {asn!r} is not an AS number (1 to 2^32 - 1)")
+    return frozenset(value)
 
 
 def _flag(doc: dict[str, Any], section: str, key: str) -> bool:

@@ -285,10 +285,20 @@ def scorecard(paths: Iterable[str | Path], seeds: Iterable[int] = REPORTING_SEED
 
 
 _COLUMNS = ("scenario", "seed", "fraud yen stopped", "legit held / blocked per 10k",
-            "legit stopped per 10k, clean accounts",
+            "legit stopped per 10k, clean accounts (stopped / orders, 95% CI)",
             "false halts", "targets halted before 3rd hijacked buyer",
-            "hijacked stepped up / frozen before 1st fraud buy",
-            "false account actions per 1k active", "ahead of baselines")
+            "hijacked stepped up / frozen before 1st fraud order / buy",
+            "false account actions per 1k active (actions / active)", "ahead of baselines")
+
+
+def _clean_rate(o: dict) -> str:
+    """``2.1 (21 / 100,000; 1.37-3.21)``: the rate, its counts and its 95% Wilson interval."""
+    rate = o["legit_stopped_per_10k_clean_accounts"]
+    if rate is None:
+        return "—"
+    low, high = o["legit_stopped_per_10k_clean_accounts_ci95"]
+    return (f"{rate:g} ({o['legit_stopped_clean_accounts']} / {o['legit_clean_accounts']:,}; "
+            f"{low:g}-{high:g})")
 
 
 def scorecard_table(rows: list[dict], definitions: bool = False) -> str:
@@ -301,14 +311,15 @@ def scorecard_table(rows: list[dict], definitions: bool = False) -> str:
         lines.append("| " + " | ".join([
             row["name"], str(row["seed"]), fmt_share(o["fraud_yen_stopped_share"]),
             f"{o['legit_held_per_10k']:g} / {o['legit_blocked_per_10k']:g}",
-            "—" if o["legit_stopped_per_10k_clean_accounts"] is None
-            else f"{o['legit_stopped_per_10k_clean_accounts']:g}",
+            _clean_rate(o),
             str(t["false_halt_count"]),
             f"{t['targeted_halted_before_third_account_buy']}/{t['targeted_count']}"
             if t["targeted_count"] else "—",
-            fmt_share(a["stopped_before_first_fraud_buy_share"]),
+            f"{fmt_share(a['stopped_before_first_fraud_order_share'])} / "
+            f"{fmt_share(a['stopped_before_first_fraud_buy_share'])}",
             "—" if a["false_account_actions_per_1k_active"] is None
-            else f"{a['false_account_actions_per_1k_active']:g}",
+            else f"{a['false_account_actions_per_1k_active']:g} "
+                 f"({a['false_account_actions']} / {a['active_accounts']:,})",
             "yes" if not behind else "no: " + ", ".join(behind)]) + " |")
     if definitions:
         lines += ["", "- Decided in process, closed loop: customers answer step-ups and analysts "
@@ -324,6 +335,8 @@ def scorecard_table(rows: list[dict], definitions: bool = False) -> str:
                   "other legitimate orders are the owners' own on a hijacked account, stopped "
                   "with it (frozen after its takeover).",
                   "- Active accounts: accounts with at least one session order.",
+                  "- Intervals: 95% Wilson score intervals of the per-10k rate, from the counts "
+                  "shown (stopped / legitimate orders of clean accounts).",
                   f"- {BEATS[0].upper()}{BEATS[1:]}",
                   f"- Reporting seeds {', '.join(map(str, REPORTING_SEEDS))}; tuning seeds: "
                   f"each file's own seed and {', '.join(map(str, TUNING_SEEDS))}."]

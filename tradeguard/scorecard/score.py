@@ -78,6 +78,34 @@ def _share(part: float, whole: float) -> float | None:
     return part / whole if whole else None
 
 
+def wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float] | None:
+    """The 95% Wilson score interval of a proportion k/n, or None when n is 0.
+
+    Wilson, not the normal approximation: at 0 or 1 stop in 10,000 the normal interval
+    collapses to a point or goes negative, and those are exactly the rates reported.
+
+    >>> [round(x * 1e4, 2) for x in wilson(0, 10_000)]
+    [0.0, 3.84]
+    >>> [round(x * 1e4, 2) for x in wilson(5, 100_000)]
+    [0.21, 1.17]
+    """
+    if k < 0 or n < 0 or k > n:
+        raise ValueError(f"wilson: need 0 <= k <= n, got k={k}, n={n}")
+    if n == 0:
+        return None
+    p, z2 = k / n, z * z
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+    # At 0 (or n) stops the bound is exactly 0 (or 1); the formula leaves rounding dust.
+    return (0.0 if k == 0 else max(0.0, centre - half)), (1.0 if k == n else min(1.0, centre + half))
+
+
+def _per_10k_interval(k: int, n: int) -> list[float] | None:
+    """``wilson`` as per-10k figures, rounded like the rates."""
+    interval = wilson(k, n)
+    return None if interval is None else [round(x * 10_000, 2) for x in interval]
+
+
 def _per_10k(part: int, whole: int) -> float | None:
     return round(10_000 * part / whole, 2) if whole else None
 
@@ -94,6 +122,8 @@ def score_orders(orders: list[dict[str, Any]], truth: GroundTruth, outcome: Outc
     hijacked = {a.account_id for a in truth.accounts}
     account_of = {o["order_id"]: o.get("account_id") for o in orders}
     on_hijacked = {i for i in legit_ids if account_of[i] in hijacked}
+    clean = len(legit_ids) - len(on_hijacked)
+    clean_stopped = sum(outcome.stopped(i) for i in legit_ids if i not in on_hijacked)
     stopped = [i for i in fraud_ids if outcome.stopped(i)]
     yen = sum(fraud[i].notional for i in fraud_ids)
     yen_stopped = sum(fraud[i].notional for i in stopped)
@@ -132,9 +162,12 @@ def score_orders(orders: list[dict[str, Any]], truth: GroundTruth, outcome: Outc
         # The clean-account rate leaves them out, for the customers nobody attacked.
         "legit_on_hijacked_accounts": len(on_hijacked),
         "legit_stopped_on_hijacked_accounts": sum(outcome.stopped(i) for i in on_hijacked),
-        "legit_stopped_per_10k_clean_accounts": _per_10k(
-            sum(outcome.stopped(i) for i in legit_ids if i not in on_hijacked),
-            len(legit_ids) - len(on_hijacked)),
+        "legit_stopped_per_10k_clean_accounts": _per_10k(clean_stopped, clean),
+        # The counts behind it and its 95% interval (Wilson): one order in 1,000 moves the
+        # rate by 10, so a rate alone says nothing of what the sample can resolve.
+        "legit_clean_accounts": clean,
+        "legit_stopped_clean_accounts": clean_stopped,
+        "legit_stopped_per_10k_clean_accounts_ci95": _per_10k_interval(clean_stopped, clean),
         "undecided": sum(i not in outcome.actions for i in ids),
         **legit_stop_curve(orders, truth, outcome, first_label_ts),
     }

@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-__all__ = ["Context", "HOME_ASNS", "MOBILE_ASNS", "TRAVEL_ASNS", "UA_KINDS", "device_id",
+__all__ = ["Context", "HOSTING_ASNS", "VPN_ASNS", "HOME_ASNS", "MOBILE_ASNS", "TRAVEL_ASNS", "UA_KINDS", "device_id",
            "ip_in", "session_id", "user_agent"]
 
 #: Japanese fixed-line ISPs (KDDI, NTT OCN, SoftBank, So-net, BIGLOBE).
@@ -29,6 +29,15 @@ MOBILE_ASNS = (9605, 2516, 17676, 138384)
 #: A typical consumer network per country, for customers abroad.
 TRAVEL_ASNS = {"US": 7922, "TH": 23969, "KR": 4766, "TW": 3462, "FR": 3215, "GB": 2856,
                "SG": 4657, "HK": 4760, "CN": 4134, "VN": 7552, "AU": 1221, "DE": 3320}
+
+#: Hosting providers and commercial VPN exits: where attackers rent their machines, and
+#: where some honest customers browse from (a VPN on a trip). The engine's policy lists
+#: them as an IP-intelligence feed would (`[network] hosting_asns`).
+HOSTING_ASNS = {16509: "Amazon", 14061: "DigitalOcean", 20473: "Vultr", 24940: "Hetzner",
+                16276: "OVH", 45102: "Alibaba Cloud", 132203: "Tencent Cloud",
+                9009: "M247 (VPN exits)", 212238: "Datacamp (VPN exits)"}
+#: The VPN exits an honest customer's VPN app picks (``vpn_share`` of travellers).
+VPN_ASNS = (9009, 212238)
 
 #: User-agent kinds: (channel, template). {v}, {w} are version numbers drawn per device.
 UA_KINDS = {

@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from tradeguard.simulator.infra import TRAVEL_ASNS, Context, ip_in
+from tradeguard.simulator.infra import VPN_ASNS, TRAVEL_ASNS, Context, ip_in
 from tradeguard.simulator.market import Ticker
 from tradeguard.simulator.routine import Customer
 from tradeguard.simulator.scenario import NegativeConfig
@@ -96,10 +96,20 @@ class NegativePlan:
         c.visit(world, ts, close_ms, orders=int(c.rng.integers(1, 4)), context=phone,
                 tag=self.tag)
 
+    def _maybe_vpn(self, c: Customer, abroad: Context) -> Context:
+        """With ``vpn_share``, the traveller's device behind a commercial VPN exit (a hosting
+        network) in the country they are in. Drawn only when the share is set, so a file
+        without it keeps its streams."""
+        if self.cfg.vpn_share <= 0 or c.rng.random() >= self.cfg.vpn_share:
+            return abroad
+        return abroad.on_network(c.rng, VPN_ASNS[int(c.rng.integers(len(VPN_ASNS)))],
+                                 abroad.country)
+
     def _travel(self, world: World, close_ms: int) -> None:
         for c, ts in zip(self.customers, self._times()):
             country = self.cfg.countries[int(c.rng.integers(len(self.cfg.countries)))]
             abroad = c.account.primary.on_network(c.rng, TRAVEL_ASNS.get(country, 7922), country)
+            abroad = self._maybe_vpn(c, abroad)
             world.at(ts, lambda t, c=c, abroad=abroad: self._trip(world, c, abroad, t, close_ms))
 
     def _trip(self, world: World, c: Customer, abroad: Context, ts: int, close_ms: int) -> None:
@@ -157,6 +167,7 @@ class NegativePlan:
             if c.rng.random() < self.cfg.new_device_share:  # a phone bought for the trip
                 abroad = Context.draw(c.rng, ("app_ios", "app_android")[int(c.rng.integers(2))],
                                       asn=asn, country=country)
+            abroad = self._maybe_vpn(c, abroad)
             world.at(ts, lambda t, c=c, abroad=abroad: self._day_trade_abroad(
                 world, c, abroad, t, close_ms))
 

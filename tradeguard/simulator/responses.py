@@ -9,7 +9,8 @@ as ``generate`` derives every part of the world), so the same session, seed and
 engine give the same answers.
 
 - :class:`CustomerResponses`: an account control ``step_up`` raised on an order
-  is answered by whoever holds that order's session, from that order's context.
+  is answered by whoever holds that order's session, from that order's context; one
+  raised on a login (``evidence.login``), by whoever made that login, from its context.
   A legitimate customer passes (``mfa_challenge_passed``) with
   ``legit_pass_rate``, else never answers (the engine's timeout). An attacker
   passes only where the broker's factor is ``otp`` and the technique relays a
@@ -71,6 +72,8 @@ class _Truth:
         self.accomplices = {a.account_id for a in truth.accomplices}
         self.taken: dict[str, TakenOverAccount] = {a.account_id: a for a in truth.accounts}
         self.network: dict[tuple[str, str], tuple[str | None, int | None]] = {}
+        self.mfa_failed_sessions = {r["session_id"] for r in session.of("auth.events")
+                                    if r["event"] == "mfa_challenge_failed" and r["session_id"]}
         for r in session.of("auth.events"):
             self.network.setdefault((r["account_id"], r["ip"]), (r["country"], r["asn"]))
 
@@ -110,8 +113,21 @@ class CustomerResponses:
         for control in account_controls:
             if control["action"] != "step_up" or control.get("source") != _ENGINE:
                 continue
-            order = self.truth.order((control.get("evidence") or {}).get("order_id"),
-                                     f"step_up of {control['account_id']}")
+            evidence = control.get("evidence") or {}
+            if evidence.get("order_id") is None and evidence.get("login"):
+                # A step-up raised on a login: whoever made that login answers, from its
+                # context, out of band (a passkey prompt, not in the session: session None).
+                # A login whose own factor failed is the attacker's (the broker's MFA
+                # stopped a right password): they do not answer.
+                login = evidence["login"]
+                if login.get("session_id") in self.truth.mfa_failed_sessions:
+                    self.silent += 1
+                    continue
+                order = {"order_id": None, "account_id": control["account_id"],
+                         **login, "session_id": None}
+            else:
+                order = self.truth.order(evidence.get("order_id"),
+                                         f"step_up of {control['account_id']}")
             event = self._outcome(self.truth.attacker_of(order))
             delay_ms = int(1000 * self.rng.uniform(self.cfg.answer_min_s, self.cfg.answer_max_s))
             if event is None:

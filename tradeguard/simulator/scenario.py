@@ -278,6 +278,7 @@ class NegativeConfig:
     asn: int = _key(9605, int, lo=1)
     spend_share: float = _key(0.9, float, lo=0, hi=1)
     new_device_share: float = _key(0.0, float, lo=0, hi=1)
+    vpn_share: float = _key(0.0, float, lo=0, hi=1)
 
 
 @dataclass(frozen=True, kw_only=True)

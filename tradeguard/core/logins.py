@@ -1,0 +1,101 @@
+"""Acting on a login, before any order: the session evidence of a successful login, alone.
+
+A takeover is visible at its login: the attacker's device and network, failed attempts
+before it, infrastructure shared with other accounts, a hosting network. Waiting for the
+first order lets the attacker choose the moment; an account an attacker entered and has
+not traded from yet is still compromised. So every successful login is scored by the
+policy's *session* signals as if it were an order with no action evidence at all (no
+sale, no buy, nothing unusual done yet), and one whose score reaches ``step_up_at``
+(``[account] step_up_on_login``) puts the account under step-up at the login's own event
+time, with the login as its evidence. The same line as an order's: session evidence alone
+reaching it is what a stranger's login looks like (a new device from a hosting network
+abroad after failed attempts); a traveller on their own phone, or a customer's new phone
+at home, stays below it, as their orders do.
+
+Pure: the rows come from the account kernel's walk (``AccountFeatures.process_with_logins``),
+the infrastructure answers from ``InfrastructureWatch``; event time only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from tradeguard.core.infrastructure import InfrastructureWatch
+from tradeguard.features.account import (ACCOUNT_FEATURES, FOREIGN_BIT, LOGIN_ATTRIBUTES,
+                                         NO_DEVICE_BIT, UNKNOWN_BIT)
+from tradeguard.policy.config import PolicyConfig
+from tradeguard.policy.orders import score_orders
+
+__all__ = ["LoginStepUp", "login_features", "login_step_ups"]
+
+_COLUMN = {name: j for j, name in enumerate(ACCOUNT_FEATURES)}
+
+
+@dataclass(frozen=True)
+class LoginStepUp:
+    """A login whose session evidence alone reaches the step-up line."""
+
+    account_id: str
+    ts: int
+    score: float
+    reasons: list[dict[str, Any]]
+    login: dict[str, Any]  # session_id, ip, device_id, user_agent: who answers the challenge
+
+
+def login_features(rows: np.ndarray) -> np.ndarray:
+    """ACCOUNT_FEATURES rows for logins from the kernel's login rows (flags, failed count):
+    the login's own columns set, every action column at its neutral value.
+
+    >>> x = login_features(np.array([[1 << 0 | 1 << 3, 2.0], [1 << UNKNOWN_BIT, 0.0]]))
+    >>> {n: float(x[0, _COLUMN[n]]) for n in ("new_device", "new_country", "failed_logins_before",
+    ...                                       "usual_device")}
+    {'new_device': 1.0, 'new_country': 1.0, 'failed_logins_before': 2.0, 'usual_device': 0.0}
+    >>> float(x[1, _COLUMN["unknown_account"]]), float(x[1, _COLUMN["notional_x_usual"]])
+    (1.0, 1.0)
+    """
+    flags = rows[:, 0].astype(np.int64)
+    x = np.zeros((len(rows), len(ACCOUNT_FEATURES)))
+    # "as usual" ratios read 1 (an order the account always places), not 0
+    x[:, _COLUMN["order_rate_x_usual"]] = 1.0
+    x[:, _COLUMN["notional_x_usual"]] = 1.0
+    for k, name in enumerate(LOGIN_ATTRIBUTES):
+        x[:, _COLUMN[f"new_{name}"]] = (flags >> k) & 1
+    x[:, _COLUMN["failed_logins_before"]] = rows[:, 1]
+    x[:, _COLUMN["unknown_account"]] = (flags >> UNKNOWN_BIT) & 1
+    x[:, _COLUMN["foreign_first_login"]] = (flags >> FOREIGN_BIT) & 1
+    not_usual = (flags & 1) | ((flags >> UNKNOWN_BIT) & 1) | ((flags >> NO_DEVICE_BIT) & 1)
+    x[:, _COLUMN["usual_device"]] = 1 - not_usual
+    return x
+
+
+def login_step_ups(auth: Sequence[Any], rows: np.ndarray, infra: InfrastructureWatch,
+                   cfg: PolicyConfig) -> list[LoginStepUp]:
+    """The successful logins among ``auth`` (rows from the kernel, in the same order) whose
+    session evidence alone scores at least ``cfg.step_up_at``, in event-time order."""
+    if not cfg.step_up_on_login or not len(auth):
+        return []
+    picked = [i for i, e in enumerate(auth) if e.event == "login_success" and rows[i, 0] >= 0]
+    if not picked:
+        return []
+    accounts = [auth[i].account_id for i in picked]
+    times = [auth[i].ts for i in picked]
+    extra = {"shared_infra_accounts": [infra.shared_accounts(a, t) for a, t in zip(accounts, times)],
+             "hosting_network": infra.new_hosting_logins_many(accounts, times, cfg.hosting_asns)}
+    x = login_features(rows[picked])
+    # Only the session signals speak for a login: an action signal at its neutral value adds
+    # nothing, and the models (anomaly, classifier) are left out, as they judge orders.
+    verdicts = score_orders(x, ACCOUNT_FEATURES, cfg, extra)
+    session = [j for j, name in enumerate(verdicts.signal_names) if name in cfg.session_signals]
+    log_odds = cfg.prior_log_odds + verdicts.contributions[:, session].sum(axis=1)
+    scores = 1.0 / (1.0 + np.exp(-log_odds))
+    out = []
+    for k in np.flatnonzero(scores >= cfg.step_up_at).tolist():
+        e = auth[picked[k]]
+        out.append(LoginStepUp(
+            e.account_id, e.ts, round(float(scores[k]), 4), verdicts.reasons(k, cfg.max_reasons),
+            {"session_id": e.session_id, "ip": e.ip, "device_id": e.device_id,
+             "user_agent": e.user_agent}))
+    return sorted(out, key=lambda s: (s.ts, s.account_id))
