@@ -154,7 +154,7 @@ def _operations(monkeypatch, failing: set[str]) -> tuple[Operations, ConsoleView
     view = ConsoleView()
     view.absorb("controls.accounts", _freeze(), NOW)
     producer = _Producer(failing)
-    monkeypatch.setattr(operations, "GatewayProducer", lambda *a, **kw: producer)
+    monkeypatch.setattr(operations, "RecordProducer", lambda *a, **kw: producer)
     return (Operations(Settings.from_env(env={}), view, threading.Lock(), writer="console-test"),
             view, producer)
 

@@ -37,7 +37,8 @@ class Message:
 
 @pytest.fixture
 def client():
-    return GatewayClient(Settings.from_env(env={}), mode="fail_open")  # never started
+    # never started; no control key in a unit test of the decision path
+    return GatewayClient(Settings.from_env(env={}, trust_unsigned_controls=True), mode="fail_open")
 
 
 def test_the_end_of_a_partition_is_not_logged(client, caplog):

@@ -18,9 +18,10 @@ def test_every_entry_becomes_one_allow_binding_per_operation(p):
         kind = entry["resource"]["type"]
         for op in entry["operations"]:
             want.add(({"topic": ResourceType.TOPIC, "group": ResourceType.GROUP,
-                       "cluster": ResourceType.BROKER}[kind],
+                       "cluster": ResourceType.BROKER,
+                       "transactionalId": ResourceType.TRANSACTIONAL_ID}[kind],
                       entry["resource"].get("name", "kafka-cluster"),
-                      ResourcePatternType.PREFIXED if kind == "group"
+                      ResourcePatternType.PREFIXED if kind in ("group", "transactionalId")
                       else ResourcePatternType.LITERAL,
                       getattr(AclOperation, op.upper().replace("IDEMPOTENTWRITE",
                                                                "IDEMPOTENT_WRITE"))))
