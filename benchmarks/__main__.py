@@ -130,6 +130,17 @@ def run(plan: Plan, parts: list[str], out_dir: Path, profile: bool, brokers: lis
             sub_part = _nested(part, sub, results)
             sub_part("e2e", lambda: run_e2e(rig, workload, spec, list(plan.rates), plan.step_s,
                                             plan.flat_count, log=log))
+            if name == "kafka" and "e2e" in parts:
+                # The same steps at least once: what the transactions cost (docs/architecture).
+                log("e2e at least once ...")
+                rig.guarantee = "at_least_once"
+                try:
+                    sub["e2e_at_least_once"] = run_e2e(rig, workload, spec, list(plan.rates),
+                                                       plan.step_s, plan.flat_count, log=log)
+                except Exception as exc:  # reported, like any part
+                    results["errors"].append(f"{name} e2e at least once: {exc}")
+                finally:
+                    rig.guarantee = "auto"
             sub_part("throughput", lambda: run_throughput(rig, workload, spec, plan.backlog,
                                                           list(CONTENDERS), profile=profile,
                                                           log=log))

@@ -23,12 +23,25 @@ from benchmarks.workload import Workload
 
 __all__ = ["run_clients"]
 
-GRID = {"kafka": [(0.0, 100), (0.5, 100), (1.0, 100), (5.0, 100), (0.5, 10), (0.5, 500)],
+GRID = {"kafka": [(0.0, 500), (0.5, 500), (1.0, 500), (5.0, 500), (0.5, 100), (0.5, 10),
+                  (1.0, 100)],
         "tansu": [(0.5, 10), (1.0, 10), (5.0, 10), (5.0, 5)]}
 
 
 def run_clients(rig: Rig, spec: dict, rates: list[float], seconds: float, log=print) -> list:
+    """One row per (linger, fetch wait, rate); a discarded warm-up first.
+
+    The warm-up matters on Apache Kafka: a fresh broker's JVM compiles its hot paths in
+    its first tens of seconds, and on a slow machine its p99 meanwhile is hundreds of ms;
+    without it the grid's first variants would measure the JIT, not the setting.
+    """
     rows = []
+    warm = rig.topics("warmup")
+    collector = rig.collector(warm, "orders")
+    collector.expect("warmup", 100_000)
+    producer = rig.produce(warm, "warmup", count=100_000, rate=5_000, workload_spec=spec)
+    collector.wait("warmup", 120, busy=lambda: producer.poll() is None)
+    producer.process.wait(30)
     for linger_ms, fetch_wait_ms in GRID[rig.broker.profile]:
         for rate in rates:
             name = f"l{linger_ms:g}w{fetch_wait_ms}r{int(rate)}".replace(".", "_")

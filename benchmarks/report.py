@@ -175,6 +175,32 @@ def markdown(results: dict) -> str:
 
 
 
+def _e2e_markdown(e2e: dict | None, guarantee: str) -> list[str]:
+    """One end-to-end table (a broker, a processing guarantee)."""
+    if not e2e:
+        return []
+    lines: list[str] = []
+    floor = e2e.get("broker_floor", {})
+    lines += ["", f"### End to end, {guarantee}: produce → decision consumed (one worker, "
+              "full scoring)", "",
+              f"Broker floor (one hop, produce → consume, no worker): p50 "
+              f"{_f(floor.get('p50_ms'), '{:.2f}')} ms, p99 {_f(floor.get('p99_ms'), '{:.2f}')}"
+              f" ms. First decision {_f(e2e.get('first_decision_s'), '{:.1f}')} s after the "
+              f"worker started. Highest sustained offered rate: "
+              f"{_f(e2e.get('max_sustained_offered_per_s'), '{:,.0f}')} orders/s.", "",
+              "| offered/s | decided/s | p50 ms | p99 ms | p99.9 ms | max ms | backlog mid → end "
+              "| sustained | worker RSS MB | load |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for s in e2e["steps"]:
+        lag = f"{s['lag_mid']:,} → {s['lag_end']:,}" if "lag_mid" in s else "–"
+        lines.append(
+            f"| {_f(s['offered_per_s'], '{:,.0f}')} | {_f(s.get('decided_per_s'), '{:,.0f}')} "
+            f"| {_f(s.get('p50_ms'), '{:.2f}')} | {_f(s.get('p99_ms'), '{:.2f}')} "
+            f"| {_f(s.get('p999_ms'), '{:.2f}')} | {_f(s.get('max_ms'), '{:.1f}')} | {lag} "
+            f"| {'yes' if s.get('sustained') else 'no'} "
+            f"| {_f((s.get('worker_rss_bytes') or 0) / 2**20, '{:.0f}')} | {s['load_avg_1m']} |")
+    return lines
+
+
 def _broker_markdown(name: str, results: dict) -> list[str]:
     """One broker's sections: its targets, end to end, throughput, the mix, the gateway."""
     lines = ["", f"## On {BROKER_NAMES.get(name, name)}", ""]
@@ -183,25 +209,10 @@ def _broker_markdown(name: str, results: dict) -> list[str]:
         lines.append(f"| {t['target']} | {t['goal_text']} | {_f(t['measured'], '{:,.2f}')} "
                      f"{t['unit'] if t['measured'] is not None else ''} | {t['status']}"
                      f"{' (' + t['by'] + ')' if t['by'] else ''} |")
-    e2e = results.get("e2e")
-    if e2e:
-        floor = e2e.get("broker_floor", {})
-        lines += ["", "### End to end: produce → decision consumed (one worker, full scoring)", "",
-                  f"Broker floor (one hop, produce → consume, no worker): p50 "
-                  f"{_f(floor.get('p50_ms'), '{:.2f}')} ms, p99 {_f(floor.get('p99_ms'), '{:.2f}')}"
-                  f" ms. First decision {_f(e2e.get('first_decision_s'), '{:.1f}')} s after the "
-                  f"worker started. Highest sustained offered rate: "
-                  f"{_f(e2e.get('max_sustained_offered_per_s'), '{:,.0f}')} orders/s.", "",
-                  "| offered/s | decided/s | p50 ms | p99 ms | p99.9 ms | max ms | backlog mid → end "
-                  "| sustained | worker RSS MB | load |", "|---|---|---|---|---|---|---|---|---|---|"]
-        for s in e2e["steps"]:
-            lag = f"{s['lag_mid']:,} → {s['lag_end']:,}" if "lag_mid" in s else "–"
-            lines.append(
-                f"| {_f(s['offered_per_s'], '{:,.0f}')} | {_f(s.get('decided_per_s'), '{:,.0f}')} "
-                f"| {_f(s.get('p50_ms'), '{:.2f}')} | {_f(s.get('p99_ms'), '{:.2f}')} "
-                f"| {_f(s.get('p999_ms'), '{:.2f}')} | {_f(s.get('max_ms'), '{:.1f}')} | {lag} "
-                f"| {'yes' if s.get('sustained') else 'no'} "
-                f"| {_f((s.get('worker_rss_bytes') or 0) / 2**20, '{:.0f}')} | {s['load_avg_1m']} |")
+    for key, title in (("e2e", "exactly once" if name == "kafka" else "at least once"),
+                       ("e2e_at_least_once", "at least once")):
+        lines += _e2e_markdown(results.get(key), title)
+
     tp = results.get("throughput")
     if tp:
         ours = tp.get("tradeguard", {}).get("orders_per_s")

@@ -187,13 +187,32 @@ class Rig:
         if kind is None:
             raise ValueError(f"broker must be kafka or tansu, got {broker!r}")
         self.broker = kind(log_path=self.workdir / "broker.log")
+        #: ``auto`` (exactly once on Kafka), or ``at_least_once`` to measure what it costs.
+        self.guarantee = "auto"
         self._children: list[Child | WorkerProcess] = []
         self.first_decision_s: float | None = None  # of the last engine start_engine started
         self._collectors: list[Collector] = []
 
     def __enter__(self) -> "Rig":
         self.broker.start()
+        if self.broker.profile == "kafka":
+            self.warm_broker()
         return self
+
+    def warm_broker(self, count: int = 50_000, rate: float = 5_000) -> None:
+        """Traffic through a throwaway topic before anything is measured.
+
+        A fresh Kafka broker's JVM compiles its hot paths in its first tens of seconds; on
+        a slow machine its hop's p99 meanwhile is hundreds of ms (benchmarks/clients.py).
+        """
+        settings = self.topics("broker-warm-up")
+        collector = self.collector(settings, "orders")
+        collector.expect("broker-warm-up", count)
+        spec = {"accounts": 500, "templates": 2_000, "seed": 1, "now_ms": int(time.time() * 1000)}
+        producer = self.produce(settings, "broker-warm-up", count=count, rate=rate,
+                                workload_spec=spec)
+        collector.wait("broker-warm-up", 120, busy=lambda: producer.poll() is None)
+        producer.process.wait(30)
 
     def __exit__(self, *exc: object) -> None:
         self.close()
@@ -211,7 +230,8 @@ class Rig:
         return Settings.from_env(
             env={}, broker=self.broker.url, broker_profile=self.broker.profile, topic_prefix=f"b{self.tag}-{name}.",
             app_id=f"bench-{self.tag}-{name}", partitions=self.partitions, web_port=0,
-            log_level="warning", state_dir=self.workdir / name / "state")
+            log_level="warning", state_dir=self.workdir / name / "state",
+            processing_guarantee=self.guarantee)
 
     def topics(self, name: str) -> Settings:
         settings = self.settings(name)

@@ -39,13 +39,14 @@ class BrokerProfile:
 
 BROKER_PROFILES = {
     # Kafka returns a fetch the moment a record lands: a long wait costs no latency and
-    # keeps idle consumers from spinning. linger 0.5 ms: at 5,000 orders/s librdkafka
-    # still batches (a request is in flight), at low rates an order waits half a ms.
+    # keeps idle consumers from spinning. linger 1 ms: at 1,000 and 5,000/s one hop's p99
+    # was 11-20 ms with it against 25-49 with 0 and 14-35 with 0.5 (benchmarks/clients.py,
+    # after the broker's JIT warm-up; figures in benchmarks/README.md).
     # Session 6 s, the shortest a stock broker accepts (group.min.session.timeout.ms), so
     # a worker joins any Kafka; heartbeat 0.5 s. Brokers configured with a 1 s minimum take
     # TRADEGUARD_SESSION_TIMEOUT_MS=3000: a SIGKILLed worker's partitions move within ~4 s
     # (the fault suite measures it; deploy/README.md).
-    "kafka": BrokerProfile("kafka", fetch_wait_max_ms=100, linger_ms=0.5,
+    "kafka": BrokerProfile("kafka", fetch_wait_max_ms=100, linger_ms=1.0,
                            exact_high_watermark=True, session_timeout_ms=6_000,
                            heartbeat_interval_ms=500, transactions=True),
     # Tansu answers a fetch only when the wait expires: 10 ms is the floor of every hop;
