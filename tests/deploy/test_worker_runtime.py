@@ -72,7 +72,9 @@ def test_healthz_cannot_answer_while_the_event_loop_is_stopped(engine_settings, 
         assert time.monotonic() < deadline, answer
         time.sleep(0.05)
     status, live = answer
-    assert status == 200 and live["loop_lag_s"] >= 3.0, live
+    # Stopped >= 3.5 s; the heartbeat wakes every second, so the lateness it reports is the
+    # stop less the part of a period it was not yet due: >= 2.5 s whatever the phase.
+    assert status == 200 and live["loop_lag_s"] >= 2.4, live
 
 
 def test_metrics_move_when_orders_flow_and_logs_are_json_lines(engine_settings, start_worker):
