@@ -61,6 +61,11 @@ def read_to_end(settings: Settings, name: str, timeout_s: float = 30.0
                 if msg.offset() + 1 >= ends.get(msg.partition(), 0):
                     ends.pop(msg.partition(), None)
                 yield msg, trimmed[msg.partition()]
+            # A transactional writer's commit marker takes the last offset and is never
+            # handed over: the consumer's position passes it.
+            for tp in consumer.position([TopicPartition(full, p) for p in ends]):
+                if tp.offset >= ends.get(tp.partition, 0):
+                    ends.pop(tp.partition, None)
     finally:
         consumer.close()
 

@@ -20,7 +20,7 @@ import logging
 import threading
 from typing import Any, Mapping
 
-from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, TopicPartition
 
 from streams.records import ACCOUNT_CONTROL, TICKER_CONTROL
 from streams.schema import RecordError
@@ -107,6 +107,8 @@ class ControlsReplica:
         while not self._stop.is_set():
             msg = self._consumer.poll(0.2)
             if msg is None:
+                if self._ends:  # a transaction's commit marker takes the last offset and is
+                    self._passed_markers()  # never handed over: the position passes it
                 # Caught up: past the reported ends *and* a fetch came back empty (the
                 # embedded broker reports ends short of the true end).
                 if not self.ready.is_set() and not self._ends:
@@ -115,6 +117,15 @@ class ControlsReplica:
                 continue
             for m in [msg, *self._consumer.consume(1000, 0)]:
                 self._absorb(m)
+
+    def _passed_markers(self) -> None:
+        try:
+            positions = self._consumer.position([TopicPartition(*tp) for tp in self._ends])
+        except KafkaException:
+            return
+        for tp in positions:
+            if tp.offset >= self._ends.get((tp.topic, tp.partition), 1 << 62):
+                del self._ends[(tp.topic, tp.partition)]
 
     def _absorb(self, msg) -> None:
         if msg.error():
