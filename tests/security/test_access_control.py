@@ -27,12 +27,14 @@ CONTROLS = ("controls.tickers", "controls.accounts")
 #: principal -> (topics it must read, topics it must write); anything else must be refused.
 NEEDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     # The worker consumes its inputs and the control/state topics it also writes (restore).
+    # It reads its own steps (engine.steps, provenance) and dead letters back to restore.
     "tradeguard": (
         frozenset({"orders", "auth.events", "market.trades", "feedback", "tickers.flow",
                    "controls.tickers", "controls.accounts", "tickers.profile", "state.snapshots",
-                   "reference.tickers"}),
+                   "reference.tickers", "engine.steps", "deadletter"}),
         frozenset({"decisions", "decisions.shadow", "tickers.flow", "controls.tickers",
-                   "controls.accounts", "tickers.profile", "deadletter", "state.snapshots"})),
+                   "controls.accounts", "tickers.profile", "deadletter", "state.snapshots",
+                   "engine.steps"})),
     # A gateway sends orders and logins; it reads decisions and the controls it enforces.
     "tradeguard-gateway": (frozenset({"decisions", *CONTROLS}),
                            frozenset({"orders", "auth.events"})),
