@@ -31,6 +31,8 @@ from streams.schema import RecordError
 from streams.topics import topic as topic_spec
 from streams.signing import ControlKeys, attest, attest_answers
 from streams.wire import BatchDecoder
+from streams.partitioning import belongs
+from tradeguard.core import INPUT_TOPICS
 from tradeguard.kafka.clients import partitions, reader
 from tradeguard.runtime.settings import Settings
 
@@ -42,6 +44,9 @@ EOF_GRACE_S = 0.5
 CONSUME_MAX = 20_000
 
 Source = tuple[str, int]  # (registry topic name, partition)
+
+#: Topics the engine decides from, each checked against the partitioning contract live.
+ENGINE_INPUTS = frozenset(INPUT_TOPICS)
 
 
 @dataclass
@@ -119,6 +124,7 @@ class SourceReader:
         self.bad: dict[str, int] = {}
         self.bad_examples: list[str] = []
         self.skipped = 0
+        self.moved = 0  # records the live engine re-sent to their murmur2 partition
         self.read = 0
         self._at_end: dict[Source, float] = {}
         self._consumer = reader(settings, "replay", **{
@@ -166,6 +172,13 @@ class SourceReader:
         if self.skip:
             kept = [m for m in messages if (name, p, m.offset()) not in self.skip]
             self.skipped += len(messages) - len(kept)
+            messages = kept
+        if name in ENGINE_INPUTS:
+            # Off its key's murmur2 partition: the live engine re-sent it to its own, where
+            # this reader finds the copy; the original is not decided where it sits.
+            partitions = self.settings.partitions
+            kept = [m for m in messages if belongs(m.key(), p, partitions)]
+            self.moved += len(messages) - len(kept)
             messages = kept
         values = [m.value() for m in messages]
         records, bad = self.decoders[name].decode_many(values)
