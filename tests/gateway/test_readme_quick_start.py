@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -19,8 +20,12 @@ pytestmark = pytest.mark.broker
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
-def test_the_readme_gateway_snippet_gets_the_engines_decision(engine_settings, start_worker):
+def test_the_readme_gateway_snippet_gets_the_engines_decision(engine_settings, start_worker,
+                                                              tmp_path):
     (snippet,) = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    key = tmp_path / "control.key"  # as deployed: the engine signs, the gateway checks
+    key.write_text(secrets.token_hex(32) + "\n")
+    engine_settings = engine_settings.with_(control_key_file=str(key))
     worker = start_worker(engine_settings)
     wait_ready(engine_settings, worker)
     # A worker in its stride: the snippet's deadline is a gateway's, not a cold start's.
