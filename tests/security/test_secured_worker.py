@@ -16,14 +16,17 @@ pytestmark = pytest.mark.broker
 
 
 def test_a_worker_decides_for_a_gateway_over_sasl_ssl(secured, start_worker, tmp_path):
+    key = tmp_path / "control.key"  # the engine signs controls, the gateway checks them
+    key.write_text(uuid.uuid4().hex * 2 + "\n")
     engine = secured.settings("tradeguard", app_id=f"tradeguard-sec-{uuid.uuid4().hex[:6]}",
                               web_port=free_port(), web_host="127.0.0.1",
-                              state_dir=tmp_path / "state", max_event_age_s=0)
+                              state_dir=tmp_path / "state", max_event_age_s=0,
+                              control_key_file=str(key))
     # Only the environment carries the credentials: the password by file, the CA by path.
     worker = start_worker(engine, "secured-worker", **secured.env("tradeguard"))
     args = " ".join(open(f"/proc/{worker.process.pid}/cmdline").read().split("\0"))
     assert secured.passwords["tradeguard"] not in args
-    gateway_settings = secured.settings("tradeguard-gateway")
+    gateway_settings = secured.settings("tradeguard-gateway", control_key_file=str(key))
     deadline = time.monotonic() + 120
     with GatewayClient(gateway_settings, mode="fail_closed") as gateway:
         while True:
