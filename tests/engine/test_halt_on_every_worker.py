@@ -42,7 +42,9 @@ def test_a_halt_raised_on_one_worker_blocks_buys_decided_on_the_other(engine_set
 
     progress, _ = replay_session(engine_settings, script, speed=60.0, out=io.StringIO())
     assert all(w.alive for w in workers), [w.log_tail() for w in workers]
-    (halt,) = [h for h in progress.halts if h["ticker"] == TARGET]
+    halts = [h for h in progress.halts if h["ticker"] == TARGET]
+    assert len(halts) == 1, [(h["action"], h["ts"], h.get("seq"), h.get("source"), h["reason"]) for h in halts]
+    (halt,) = halts
     decisions = progress.decisions
     after = [d for d in decisions.values() if d["ticker"] == TARGET and d["side"] == "buy"
              and d["order_ts"] > halt["ts"]]
