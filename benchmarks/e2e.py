@@ -49,7 +49,7 @@ def start_engine(rig: Rig, settings: Settings, collector: Collector, spec: dict,
 
 def broker_floor(rig: Rig, spec: dict, rate: float = 1_000, seconds: float = 2.0) -> dict:
     """One hop, produce -> consume, no worker: the latency the broker and clients add per hop."""
-    settings = rig.topics("floor")
+    settings = rig.topics(f"floor{rig.suffix}")
     collector = rig.collector(settings, "orders")
     count = int(rate * seconds)
     collector.expect("floor", count)
@@ -67,7 +67,7 @@ def run_e2e(rig: Rig, workload: Workload, spec: dict, rates: list[float], step_s
     floor = broker_floor(rig, spec)
     log(f"  broker floor (one hop, no worker): p50 {floor['p50_ms']:.2f} ms, "
         f"p99 {floor['p99_ms']:.2f} ms")
-    settings = rig.topics("e2e")
+    settings = rig.topics(f"e2e{rig.suffix}")
     rig.load_context(settings, workload)
     collector = rig.collector(settings)
     t = time.monotonic()

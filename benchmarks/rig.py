@@ -225,6 +225,11 @@ class Rig:
         self._children.clear()
         self.broker.stop()
 
+    @property
+    def suffix(self) -> str:
+        """Topic-set suffix per guarantee: a second run of a part gets topics of its own."""
+        return "" if self.guarantee == "auto" else f"-{self.guarantee.replace('_', '-')}"
+
     def settings(self, name: str) -> Settings:
         """Settings for an isolated engine: its own topic prefix and consumer group."""
         return Settings.from_env(
