@@ -33,7 +33,10 @@ class BrokerProfile:
     #: failover time after a crash is about this plus one heartbeat and the restore.
     session_timeout_ms: int = 10_000
     heartbeat_interval_ms: int = 1_000
-    #: Whether the engine commits in transactions by default (processing_guarantee=auto).
+    #: Whether the engine commits in transactions by default (processing_guarantee=auto). Off
+    #: on both: on Kafka a transaction per step cost 3.7x the p50 of at least once at
+    #: 1,000/s (314 against 84 ms, benchmarks/results/20261207T064225Z.md); deployments that
+    #: must never publish twice (zombie workers) set exactly_once.
     transactions: bool = False
 
 
@@ -48,7 +51,7 @@ BROKER_PROFILES = {
     # (the fault suite measures it; deploy/README.md).
     "kafka": BrokerProfile("kafka", fetch_wait_max_ms=100, linger_ms=1.0,
                            exact_high_watermark=True, session_timeout_ms=6_000,
-                           heartbeat_interval_ms=500, transactions=True),
+                           heartbeat_interval_ms=500, transactions=False),
     # Tansu answers a fetch only when the wait expires: 10 ms is the floor of every hop;
     # 5 ms linger: larger batches per request cut p99 at 5,000/s from ~40 to ~13 ms.
     "tansu": BrokerProfile("tansu", fetch_wait_max_ms=10, linger_ms=5,

@@ -92,8 +92,8 @@ class Settings:
     #: transaction, fenced by the consumer group's generation, so a worker resumed after
     #: its partitions moved (a zombie) publishes nothing its successor did. ``at_least_once``:
     #: outputs go out as produced, offsets commit once delivered (a crash may decide an
-    #: order twice, identically). ``auto``: exactly_once on Apache Kafka, at_least_once on
-    #: the embedded Tansu. docs/architecture.md has the latency each costs.
+    #: order twice, identically). ``auto``: the broker profile's, at_least_once on both today
+    #: (transactions cost 3.7x the p50 on Kafka); docs/architecture.md has the figures.
     processing_guarantee: str = "auto"
     #: Event time older than this many seconds before the worker's clock is dead-lettered;
     #: 0 accepts any age (replaying recorded days, the scorecard).
