@@ -216,3 +216,20 @@ def test_an_account_snapshot_from_before_usual_device_is_refused(fmt):
     with pytest.raises(ValueError, match=f"account snapshot format {fmt!r}, expected 3"):
         AccountCore.from_bytes(pickle.dumps({**good, "format": fmt}))
     AccountCore.from_bytes(pickle.dumps(good))  # its own format restores
+
+
+def test_flow_arriving_late_with_an_earlier_time_does_not_halt_a_halted_ticker_again():
+    """Another worker's account side can publish flow behind this one: a campaign buy at
+    T0+60 s halts 4592, then a risky buy stamped T0 arrives. The halt in force stands, alone:
+    a second would name the ticker twice and replace the first with an earlier expiry (CI
+    saw two halts of one ticker on two workers, on Apache Kafka)."""
+    core = PartitionCore(Shared(), "JP", 250)
+    board = core.shared.board
+    first = _risky_buys(["a"], risk=1.0)
+    first.ts[:] = T0 + 60_000
+    out = core.tickers.process([], first, board, CFG)
+    (halt,) = [c for c in out.ticker_controls if c["action"] == "halt_buys"]
+    late = _risky_buys(["b"], risk=1.0)
+    out = core.tickers.process([], late, board, CFG)
+    assert [c for c in out.ticker_controls if c["action"] == "halt_buys"] == []
+    assert board.ticker_halt("4592", T0 + 60_000)["expires_at"] == halt["expires_at"]

@@ -172,7 +172,12 @@ class TickerCore:
                 # stepped up at the same time (two travellers in one penny stock) until
                 # there are halt_unlinked_buyers of them.
                 continue
-            if (trigger[i] or campaign_buy[i]) and board.ticker_halt(ticker, ts) is None:
+            # A halt in force at this side's latest event time already covers the ticker:
+            # flow that arrives late (another worker's account side, behind this one) with
+            # an earlier ts must not issue a second halt, which would replace the first
+            # with an earlier expiry and name the ticker twice.
+            if ((trigger[i] or campaign_buy[i]) and board.ticker_halt(ticker, ts) is None
+                    and board.ticker_halt(ticker, self.watermark) is None):
                 out.ticker_controls.append(self._halt(ticker, ts, flows.order_id[j], x[i], cfg,
                                                       bool(campaign_buy[i])))
                 board.apply_ticker(out.ticker_controls[-1])  # one halt per ticker
