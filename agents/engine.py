@@ -306,9 +306,11 @@ class EngineService(mode.Service):
         for p, inputs in ready.items():
             outs[p] = self.partitions[p].core.process_tickers(inputs, cfg)
             self.shared.apply_profiles(outs[p].profiles)
-        # Decide now, record what was known: the step's provenance goes out before its
-        # decisions, which name it (``step``), in the same delivery (committed together).
-        self._step_ref = self._stamp(ready, outs, delivery, wall) if ready else None
+        # Decide now, record what was known: the step's provenance is taken before its
+        # decisions, which name it (``step``), and goes out with them, in the same delivery
+        # (committed together), once it can name the controls the step issued too.
+        step = self._provenance(ready, outs, wall) if ready else None
+        self._step_ref = None if step is None else f"{self.incarnation}/{step['step']}"
         deciding = []
         for p, inputs in ready.items():
             out = self.partitions[p].core.process_accounts(inputs, cfg, outs[p])
@@ -316,6 +318,8 @@ class EngineService(mode.Service):
             if len(out.decisions):
                 deciding.append(p)
             self._publish(out, delivery)
+        if step is not None:
+            self._stamp(step, outs, delivery)
         if self.shadow_policy is not None and deciding:
             # After every live decision of the step is handed to the producer: the shadow
             # costs CPU, never the live decisions' latency. Only partitions that decided
@@ -329,9 +333,8 @@ class EngineService(mode.Service):
         pipe.track(delivery)
         self.metrics.observe_step(poll.count, decided, time.perf_counter() - started)
 
-    def _stamp(self, ready: dict[int, Inputs], outs: dict, delivery: Delivery,
-               wall: int) -> str:
-        """Produce this step's ``engine.steps`` record; its reference, ``worker/step``.
+    def _provenance(self, ready: dict[int, Inputs], outs: dict, wall: int) -> dict[str, Any]:
+        """This step's ``engine.steps`` record, as known before its account sides run.
 
         What the core was fed (per partition and topic, the [first, end) offsets released)
         and what the worker had applied of every replicated partition (only what changed
@@ -359,9 +362,29 @@ class EngineService(mode.Service):
             record["seen_from"] = first
         if self._restored:
             record["restored"], self._restored = self._restored, {}
+        return record
+
+    def _stamp(self, record: dict[str, Any], outs: dict, delivery: Delivery) -> None:
+        """Produce the step's record, with the controls each partition's core issued.
+
+        The board applied those at once, long before its replicated reader reads them
+        back (``seen``): a restore that runs one partition from a snapshot replays the
+        others' steps, and its own before the snapshot, only as far as their controls go,
+        and needs them from here to see the board this step saw.
+        """
+        issued = {}
+        for p, out in outs.items():
+            part = {}
+            if out.ticker_controls:
+                part["tickers"] = out.ticker_controls
+            if out.account_controls:
+                part["accounts"] = out.account_controls
+            if part:
+                issued[str(p)] = part
+        if issued:
+            record["controls"] = issued
         self.pipe.produce(self.out_topics["engine.steps"], self.incarnation.encode(),
                           orjson.dumps(record), delivery)
-        return f"{self.incarnation}/{self._steps}"
 
     def _shadow(self, partitions: list[int], delivery: Delivery) -> None:
         cfg = self.shadow_policy.current()

@@ -213,6 +213,10 @@ ENGINE_STEP = RecordSchema(
         Field("restored", "object", "Partitions restored just before this step: partition -> "
               "snapshot generation (0: none) and the offsets the restore replayed from and to.",
               required=False, nullable=True),
+        Field("controls", "object", "Controls this step's cores issued, as the board applied "
+              "them: partition -> `tickers` and/or `accounts` -> records (unsigned, with `seq`). "
+              "A restore replaying one partition puts the others' on its board from here.",
+              required=False, nullable=True),
     ),
 )
 

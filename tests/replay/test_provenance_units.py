@@ -93,3 +93,39 @@ def test_work_a_restore_redid_is_superseded_and_nothing_else():
     # snapshot (9), past the committed offset (5), so nothing of x's was redone.
     steps[2]["restored"] = {"0": {"from": {"orders": 9}, "to": {"orders": 5}}}
     assert superseded(steps) == set()
+
+
+def test_a_restore_sees_the_controls_the_live_board_had_before_its_reader_read_them():
+    """CI caught this on Apache Kafka: step 1 (before the snapshot) raised a step-up on an
+    account, which the live board held at once; step 2, inside the restore's window, decided
+    the account's next order under it, before the worker's reader had read the step-up back.
+    A restore that rebuilt the board only from ``seen`` decided that order afresh, raising a
+    second challenge with a later deadline, and the successor's decisions then differed from
+    the replay's. The step record names the controls it issued; the restore applies them."""
+    from tradeguard.core import PartitionCore, Shared, typed
+    from tradeguard.policy.config import PolicyConfig
+    from tradeguard.replay.provenance import StepReplay
+    from tradeguard.runtime.settings import Settings
+
+    t0 = 1_760_000_000_000
+    order = typed("orders", {"order_id": "o-2", "account_id": "acct-1", "ticker": "7203",
+                             "side": "sell", "qty": 100, "price": 2500.0, "margin": False,
+                             "session_id": "s-1", "ts": t0 + 5_000})
+    step_up = {"account_id": "acct-1", "action": "step_up", "reason": "login scored 0.99",
+               "evidence": {"order_id": None, "answer_by": t0 + 600_000}, "source": "engine",
+               "ts": t0, "expires_at": None, "seq": 1}
+    steps = [
+        # Before the snapshot: its login is in the snapshot's core, its step-up only here.
+        {"worker": "w1", "step": 1, "released": {"0": {"auth.events": [0, 1]}}, "seen": {},
+         "ts": 0, "profiles": [], "controls": {"0": {"accounts": [step_up]}}},
+        {"worker": "w1", "step": 2, "released": {"0": {"orders": [0, 1]}}, "seen": {},
+         "ts": 1, "profiles": []},
+    ]
+    settings = Settings()
+    run = StepReplay(settings, PolicyConfig.defaults(), {("orders", 0): {0: order}}, {}, set(),
+                     only={0}, cores={0: PartitionCore(Shared(), "JP", 250)},
+                     bounds={0: {"orders": (0, 1), "auth.events": (1, 1)}})
+    run.run(steps)
+    (decided,) = run.decided.values()
+    codes = [r["code"] for r in decided["reasons"]]
+    assert decided["action"] == "hold" and "account_step_up" in codes, decided

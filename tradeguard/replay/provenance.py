@@ -12,6 +12,9 @@ steps, worker incarnation by incarnation, as ``agents/engine.py`` ``_step`` ran 
 - each partition's records of the step, less what the live path dead-lettered, go to
   its core: every released login indexed first, then every ticker side (the profiles it
   applied at once, as stamped), then every account side;
+- the controls a partition's core issued in a step that is not run here (a restore runs
+  one partition, from its snapshot on) go on the board as the step's record names them:
+  the live board had them at once, its reader only later;
 - each decision is compared with the one published under the same ``step`` reference:
   action, score, reasons, model and policy version, all equal or it is a difference.
 
@@ -175,6 +178,14 @@ class StepReplay:
         outs = {}
         for p, inputs in ready.items():
             outs[p] = self.cores[p].process_tickers(inputs, cfg)
+        # The controls of the partitions not run here went on the live board as they were
+        # issued (ticker sides first, then account sides): a restore's board needs them,
+        # its reader saw them only later (``seen``). A partition run here issues its own.
+        issued = {int(key): part for key, part in (step.get("controls") or {}).items()
+                  if int(key) not in ready}
+        for part in issued.values():
+            for record in part.get("tickers", ()):
+                shared.board.apply_ticker(dict(record))
         stamped = step.get("profiles")
         if stamped is None:  # steps stamped before profiles were: the ones computed again
             for out in outs.values():
@@ -190,6 +201,9 @@ class StepReplay:
         for p, inputs in ready.items():
             out = self.cores[p].process_accounts(inputs, cfg, outs[p])
             self._collect(out.decisions, ref)
+        for part in issued.values():  # an account's controls bear on its partition alone
+            for record in part.get("accounts", ()):
+                shared.board.apply_account(dict(record))
         self.steps += 1
         self.seconds["shared"] += caught - started
         self.seconds["core"] += time.perf_counter() - caught
