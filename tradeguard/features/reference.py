@@ -19,7 +19,8 @@ from .batches import LOGIN_FAILURE, LOGIN_SUCCESS, SESSION_START, AuthBatch, Flo
 from .primitives import BLOOM_HASHES, NEVER_MS
 from .ticker import FLOW_BUY, FLOW_SELL, RISKY_BUY, TICKER_FEATURES, TRADED, TickerFeatures
 
-__all__ = ["learn_auth", "transform_orders", "process_accounts_with_logins", "learn_trades", "transform_flow", "observe"]
+__all__ = ["learn_auth", "learn_trades", "process_accounts", "process_accounts_with_logins",
+           "process_tickers", "transform_flow", "transform_orders"]
 
 _U64 = 2**64 - 1
 _GOLDEN = 0x9E3779B97F4A7C15
