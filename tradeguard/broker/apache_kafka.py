@@ -18,14 +18,13 @@ import fcntl
 import hashlib
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tradeguard.broker.embedded import free_port, port_is_free
+from tradeguard.broker.process import BrokerProcess, free_port
 from tradeguard.kafka.errors import BrokerError
 from tradeguard.runtime.signals import die_with_parent
 
@@ -134,16 +133,13 @@ rootLogger.appenderRef.file.ref = file
 
 
 @dataclass
-class ApacheKafkaBroker:
+class ApacheKafkaBroker(BrokerProcess):
     """One Apache Kafka broker (combined broker and KRaft controller) on 127.0.0.1.
 
     >>> with ApacheKafkaBroker() as broker:       # doctest: +SKIP
     ...     print(broker.url)                      # kafka://127.0.0.1:40123
     """
 
-    host: str = "127.0.0.1"
-    port: int = 0  # 0: pick a free port
-    log_path: Path | None = None
     startup_timeout_s: float = 60.0
     #: Extra ``server.properties`` lines (listeners for SASL/TLS, the authorizer, ...); they
     #: win over the defaults below.
@@ -152,18 +148,8 @@ class ApacheKafkaBroker:
     heap: str = "1g"
     #: The client tuning the clients of this broker want (tradeguard/kafka/profiles.py).
     profile: str = field(default="kafka", init=False)
-    process: subprocess.Popen | None = field(default=None, init=False, repr=False)
     data_dir: Path | None = field(default=None, init=False, repr=False)
     controller_port: int = field(default=0, init=False)
-    process_returncode: int | None = field(default=None, init=False, repr=False)
-
-    @property
-    def bootstrap(self) -> str:
-        return f"{self.host}:{self.port}"
-
-    @property
-    def url(self) -> str:
-        return f"kafka://{self.bootstrap}"
 
     def server_properties(self) -> dict[str, str]:
         """The broker's configuration: single node, fast to start, every internal topic small."""
@@ -203,11 +189,7 @@ class ApacheKafkaBroker:
         }
 
     def start(self) -> "ApacheKafkaBroker":
-        if self.port == 0:
-            self.port = free_port(self.host)
-        elif not port_is_free(self.host, self.port):
-            raise BrokerError(f"cannot start Apache Kafka: {self.host}:{self.port} is already "
-                              "in use (pick another with --listen HOST:PORT)")
+        self._claim_port("Apache Kafka")
         self.controller_port = free_port(self.host)
         libs, java = resolve_jars(), _java()
         self.data_dir = Path(tempfile.mkdtemp(prefix="tradeguard-kafka-"))
@@ -301,36 +283,11 @@ class ApacheKafkaBroker:
         """librdkafka settings a client needs for the first listener (PLAINTEXT here)."""
         return {}
 
-    def pause(self) -> None:
-        """SIGSTOP the JVM (a broker that stops answering; the fault suite)."""
-        if self.process is not None:
-            os.kill(self.process.pid, signal.SIGSTOP)
-
-    def resume(self) -> None:
-        if self.process is not None:
-            os.kill(self.process.pid, signal.SIGCONT)
-
     def stop(self, timeout_s: float = 30.0) -> None:
         """SIGTERM (controlled shutdown), SIGKILL if it lingers; the data directory removed."""
-        proc, self.process = self.process, None
-        if proc is not None:
-            if proc.poll() is None:
-                try:
-                    os.kill(proc.pid, signal.SIGCONT)  # a paused JVM cannot handle SIGTERM
-                    proc.send_signal(signal.SIGTERM)
-                    proc.wait(timeout_s)
-                except subprocess.TimeoutExpired:
-                    os.kill(proc.pid, signal.SIGKILL)
-                    proc.wait(10)
-            self.process_returncode = proc.returncode
+        self._terminate(timeout_s)
         if self.data_dir is not None:  # the log, when asked for, lives outside it
             shutil.rmtree(self.data_dir, ignore_errors=True)
-
-    def __enter__(self) -> "ApacheKafkaBroker":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 def _cluster_id() -> str:

@@ -7,35 +7,16 @@ forgets every topic.
 
 from __future__ import annotations
 
-import os
-import signal
 import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
+from tradeguard.broker.process import BrokerProcess, free_port, port_is_free
 from tradeguard.kafka.errors import BrokerError
 from tradeguard.runtime.signals import die_with_parent
 
 __all__ = ["BrokerError", "EmbeddedBroker", "free_port", "port_is_free"]
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
-def port_is_free(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError:
-            return False
-        return True
 
 
 def _tansu_binary() -> str:
@@ -51,38 +32,22 @@ def _tansu_binary() -> str:
 
 
 @dataclass
-class EmbeddedBroker:
+class EmbeddedBroker(BrokerProcess):
     """A Tansu broker process on 127.0.0.1, started and stopped by us.
 
     >>> with EmbeddedBroker() as broker:          # doctest: +SKIP
     ...     print(broker.url)                      # kafka://127.0.0.1:40123
     """
 
-    host: str = "127.0.0.1"
-    port: int = 0  # 0: pick a free port
-    log_path: Path | None = None
     startup_timeout_s: float = 15.0
     #: Require SASL (SCRAM) from clients (Tansu's --authentication; docs/security.md has what
     #: it can and cannot do).
     authentication: bool = False
     #: The client tuning the clients of this broker want (tradeguard/kafka/profiles.py).
     profile: str = field(default="tansu", init=False)
-    process: subprocess.Popen | None = field(default=None, init=False, repr=False)
-
-    @property
-    def bootstrap(self) -> str:
-        return f"{self.host}:{self.port}"
-
-    @property
-    def url(self) -> str:
-        return f"kafka://{self.bootstrap}"
 
     def start(self) -> "EmbeddedBroker":
-        if self.port == 0:
-            self.port = free_port(self.host)
-        elif not port_is_free(self.host, self.port):
-            raise BrokerError(f"cannot start the embedded broker: {self.host}:{self.port} is "
-                              "already in use (pick another with --listen HOST:PORT)")
+        self._claim_port("the embedded broker")
         binary = _tansu_binary()
         listener = f"tcp://{self.host}:{self.port}"
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
@@ -118,21 +83,3 @@ class EmbeddedBroker:
         self.stop()
         raise BrokerError(f"embedded broker did not listen on {self.bootstrap} within "
                           f"{self.startup_timeout_s:g}s")
-
-    def stop(self, timeout_s: float = 5.0) -> None:
-        """Stop the broker by its own pid: SIGTERM, then SIGKILL if it lingers."""
-        proc, self.process = self.process, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(timeout_s)
-
-    def __enter__(self) -> "EmbeddedBroker":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
