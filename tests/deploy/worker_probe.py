@@ -48,6 +48,21 @@ def wait_ready(settings: Settings, worker, timeout_s: float = 90.0) -> dict:
     raise AssertionError(f"worker not ready in {timeout_s}s: {body}\n{worker.log_tail()}")
 
 
+def wait_split(pairs: list[tuple[Settings, object]], each: int, timeout_s: float = 120.0) -> None:
+    """Wait until every (settings, worker) is ready with ``each`` partitions (a second worker's
+    join rebalances the group, so the first one's count changes on the way)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        counts = []
+        for settings, worker in pairs:
+            wait_ready(settings, worker)
+            counts.append(get_json(settings, "/readyz")[1]["partitions"])
+        if counts == [each] * len(pairs):
+            return
+        assert time.monotonic() < deadline, f"partitions per worker {counts}, wanted {each} each"
+        time.sleep(0.5)
+
+
 def parse_exposition(text: str) -> dict[tuple[str, frozenset], float]:
     """Samples of a Prometheus text exposition; asserts the format as it goes."""
     typed: dict[str, str] = {}

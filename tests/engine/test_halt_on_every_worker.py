@@ -11,12 +11,11 @@ one-worker takeover test passes.
 from __future__ import annotations
 
 import io
-import time
 
 import pytest
 
 from streams.topics import partition_for
-from tests.deploy.worker_probe import get_json, wait_ready
+from tests.deploy.worker_probe import wait_split
 from tradeguard.broker.embedded import free_port
 from tradeguard.demo.run import replay_session
 from tradeguard.demo.session import TARGET, scripted_session
@@ -29,16 +28,7 @@ def test_a_halt_raised_on_one_worker_blocks_buys_decided_on_the_other(engine_set
     script = scripted_session(minutes=14, accounts=24, hijacked=4)
     second = engine_settings.with_(web_port=free_port())
     workers = [start_worker(engine_settings, name="a"), start_worker(second, name="b")]
-    deadline = time.monotonic() + 90
-    while True:  # both in the group, two partitions each (the second join rebalances)
-        counts = []
-        for settings, worker in zip((engine_settings, second), workers):
-            wait_ready(settings, worker)
-            counts.append(get_json(settings, "/readyz")[1]["partitions"])
-        if counts == [2, 2]:
-            break
-        assert time.monotonic() < deadline, counts
-        time.sleep(0.5)
+    wait_split(list(zip((engine_settings, second), workers)), each=2, timeout_s=90)
 
     progress, _ = replay_session(engine_settings, script, speed=60.0, out=io.StringIO())
     assert all(w.alive for w in workers), [w.log_tail() for w in workers]

@@ -25,7 +25,7 @@ from collections import Counter
 
 import pytest
 
-from tests.deploy.worker_probe import get_json, wait_ready
+from tests.deploy.worker_probe import get_json, wait_split
 from tests.faults.helpers import login, metric, order, wait_until
 from tradeguard.broker.clients import GatewayProducer, TopicReader
 from tradeguard.broker.embedded import free_port
@@ -44,16 +44,7 @@ def test_a_worker_resumed_after_its_partitions_moved_publishes_nothing(engine_se
         "TRADEGUARD_TEST_PROCESSING_GUARANTEE", "exactly_once"), session_timeout_ms=SESSION_MS)
     b = a.with_(web_port=free_port())
     zombie, successor = start_worker(a, name="a"), start_worker(b, name="b")
-    deadline = time.monotonic() + 120
-    while True:  # both in the group, two partitions each
-        counts = []
-        for settings, worker in ((a, zombie), (b, successor)):
-            wait_ready(settings, worker)
-            counts.append(get_json(settings, "/readyz")[1]["partitions"])
-        if counts == [2, 2]:
-            break
-        assert time.monotonic() < deadline, counts
-        time.sleep(0.5)
+    wait_split([(a, zombie), (b, successor)], each=2)  # both in the group
 
     accounts = [f"acct-{i:03d}" for i in range(40)]
     gateway = GatewayProducer(a)
