@@ -220,6 +220,21 @@ ENGINE_STEP = RecordSchema(
     ),
 )
 
+def _sequenced_and_signed(target: str) -> tuple[Field, Field]:
+    """``seq`` and ``signature``, the two fields every control record carries for authority."""
+    return (
+        Field("seq", "integer", f"The {target}'s control sequence number: one more than the "
+              "record it supersedes, inside the signed payload. Every writer sets it; a reader "
+              "holding the control key refuses a record without it, or whose seq does not "
+              "follow the one in force (a replay; docs/security.md).", required=False,
+              nullable=True, minimum=1),
+        Field("signature", "string", "v1:<key id>:<hex HMAC-SHA256> over the record's RFC 8785 "
+              "canonical JSON without this field, made with the control key "
+              "(streams/signing.py). Unsigned or forged records are ignored.", required=False,
+              nullable=True),
+    )
+
+
 TICKER_CONTROL = RecordSchema(
     "ticker_control",
     "Ticker control",
@@ -237,14 +252,7 @@ TICKER_CONTROL = RecordSchema(
         Field("source", "string", "Who decided: engine, cli, analyst, ...", required=False,
               nullable=True),
         Field("ts", "integer", _ENGINE_TS, minimum=0),
-        Field("seq", "integer", "The ticker's control sequence number: one more than the record "
-              "it supersedes, inside the signed payload. Every writer sets it; a reader holding "
-              "the control key refuses a record without it, or whose seq does not follow the one "
-              "in force (a replay; docs/security.md).", required=False, nullable=True, minimum=1),
-        Field("signature", "string", "v1:<key id>:<hex HMAC-SHA256> over the record's RFC 8785 "
-              "canonical JSON without this field, made with the control key "
-              "(streams/signing.py). Unsigned or forged records are ignored.", required=False,
-              nullable=True),
+        *_sequenced_and_signed("ticker"),
     ),
 )
 
@@ -263,14 +271,7 @@ ACCOUNT_CONTROL = RecordSchema(
         Field("source", "string", "Who decided: engine, cli, feedback, ...", required=False,
               nullable=True),
         Field("ts", "integer", _ENGINE_TS, minimum=0),
-        Field("seq", "integer", "The account's control sequence number: one more than the record "
-              "it supersedes, inside the signed payload. Every writer sets it; a reader holding "
-              "the control key refuses a record without it, or whose seq does not follow the one "
-              "in force (a replay; docs/security.md).", required=False, nullable=True, minimum=1),
-        Field("signature", "string", "v1:<key id>:<hex HMAC-SHA256> over the record's RFC 8785 "
-              "canonical JSON without this field, made with the control key "
-              "(streams/signing.py). Unsigned or forged records are ignored.", required=False,
-              nullable=True),
+        *_sequenced_and_signed("account"),
     ),
 )
 
