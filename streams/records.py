@@ -9,6 +9,7 @@ timestamps are epoch milliseconds; money is yen.
 from __future__ import annotations
 
 from streams.schema import Field, RecordSchema
+from streams.vocabulary import ACCOUNT_ACTIONS, ACTIONS, TICKER_ACTIONS
 
 __all__ = [
     "ACCOUNT_CONTROL",
@@ -170,7 +171,7 @@ DECISION = RecordSchema(
             "action",
             "string",
             "allow: pass; hold: stop and ask (step-up or analyst review); block: reject.",
-            enum=("allow", "hold", "block"),
+            enum=ACTIONS,
         ),
         Field("score", "number", "Risk score in [0, 1].", minimum=0, maximum=1),
         Field("reasons", "array", "Top reasons, strongest first.", items=_REASONS),
@@ -243,7 +244,7 @@ TICKER_CONTROL = RecordSchema(
     (
         _TICKER,
         Field("action", "string", "halt_buys: reject buy orders; release: end the halt.",
-              enum=("halt_buys", "release")),
+              enum=TICKER_ACTIONS),
         Field("reason", "string", "Why, in words."),
         Field("evidence", "object", "What the engine saw (accounts, notional, window).",
               nullable=True),
@@ -265,7 +266,7 @@ ACCOUNT_CONTROL = RecordSchema(
         _ACCOUNT,
         Field("action", "string",
               "step_up: require re-authentication; freeze: reject all orders; release: end it.",
-              enum=("step_up", "freeze", "release")),
+              enum=ACCOUNT_ACTIONS),
         Field("reason", "string", "Why, in words."),
         Field("evidence", "object", "What the engine saw.", required=False, nullable=True),
         Field("source", "string", "Who decided: engine, cli, feedback, ...", required=False,

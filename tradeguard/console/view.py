@@ -27,11 +27,11 @@ from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass
 from typing import Any, Iterable
 
+from streams.vocabulary import ACTIONS
 from tradeguard.core.board import APPLIED, ControlBoard
 
 __all__ = ["ConsoleView", "DecisionFilter", "ViewLimits"]
 
-ACTIONS = ("allow", "hold", "block")
 NOVELTY = (("device", "device_id"), ("ip", "ip"), ("network", "asn"), ("country", "country"),
            ("agent", "user_agent"))
 

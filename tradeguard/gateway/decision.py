@@ -26,14 +26,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from streams.vocabulary import ACTIONS, SEVERITY
 from tradeguard.core.board import ControlBoard
 
 __all__ = ["ACTIONS", "FAIL_MODES", "GatewayDecision", "LateDisagreement", "Verdict",
            "control_answer", "control_verdict", "engine_answer", "fallback", "severity"]
 
-ACTIONS = ("allow", "hold", "block")  # in rising severity
 FAIL_MODES = {"fail_open": "allow", "fail_closed": "hold"}
-_SEVERITY = {a: i for i, a in enumerate(ACTIONS)}
+_SEVERITY = SEVERITY
 
 
 def severity(action: str) -> int:

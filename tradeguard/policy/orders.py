@@ -12,11 +12,11 @@ from typing import Sequence
 
 import numpy as np
 
+from streams.vocabulary import ALLOW, BLOCK, HOLD
 from tradeguard.policy.config import PolicyConfig
 
 __all__ = ["OrderVerdicts", "score_orders", "ALLOW", "HOLD", "BLOCK"]
 
-ALLOW, HOLD, BLOCK = "allow", "hold", "block"
 MIN_REASON_RISK = 0.05  # log-odds: a reason an analyst reads should have mattered
 
 

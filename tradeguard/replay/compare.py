@@ -69,14 +69,14 @@ from typing import Any, Iterable
 import orjson
 
 from streams.topics import partition_for
+from streams.vocabulary import ACTIONS, SEVERITY
 from tradeguard.replay.window import format_ms
 
 __all__ = ["ACTIONS", "CAUSES", "DecisionComparison", "Decided", "Evidence", "STOPPED",
            "compare_controls", "order_labels"]
 
-ACTIONS = ("allow", "hold", "block")
 STOPPED = frozenset({"hold", "block"})
-_SEVERITY = {a: i for i, a in enumerate(ACTIONS)}
+_SEVERITY = SEVERITY
 _ACCOUNT_CODES = ("account_frozen", "account_step_up")
 
 CAUSES = {

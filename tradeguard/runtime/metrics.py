@@ -17,13 +17,15 @@ from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
+from streams.vocabulary import ACTIONS
+
 __all__ = ["CONTENT_TYPE", "EngineMetrics", "deadletter_reason"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 STEP_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 BATCH_BUCKETS = (1, 10, 100, 500, 1000, 2000, 5000, 10000)
-ACTION_NAMES = ("allow", "hold", "block")
+ACTION_NAMES = ACTIONS  # metrics label values; a column code is the index
 
 assert PROCESS_COLLECTOR and GC_COLLECTOR and PLATFORM_COLLECTOR  # the default registry's
 
