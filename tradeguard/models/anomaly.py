@@ -44,12 +44,14 @@ vectors reach River). At batch 1 most of the 3.4 µs is the input check and two 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-from river.anomaly import HalfSpaceTrees
-
 from tradeguard.models.base import OrderScorer
 from tradeguard.models.hst_numba import copy_trees, hst_score_batch, refresh_masses
+
+if TYPE_CHECKING:
+    from river.anomaly import HalfSpaceTrees
 
 __all__ = ["AccountAnomaly"]
 
@@ -106,6 +108,10 @@ class AccountAnomaly(OrderScorer):
         if learn_every < 1:
             raise ValueError(f"learn_every must be >= 1, got {learn_every}")
         self.learn_every = learn_every
+        # River, and the SciPy its anomaly package pulls in (seconds), is imported when the
+        # first model is built: a worker builds one while its consumer joins the group.
+        from river.anomaly import HalfSpaceTrees
+
         self._hst = HalfSpaceTrees(
             n_trees=n_trees, height=height, window_size=window_size, seed=seed
         )

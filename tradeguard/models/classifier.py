@@ -25,11 +25,14 @@ scaled logistic regression is chosen. ``score_many``: 7.5 µs/order at batch 1, 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-from river import compose, linear_model, optim, preprocessing
 
 from tradeguard.models.base import OrderScorer
+
+if TYPE_CHECKING:
+    from river import compose
 
 __all__ = ["FraudClassifier"]
 
@@ -82,6 +85,9 @@ class FraudClassifier(OrderScorer):
         if not 0.0 <= cold_score <= 1.0:
             raise ValueError(f"cold_score must be in [0, 1], got {cold_score}")
         self.cold_score = cold_score
+        # Imported when the first model is built, not at start (see models/anomaly.py).
+        from river import compose, linear_model, optim, preprocessing
+
         self._scaler = preprocessing.StandardScaler()
         self._logreg = linear_model.LogisticRegression(
             optimizer=optim.SGD(learning_rate), intercept_lr=learning_rate

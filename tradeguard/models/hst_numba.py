@@ -11,12 +11,13 @@ are integers, so every partial sum is exact); tests/models hold the two equal on
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numba
 import numpy as np
-from river.anomaly import HalfSpaceTrees
-from river.tree.padded import PaddedBranch
+
+if TYPE_CHECKING:
+    from river.anomaly import HalfSpaceTrees
 
 __all__ = ["HSTArrays", "copy_trees", "hst_score_batch", "refresh_masses"]
 
@@ -32,6 +33,8 @@ class HSTArrays(NamedTuple):
 
 def copy_trees(hst: HalfSpaceTrees, columns: tuple[str, ...]) -> HSTArrays:
     """Flatten hst's trees (built by its first learn_one) with features as indices into columns."""
+    from river.tree.padded import PaddedBranch  # River is loaded by now: hst is one of its
+
     n_nodes = 2 ** (hst.height + 1) - 1
     shape = (hst.n_trees, n_nodes)
     feature = np.full(shape, -1, dtype=np.int64)
