@@ -308,11 +308,14 @@ def restore_partitions(settings: Settings, shared: Shared, partitions: set[int],
                     continue  # nothing between the snapshot and where consumption resumes
                 ranges.append(TopicPartition(full, p, start))
                 stop[(full, p)] = end
-            if recorded is None:  # read once, for every partition restored
+            if ranges and recorded is None:  # read once, for every partition that replays
                 recorded = provenance.read(settings)
             done = {n: o for (t, q), o in committed.items()
                     if q == p and o is not None and t in names for n in (names[t],)}
-            if any(str(p) in step["released"] for step in recorded["steps"]):
+            how = "steps (provenance)"
+            if not ranges:  # consumption resumes where the snapshot (or nothing) left off
+                replayed, how = 0, "(nothing to replay)"
+            elif any(str(p) in step["released"] for step in recorded["steps"]):
                 # Exact: the steps that fed p between the snapshot and the committed offsets,
                 # fed again as they ran live (what each had read of every input).
                 start = {names[t]: o for t, o in snap.items()}
@@ -329,14 +332,14 @@ def restore_partitions(settings: Settings, shared: Shared, partitions: set[int],
                         (m["ts"] for m in (v[0] for v in snapshots.values())), default=None))
                 replayed = replay(settings, core, read_all(consumer, ranges, stop), policy(),
                                   dead or frozenset())
+                how = "records (no provenance: event-time order)"
             log.debug("partition %d: snapshot offsets %s, replayed up to %s", p, snap, stop)
             out[p] = PartitionState(core, skip_below=snap,
                                     generation=manifest["generation"] if manifest else 0)
             out[p].next_offsets = dict(snap)
             log.info("restored partition %d from %s plus %d replayed %s",
                      p, f"snapshot generation {manifest['generation']}" if manifest else "scratch",
-                     replayed, "steps (provenance)" if recorded and recorded["steps"]
-                     else "records")
+                     replayed, how)
         log.info("restored %d partitions in %.2fs", len(partitions), time.monotonic() - started)
         return out
     finally:
