@@ -10,6 +10,7 @@ most orders share a handful of them.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -33,29 +34,35 @@ class _Block:
 
     @classmethod
     def empty(cls):
-        return cls(**{f.name: _empty(f.type) for f in fields(cls)})
+        return cls(**{name: _empty(kind) for name, kind in _fields(cls)})
 
     def concat(self, other):
         if not len(other):
             return self
         if not len(self):
             return other
-        return type(self)(**{f.name: _join(getattr(self, f.name), getattr(other, f.name))
-                             for f in fields(self)})
+        return type(self)(**{name: _join(getattr(self, name), getattr(other, name))
+                             for name, _ in _fields(type(self))})
 
     def take(self, rows: list[int] | np.ndarray):
         """The rows at ``rows``, as a block of the same kind."""
         rows = list(rows)
         out = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
+        for name, _ in _fields(type(self)):
+            value = getattr(self, name)
             if isinstance(value, np.ndarray):
-                out[f.name] = value[rows]
+                out[name] = value[rows]
             elif isinstance(value, list):
-                out[f.name] = [value[i] for i in rows]
+                out[name] = [value[i] for i in rows]
             else:
-                out[f.name] = value
+                out[name] = value
         return type(self)(**out)
+
+
+@cache
+def _fields(cls: type) -> tuple[tuple[str, str], ...]:
+    """(name, annotation) of a block's fields: read once per class, not per call (hot path)."""
+    return tuple((f.name, f.type) for f in fields(cls))
 
 
 def _empty(annotation: str) -> Any:
