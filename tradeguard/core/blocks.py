@@ -34,7 +34,7 @@ class _Block:
 
     @classmethod
     def empty(cls):
-        return cls(**{name: _empty(kind) for name, kind in _fields(cls)})
+        return cls(**{name: make() for name, make in _empties(cls)})
 
     def concat(self, other):
         if not len(other):
@@ -65,10 +65,20 @@ def _fields(cls: type) -> tuple[tuple[str, str], ...]:
     return tuple((f.name, f.type) for f in fields(cls))
 
 
+@cache
+def _empties(cls: type) -> tuple[tuple[str, Any], ...]:
+    """(name, a function making its empty value) per field: a block's empty is made per call."""
+    return tuple((name, _empty(annotation)) for name, annotation in _fields(cls))
+
+
 def _empty(annotation: str) -> Any:
     if "ndarray" in annotation:
-        return np.empty(0, dtype=np.float64)
-    return [] if "list" in annotation else ""
+        return _no_floats
+    return list if "list" in annotation else str
+
+
+def _no_floats() -> np.ndarray:
+    return np.empty(0, dtype=np.float64)
 
 
 def _join(a: Any, b: Any) -> Any:
@@ -162,8 +172,9 @@ class ReasonsEncoder:
         if contributions.shape[1] == 0:
             return [b"[]"] * n
         order = np.argsort(-contributions, axis=1, kind="stable")[:, :limit]
-        strong = np.take_along_axis(contributions, order, axis=1) >= MIN_REASON_RISK
-        values = np.round(np.take_along_axis(verdicts.values, order, axis=1), 4)
+        rows = np.arange(n)[:, None]  # take_along_axis, without its per-call Python checks
+        strong = contributions[rows, order] >= MIN_REASON_RISK
+        values = np.round(verdicts.values[rows, order], 4)
         # One key row per order: which signal in each slot (-1 when too weak), and its value.
         keys = np.ascontiguousarray(np.concatenate(
             [np.where(strong, order, -1).astype(np.float64), np.where(strong, values, 0.0)],

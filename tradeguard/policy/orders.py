@@ -102,8 +102,8 @@ def score_orders(
     plan = _plan(cfg, feature_names, extra)
     k = len(plan.names)
     values = _gather(features, extra, plan.values, n, k)
-    discount = np.clip(np.nan_to_num(_gather(features, extra, plan.usual, n, k)), 0.0, 1.0)
-    strength = np.clip(np.nan_to_num((values - plan.offsets) / plan.scales), 0.0, 1.0)
+    discount = _unit(_gather(features, extra, plan.usual, n, k))
+    strength = _unit((values - plan.offsets) / plan.scales)
     contributions = strength * (1.0 - discount) * plan.weights
     if verified is not None and np.any(verified) and len(plan.session):
         rows = np.flatnonzero(verified)
@@ -111,6 +111,17 @@ def score_orders(
     log_odds = cfg.prior_log_odds + contributions.sum(axis=1)
     scores = 1.0 / (1.0 + np.exp(-log_odds))
     return OrderVerdicts(scores, contributions, values, plan.names)
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    """``clip(nan_to_num(x), 0, 1)`` bit for bit (-0.0 included): NaN to 0, +inf to 1, -inf to 0.
+
+    Clipping sends the infinities where ``nan_to_num`` then clipping did and keeps a NaN,
+    which is then zeroed: without ``nan_to_num``'s Python-level passes (twice per call).
+    """
+    out = np.clip(x, 0.0, 1.0)
+    np.copyto(out, 0.0, where=np.isnan(out))
+    return out
 
 
 @dataclass(frozen=True)
