@@ -259,7 +259,7 @@ class EngineService(mode.Service):
                 state.next_offsets[full] = max(state.next_offsets.get(full, 0),
                                                poll.records[(full, p)][-1].offset() + 1)
             touched.add(p)
-            self.metrics.records.labels(topic=name).inc(len(records))
+            self.metrics.observe_records(name, len(records))
         # Event-time alignment: records wait while a sibling topic of their partition has
         # records on the broker this worker has not received yet, so logins, orders,
         # trades and flow are merged in event time even when catching up on a backlog.

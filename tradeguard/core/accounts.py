@@ -90,6 +90,11 @@ class AccountOutputs:
         self.account_controls += other.account_controls
 
 
+#: The login batch of a call with none: built once, read only (kernels take it as it is).
+_NO_LOGINS = AuthBatch.from_columns(account=[], kind=[], ts_ms=[], session=[], ip=[], device=[],
+                                    asn=[], country=[], user_agent=[])
+
+
 class AccountCore:
     """Everything one partition knows about its accounts, and the per-order decision."""
 
@@ -303,6 +308,8 @@ class AccountCore:
     # -- columns --------------------------------------------------------------------------
 
     def auth_batch(self, events: Sequence[Any]) -> AuthBatch:
+        if not events:  # most account-side calls of a paced worker carry orders only
+            return _NO_LOGINS
         ids = self.features.ids
         return AuthBatch.from_columns(
             account=[ids.get_or_add(e.account_id) for e in events],
