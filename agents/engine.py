@@ -259,7 +259,7 @@ class EngineService(mode.Service):
                 state.next_offsets[full] = max(state.next_offsets.get(full, 0),
                                                poll.records[(full, p)][-1].offset() + 1)
             touched.add(p)
-            self.metrics.records.labels(topic=name).inc(len(records))
+            self.metrics.observe_records(name, len(records))
         # Event-time alignment: records wait while a sibling topic of their partition has
         # records on the broker this worker has not received yet, so logins, orders,
         # trades and flow are merged in event time even when catching up on a backlog.
@@ -413,14 +413,13 @@ class EngineService(mode.Service):
                 [m for i, m in enumerate(messages) if i not in drop])
 
     def _publish(self, out, delivery: Delivery) -> None:
-        produce, topics = self.pipe.produce, self.out_topics
+        pipe, produce, topics = self.pipe, self.pipe.produce, self.out_topics
         if len(out.decisions):
             wall = now_ms()
-            for key, value in zip(out.decisions.account_id,
-                                  encode_decisions(out.decisions, wall, self._step_ref)):
-                produce(topics["decisions"], key.encode(), value, delivery)
-            for key, value in zip(out.flows.ticker, encode_flows(out.flows)):
-                produce(topics["tickers.flow"], key.encode(), value, delivery)
+            pipe.produce_many(topics["decisions"], out.decisions.account_id,
+                              encode_decisions(out.decisions, wall, self._step_ref), delivery)
+            pipe.produce_many(topics["tickers.flow"], out.flows.ticker,
+                              encode_flows(out.flows), delivery)
             self.metrics.observe_decisions(out.decisions, wall)
         for name, key, records in (("controls.accounts", "account_id", out.account_controls),
                                    ("controls.tickers", "ticker", out.ticker_controls),

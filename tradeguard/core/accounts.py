@@ -90,6 +90,11 @@ class AccountOutputs:
         self.account_controls += other.account_controls
 
 
+#: The login batch of a call with none: built once, read only (kernels take it as it is).
+_NO_LOGINS = AuthBatch.from_columns(account=[], kind=[], ts_ms=[], session=[], ip=[], device=[],
+                                    asn=[], country=[], user_agent=[])
+
+
 class AccountCore:
     """Everything one partition knows about its accounts, and the per-order decision."""
 
@@ -303,6 +308,8 @@ class AccountCore:
     # -- columns --------------------------------------------------------------------------
 
     def auth_batch(self, events: Sequence[Any]) -> AuthBatch:
+        if not events:  # most account-side calls of a paced worker carry orders only
+            return _NO_LOGINS
         ids = self.features.ids
         return AuthBatch.from_columns(
             account=[ids.get_or_add(e.account_id) for e in events],
@@ -358,10 +365,10 @@ class AccountCore:
         self._remember(orders, features)
         # What a shadow policy needs to decide the same orders later, without learning twice.
         self._last.append((orders, batch, features, extra, windows))
-        out = AccountOutputs()
+        controls: list[dict[str, Any]] = []
         controlled = np.zeros(len(orders), dtype=bool)
-        out.decisions = self._verdicts(orders, batch, features, extra, windows, board, cfg,
-                                       out.account_controls, controlled, pending)
+        decisions = self._verdicts(orders, batch, features, extra, windows, board, cfg,
+                                   controls, controlled, pending)
         notional = np.nan_to_num(batch.qty * batch.price, nan=0.0, posinf=0.0)
         # The account's risk as the ticker side reads it. A buy by an account under step-up
         # or freeze is risky whatever this order scored: a campaign's accounts stay risky
@@ -371,17 +378,19 @@ class AccountCore:
         # per ticker).
         # ``controlled``: under step-up or freeze when the order was decided (recorded there,
         # not read back from the board, which later orders of the batch may have changed).
-        risk = np.minimum(out.decisions.score, MAX_FLOW_SCORE)
+        risk = np.minimum(decisions.score, MAX_FLOW_SCORE)
         thin = features[:, _THIN_X] >= cfg.campaign_buy_adv_share
         shared = np.asarray(extra["shared_infra_accounts"], dtype=np.float64)
         for i in np.flatnonzero(controlled).tolist():
             risk[i] = max(risk[i], MAX_FLOW_SCORE)
             if batch.is_buy[i] and thin[i] and shared[i] >= cfg.campaign_link_accounts:
                 risk[i] = CAMPAIGN_BUY
-        out.flows = FlowBlock(ticker=out.decisions.ticker, account_id=out.decisions.account_id,
-                              side=out.decisions.side, order_id=out.decisions.order_id,
-                              notional=notional, account_risk=risk, ts=batch.ts_ms.copy())
-        return out
+        flows = FlowBlock(ticker=decisions.ticker, account_id=decisions.account_id,
+                          side=decisions.side, order_id=decisions.order_id,
+                          notional=notional, account_risk=risk, ts=batch.ts_ms.copy())
+        # Built once here, not as an empty output to fill: a paced worker calls this per
+        # partition per step with a handful of orders, and empty blocks cost as much.
+        return AccountOutputs(decisions, flows, controls)
 
     def _verdicts(self, orders: list, batch: OrderBatch, features: np.ndarray,
                   extra: dict[str, Any], windows: np.ndarray, board: ControlBoard,

@@ -10,6 +10,7 @@ most orders share a handful of them.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -33,35 +34,51 @@ class _Block:
 
     @classmethod
     def empty(cls):
-        return cls(**{f.name: _empty(f.type) for f in fields(cls)})
+        return cls(**{name: make() for name, make in _empties(cls)})
 
     def concat(self, other):
         if not len(other):
             return self
         if not len(self):
             return other
-        return type(self)(**{f.name: _join(getattr(self, f.name), getattr(other, f.name))
-                             for f in fields(self)})
+        return type(self)(**{name: _join(getattr(self, name), getattr(other, name))
+                             for name, _ in _fields(type(self))})
 
     def take(self, rows: list[int] | np.ndarray):
         """The rows at ``rows``, as a block of the same kind."""
         rows = list(rows)
         out = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
+        for name, _ in _fields(type(self)):
+            value = getattr(self, name)
             if isinstance(value, np.ndarray):
-                out[f.name] = value[rows]
+                out[name] = value[rows]
             elif isinstance(value, list):
-                out[f.name] = [value[i] for i in rows]
+                out[name] = [value[i] for i in rows]
             else:
-                out[f.name] = value
+                out[name] = value
         return type(self)(**out)
+
+
+@cache
+def _fields(cls: type) -> tuple[tuple[str, str], ...]:
+    """(name, annotation) of a block's fields: read once per class, not per call (hot path)."""
+    return tuple((f.name, f.type) for f in fields(cls))
+
+
+@cache
+def _empties(cls: type) -> tuple[tuple[str, Any], ...]:
+    """(name, a function making its empty value) per field: a block's empty is made per call."""
+    return tuple((name, _empty(annotation)) for name, annotation in _fields(cls))
 
 
 def _empty(annotation: str) -> Any:
     if "ndarray" in annotation:
-        return np.empty(0, dtype=np.float64)
-    return [] if "list" in annotation else ""
+        return _no_floats
+    return list if "list" in annotation else str
+
+
+def _no_floats() -> np.ndarray:
+    return np.empty(0, dtype=np.float64)
 
 
 def _join(a: Any, b: Any) -> Any:
@@ -155,8 +172,9 @@ class ReasonsEncoder:
         if contributions.shape[1] == 0:
             return [b"[]"] * n
         order = np.argsort(-contributions, axis=1, kind="stable")[:, :limit]
-        strong = np.take_along_axis(contributions, order, axis=1) >= MIN_REASON_RISK
-        values = np.round(np.take_along_axis(verdicts.values, order, axis=1), 4)
+        rows = np.arange(n)[:, None]  # take_along_axis, without its per-call Python checks
+        strong = contributions[rows, order] >= MIN_REASON_RISK
+        values = np.round(verdicts.values[rows, order], 4)
         # One key row per order: which signal in each slot (-1 when too weak), and its value.
         keys = np.ascontiguousarray(np.concatenate(
             [np.where(strong, order, -1).astype(np.float64), np.where(strong, values, 0.0)],

@@ -9,6 +9,7 @@ must have the same length; a bad column raises ValueError naming it.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,6 +25,12 @@ AUTH_KINDS = {"login_success": LOGIN_SUCCESS, "login_failure": LOGIN_FAILURE,
               "session_start": SESSION_START, "other": OTHER}
 
 
+@functools.cache
+def _columns(cls: type) -> tuple[tuple[str, np.dtype], ...]:
+    """(name, dtype) of a batch's columns: read once per class (a batch is built per call)."""
+    return tuple((f.name, f.metadata["dtype"]) for f in dataclasses.fields(cls))
+
+
 def column(dtype) -> dataclasses.Field:
     """A batch field whose values are converted to `dtype`."""
     return field(metadata={"dtype": np.dtype(dtype)})
@@ -34,26 +41,26 @@ class _Columnar:
 
     def __post_init__(self) -> None:
         length = None
-        for f in dataclasses.fields(self):
+        for name, dtype in _columns(type(self)):
             try:
-                values = np.ascontiguousarray(getattr(self, f.name), dtype=f.metadata["dtype"])
+                values = np.ascontiguousarray(getattr(self, name), dtype=dtype)
             except (TypeError, ValueError, OverflowError) as exc:
-                raise ValueError(f"{type(self).__name__}.{f.name}: cannot convert to "
-                                 f"{f.metadata['dtype']}: {exc}") from None
+                raise ValueError(f"{type(self).__name__}.{name}: cannot convert to "
+                                 f"{dtype}: {exc}") from None
             if values.ndim != 1:
-                raise ValueError(f"{type(self).__name__}.{f.name}: expected a 1-D column, "
+                raise ValueError(f"{type(self).__name__}.{name}: expected a 1-D column, "
                                  f"got shape {values.shape}")
             if length is None:
-                length, first = len(values), f.name
+                length, first = len(values), name
             elif len(values) != length:
-                raise ValueError(f"{type(self).__name__}.{f.name}: has {len(values)} values "
+                raise ValueError(f"{type(self).__name__}.{name}: has {len(values)} values "
                                  f"but {first} has {length}")
-            object.__setattr__(self, f.name, values)
+            object.__setattr__(self, name, values)
 
     @classmethod
     def from_columns(cls, **columns):
         """Build a batch from lists (or arrays), one keyword per column."""
-        names = [f.name for f in dataclasses.fields(cls)]
+        names = [name for name, _ in _columns(cls)]
         missing = [n for n in names if n not in columns]
         unknown = [n for n in columns if n not in names]
         if missing or unknown:
@@ -61,12 +68,12 @@ class _Columnar:
         return cls(**columns)
 
     def __len__(self) -> int:
-        return len(getattr(self, dataclasses.fields(self)[0].name))
+        return len(getattr(self, _columns(type(self))[0][0]))
 
     def rows(self, start: int, stop: int):
         """Rows ``start:stop`` as a batch of the same kind (views, no copies)."""
-        return type(self)(**{f.name: getattr(self, f.name)[start:stop]
-                             for f in dataclasses.fields(self)})
+        return type(self)(**{name: getattr(self, name)[start:stop]
+                             for name, _ in _columns(type(self))})
 
 
 @dataclass(frozen=True)

@@ -98,41 +98,104 @@ def score_orders(
     if features.ndim != 2 or features.shape[1] != len(feature_names):
         raise ValueError(f"features must be (n, {len(feature_names)}) for {list(feature_names)}, "
                          f"got shape {features.shape}")
-    index = {name: j for j, name in enumerate(feature_names)}
     extra = extra or {}
+    plan = _plan(cfg, feature_names, extra)
+    k = len(plan.names)
+    values = _gather(features, extra, plan.values, n, k)
+    discount = _unit(_gather(features, extra, plan.usual, n, k))
+    strength = _unit((values - plan.offsets) / plan.scales)
+    contributions = strength * (1.0 - discount) * plan.weights
+    if verified is not None and np.any(verified) and len(plan.session):
+        rows = np.flatnonzero(verified)
+        contributions[np.ix_(rows, plan.session)] *= 1.0 - cfg.verified_discount
+    log_odds = cfg.prior_log_odds + contributions.sum(axis=1)
+    scores = 1.0 / (1.0 + np.exp(-log_odds))
+    return OrderVerdicts(scores, contributions, values, plan.names)
 
-    def column(name: str) -> np.ndarray | None:
-        if name in index:
-            return features[:, index[name]]
-        if name in extra:
-            return np.asarray(extra[name], dtype=np.float64)
-        return None
 
-    names, columns, weights, scales, offsets, session = [], [], [], [], [], []
-    discount = np.zeros((n, 0))
-    discounts = []
+def _unit(x: np.ndarray) -> np.ndarray:
+    """``clip(nan_to_num(x), 0, 1)`` bit for bit (-0.0 included): NaN to 0, +inf to 1, -inf to 0.
+
+    Clipping sends the infinities where ``nan_to_num`` then clipping did and keeps a NaN,
+    which is then zeroed: without ``nan_to_num``'s Python-level passes (twice per call).
+    """
+    out = np.clip(x, 0.0, 1.0)
+    np.copyto(out, 0.0, where=np.isnan(out))
+    return out
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Where each signal of a policy reads its value and its discount, with its constants.
+
+    A source is a feature column index or an ``extra`` name; a signal with no discount has
+    None (a column of zeros). Worked out once per policy, feature list and set of extras:
+    building it per call cost more than scoring a handful of orders.
+    """
+
+    names: tuple[str, ...]
+    values: "_Sources"
+    usual: "_Sources"
+    weights: np.ndarray
+    scales: np.ndarray
+    offsets: np.ndarray
+    session: np.ndarray  # column indices of the session signals
+
+
+_PLANS: dict[tuple, tuple[PolicyConfig, Sequence[str], _Plan]] = {}
+
+
+def _plan(cfg: PolicyConfig, feature_names: Sequence[str], extra: dict) -> _Plan:
+    """The signals of ``cfg`` that the features or ``extra`` carry (the others are skipped)."""
+    key = (id(cfg), id(feature_names), tuple(extra))
+    found = _PLANS.get(key)
+    if found is not None and found[0] is cfg and found[1] is feature_names:
+        return found[2]
+    index = {name: j for j, name in enumerate(feature_names)}
+
+    def source(name: str) -> int | str | None:
+        return index[name] if name in index else name if name in extra else None
+
+    names, values, usual, weights, scales, offsets, session = [], [], [], [], [], [], []
     for name, sig in cfg.signals.items():
-        values = column(name)
-        if values is None:
+        if source(name) is None:
             continue
         names.append(name)
-        columns.append(values)
+        values.append(source(name))
+        usual.append(source(sig.discount_by) if sig.discount_by else None)
         weights.append(sig.weight)
         scales.append(sig.scale)
         offsets.append(sig.offset)
         session.append(sig.group == "session")
-        usual = column(sig.discount_by) if sig.discount_by else None
-        discounts.append(np.zeros(n) if usual is None else np.clip(np.nan_to_num(usual), 0.0, 1.0))
-    values = np.column_stack(columns) if columns else np.zeros((n, 0))
-    if discounts:
-        discount = np.column_stack(discounts)
-    strength = np.clip(np.nan_to_num((values - np.asarray(offsets)) / np.asarray(scales)),
-                       0.0, 1.0)
-    contributions = strength * (1.0 - discount) * np.asarray(weights)
-    if verified is not None and np.any(verified) and any(session):
-        rows = np.flatnonzero(verified)
-        cols = np.flatnonzero(session)
-        contributions[np.ix_(rows, cols)] *= 1.0 - cfg.verified_discount
-    log_odds = cfg.prior_log_odds + contributions.sum(axis=1)
-    scores = 1.0 / (1.0 + np.exp(-log_odds))
-    return OrderVerdicts(scores, contributions, values, tuple(names))
+    plan = _Plan(tuple(names), _Sources.of_list(values), _Sources.of_list(usual), np.asarray(weights, dtype=np.float64),
+                 np.asarray(scales, dtype=np.float64), np.asarray(offsets, dtype=np.float64),
+                 np.flatnonzero(session))
+    if len(_PLANS) > 64:  # policies reloaded many times: forget the old ones
+        _PLANS.clear()
+    _PLANS[key] = (cfg, feature_names, plan)
+    return plan
+
+
+@dataclass(frozen=True)
+class _Sources:
+    """Columns ``to`` of a matrix come from feature columns ``of``; ``extras`` from ``extra``."""
+
+    to: np.ndarray
+    of: np.ndarray
+    extras: tuple[tuple[int, str], ...]
+
+    @classmethod
+    def of_list(cls, sources: list[int | str | None]) -> "_Sources":
+        features = [(i, s) for i, s in enumerate(sources) if isinstance(s, int)]
+        return cls(np.array([i for i, _ in features], dtype=np.intp),
+                   np.array([s for _, s in features], dtype=np.intp),
+                   tuple((i, s) for i, s in enumerate(sources) if isinstance(s, str)))
+
+
+def _gather(features: np.ndarray, extra: dict, sources: _Sources, n: int, k: int) -> np.ndarray:
+    """An (n, k) float matrix gathered from ``sources`` (zeros where a column has none)."""
+    out = np.zeros((n, k), dtype=np.result_type(features.dtype, np.float64))
+    out[:, sources.to] = features[:, sources.of]
+    for i, name in sources.extras:
+        out[:, i] = np.asarray(extra[name], dtype=np.float64)
+    return out

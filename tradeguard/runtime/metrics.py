@@ -128,10 +128,26 @@ class EngineMetrics:
             "1 while control records are signed and checked with the public development key "
             "(TRADEGUARD_CONTROL_KEY_FILE unset): anyone can forge them.", registry=r)
         self._model_version: str | None = None
+        self._children: dict[tuple[int, str], Any] = {}
 
     def observe_step(self, records: int, decided: int, seconds: float) -> None:
-        self.batch.labels(agent="engine").observe(records)
+        self._child(self.batch, "engine").observe(records)
         self.step.observe(seconds)
+
+    def observe_records(self, topic: str, count: int) -> None:
+        """Valid input records of ``topic`` taken by a step."""
+        self._child(self.records, topic).inc(count)
+
+    def _child(self, metric: Any, label: str) -> Any:
+        """``metric.labels(label)``, looked up once: the hot path names the same few labels.
+
+        Created on first use, as ``labels`` would, so no series appears before it counts.
+        """
+        key = (id(metric), label)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(label)
+        return child
 
     def observe_decisions(self, block: Any, now_ms: int) -> None:
         """A DecisionBlock just published at wall time ``now_ms``."""
@@ -139,13 +155,13 @@ class EngineMetrics:
         if not n:
             return
         self.orders.inc(n)
-        counts = np.bincount(block.action, minlength=3)
+        counts = np.bincount(block.action, minlength=3).tolist()
         for code, action in enumerate(ACTION_NAMES):
             if counts[code]:
-                self.decisions.labels(action=action).inc(int(counts[code]))
-        lags = (now_ms - block.order_ts) / 1000.0
-        for value in lags.tolist():
-            self.latency.observe(value)
+                self._child(self.decisions, action).inc(counts[code])
+        observe = self.latency.observe
+        for value in ((now_ms - block.order_ts) / 1000.0).tolist():
+            observe(value)
         version = block.model_version[-1]
         if version != self._model_version:
             if self._model_version is not None:
