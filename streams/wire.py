@@ -27,6 +27,7 @@ from typing import Annotated, Any, Literal, Optional, Sequence
 import msgspec
 
 from streams.schema import Field, RecordError, RecordSchema
+from streams.vocabulary import ACTIONS
 
 __all__ = ["BatchDecoder", "encode_decisions", "encode_flows", "record_type", "to_dict"]
 
@@ -206,7 +207,7 @@ class _Flow(msgspec.Struct, gc=False):
 
 
 _ENCODER = msgspec.json.Encoder()
-_ACTION_NAMES = ("allow", "hold", "block")
+_ACTION_NAMES = ACTIONS  # a decision block's int8 action code indexes it
 
 
 def encode_decisions(block: Any, now_ms: int, step: str | None = None) -> list[bytes]:

@@ -16,11 +16,12 @@ from typing import Any
 import numpy as np
 import orjson
 
+from streams.vocabulary import ACTIONS, SEVERITY
+
 __all__ = ["ACTIONS", "ALLOW", "BLOCK", "DecisionBlock", "FlowBlock", "HOLD", "ReasonsEncoder"]
 
 #: Action codes in a DecisionBlock, ordered by severity; ACTIONS[code] is the wire name.
-ALLOW, HOLD, BLOCK = 0, 1, 2
-ACTIONS = ("allow", "hold", "block")
+ALLOW, HOLD, BLOCK = (SEVERITY[a] for a in ACTIONS)
 #: Signals that added less risk than this are not named: a reason an analyst reads should have
 #: mattered.
 MIN_REASON_RISK = 0.01
