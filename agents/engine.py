@@ -3,13 +3,14 @@
 A Faust service (started and stopped with the app, on SIGTERM too) that owns
 the Kafka edge and the partitions' cores; the record-path Faust agent
 (``agents/record_path.py``) hands it what ``KafkaPipe`` put on the agent's
-channel, one item at a time (``handle``): one poll of thousands of records is one
-step, rebalance markers come between polls in order. Per step: decode each (topic, partition) group with the typed decoder
-(bad records to ``deadletter`` with the reason), drop what a restored snapshot
-already covers, bound event time against the clock, run each partition's
-``PartitionCore``, encode the output blocks and produce them, and queue the
-poll's offsets for commit once they are delivered. The wall clock is read here
-for the decision's ``ts`` (latency) and for metrics; never inside the core.
+channel, one item at a time (``handle``): one poll of thousands of records is
+one step, rebalance markers come between polls in order. Per step: decode each
+(topic, partition) group with the typed decoder (bad records to ``deadletter``
+with the reason), drop what a restored snapshot already covers, bound event time
+against the clock, run each partition's ``PartitionCore``, encode the output
+blocks and produce them, and queue the poll's offsets for commit once they are
+delivered. The wall clock is read here for the decision's ``ts`` (latency) and
+for metrics; never inside the core.
 """
 
 from __future__ import annotations
