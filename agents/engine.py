@@ -142,9 +142,16 @@ class EngineService(mode.Service):
         pipe._stop.set()
         await asyncio.get_running_loop().run_in_executor(None, pipe._thread.join, 10)
         # The agent stops first (Faust stops its agents before this service): what it had
-        # not taken yet is decided here.
-        while not self.inbox.empty():
-            item = self.inbox.queue.get_nowait()
+        # not taken yet is decided here. Its stream, stopping, threw StopAsyncIteration into
+        # the queue ahead of the items: skipped.
+        inbox = self.inbox.queue
+        while True:
+            try:
+                item = inbox.get_nowait()
+            except asyncio.QueueEmpty:
+                break
+            except StopAsyncIteration:
+                continue
             if isinstance(item, Poll):
                 self._step(item)
         if pipe.transactional:
