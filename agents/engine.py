@@ -198,7 +198,7 @@ class EngineService(mode.Service):
         joins the group again and restores from the snapshots and the committed offsets,
         which never cover the failed poll. Faust's supervisor then restarts the agent; the
         poll is decided again, as after a crash (at least once: some of its decisions may
-        go out twice, identically).
+        go out twice, the second with what the worker knows by then).
         """
         log.error("the record-path agent raised on %s; its step is dropped and read again "
                   "after a rejoin", type(self._handling).__name__, exc_info=exc)
