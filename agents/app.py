@@ -3,16 +3,20 @@
 Data flow (one worker; N workers split partitions):
 
     orders + auth.events + feedback --(key account)--+
-    market.trades + tickers.flow ----(key ticker)----+--> engine (one PartitionCore per
-                                                           partition, polls of thousands)
+    market.trades + tickers.flow ----(key ticker)----+--> record-path agent, one event per
+                                                           poll of thousands -> engine (one
+                                                           PartitionCore per partition)
         -> decisions, controls.accounts, tickers.flow, controls.tickers, tickers.profile
     controls.* + tickers.profile + reference.tickers + auth.events
         --(every partition, every worker)--> board, ticker profiles, login index
 
 Faust is the application: worker lifecycle and signals, the web server
-(health, readiness, metrics), timers, the services' supervision. The record
-path itself moves batches through librdkafka (``agents/pipe.py``) rather than
-one Faust event per record: docs/architecture.md has the measurements.
+(health, readiness, metrics), timers, and the record path itself: one Faust
+agent (``agents/record_path.py``) whose events are whole polls of thousands of
+records, put on an in-memory channel by the librdkafka consumer thread
+(``agents/pipe.py``), never one Faust event per record; Faust's supervisor
+restarts it if it raises. docs/architecture.md says how and why, with the
+measurements.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from __future__ import annotations
 import faust
 from faust.app.base import BootStrategy
 
-from agents import controls, web
+from agents import controls, record_path, web
 from agents.context import WorkerContext
 from agents.engine import EngineService
 from tradeguard.policy.config import PolicyFile
@@ -61,5 +65,6 @@ def build_app(settings: Settings) -> tuple[faust.App, WorkerContext]:
                            loop=None, beacon=app.beacon)
     ctx.engine = engine
     app.add_dependency(engine)
+    record_path.register(app, engine)
     web.register(ctx)
     return app, ctx

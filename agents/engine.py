@@ -1,13 +1,16 @@
 """The engine: polls of input records in, the decision core per partition, outputs out.
 
-A Faust service (started and stopped with the app, on SIGTERM too) that loops
-over what ``KafkaPipe`` hands it: one poll of thousands of records is one
-step. Per step: decode each (topic, partition) group with the typed decoder
-(bad records to ``deadletter`` with the reason), drop what a restored snapshot
-already covers, bound event time against the clock, run each partition's
-``PartitionCore``, encode the output blocks and produce them, and queue the
-poll's offsets for commit once they are delivered. The wall clock is read here
-for the decision's ``ts`` (latency) and for metrics; never inside the core.
+A Faust service (started and stopped with the app, on SIGTERM too) that owns
+the Kafka edge and the partitions' cores; the record-path Faust agent
+(``agents/record_path.py``) hands it what ``KafkaPipe`` put on the agent's
+channel, one item at a time (``handle``): one poll of thousands of records is
+one step, rebalance markers come between polls in order. Per step: decode each
+(topic, partition) group with the typed decoder (bad records to ``deadletter``
+with the reason), drop what a restored snapshot already covers, bound event time
+against the clock, run each partition's ``PartitionCore``, encode the output
+blocks and produce them, and queue the poll's offsets for commit once they are
+delivered. The wall clock is read here for the decision's ``ts`` (latency) and
+for metrics; never inside the core.
 """
 
 from __future__ import annotations
@@ -88,6 +91,11 @@ class EngineService(mode.Service):
         self._step_ref: str | None = None
         self._seen_stamped: dict[tuple[str, int], int] = {}
         self._restored: dict[str, dict] = {}
+        # The record-path agent's channel (``attach``), and whether polls may flow to it.
+        self.inbox: Any = None
+        self._attached = asyncio.Event()
+        self.consuming = asyncio.Event()
+        self._handling: Any = None  # the item the agent is on (``step_failed`` needs it)
 
     def _fresh(self) -> PartitionCore:
         return PartitionCore(self.shared, self.settings.home_market, self.settings.anomaly_window)
@@ -98,6 +106,7 @@ class EngineService(mode.Service):
     async def _start_when_board_ready(self) -> None:
         # Decide nothing before the control board holds every halt and freeze in force.
         await self.board_ready.wait()
+        await self._attached.wait()  # a poll handed over before the agent listens is lost
         # Long-lived state (models, feature arrays, Faust's own objects) never needs the
         # cyclic collector again: freezing it keeps full collections off the hot path. A
         # step allocates thousands of short-lived containers: collecting the young
@@ -105,7 +114,8 @@ class EngineService(mode.Service):
         gc.collect()
         gc.freeze()
         gc.set_threshold(50_000, 20, 100)
-        self.pipe = KafkaPipe(self.settings, list(self.names), asyncio.get_running_loop())
+        self.pipe = KafkaPipe(self.settings, list(self.names), self.inbox.put,
+                              asyncio.get_running_loop())
         self.pipe.start()
         # While the consumer joins the group (librdkafka's own threads), load the compiled
         # kernels on a throwaway engine: the first real poll then finds them ready.
@@ -116,8 +126,13 @@ class EngineService(mode.Service):
         log.info("kernels loaded in %.2fs (%d made-up orders decided and discarded)",
                  time.perf_counter() - started, decided)
         self.started_consuming = True
-        self.add_future(self._run())
+        self.consuming.set()
         self.add_future(self._commit_loop())
+
+    def attach(self, inbox: Any) -> None:
+        """The Faust channel the record-path agent reads: polls and markers go there."""
+        self.inbox = inbox
+        self._attached.set()
 
     async def on_stop(self) -> None:
         pipe = self.pipe
@@ -126,8 +141,17 @@ class EngineService(mode.Service):
         # Graceful stop: no new polls; what was decided is delivered and committed.
         pipe._stop.set()
         await asyncio.get_running_loop().run_in_executor(None, pipe._thread.join, 10)
-        while not pipe.queue.empty():
-            item = pipe.queue.get_nowait()
+        # The agent stops first (Faust stops its agents before this service): what it had
+        # not taken yet is decided here. Its stream, stopping, threw StopAsyncIteration into
+        # the queue ahead of the items: skipped.
+        inbox = self.inbox.queue
+        while True:
+            try:
+                item = inbox.get_nowait()
+            except asyncio.QueueEmpty:
+                break
+            except StopAsyncIteration:
+                continue
             if isinstance(item, Poll):
                 self._step(item)
         if pipe.transactional:
@@ -140,29 +164,52 @@ class EngineService(mode.Service):
 
     # -- the loop -------------------------------------------------------------------------
 
-    async def _run(self) -> None:
+    async def handle(self, item: Poll | Assigned | Revoked) -> None:
+        """One event of the record-path agent: a poll is one step; markers in between."""
         pipe = self.pipe
         assert pipe is not None
-        while not self.should_stop:
-            item = await pipe.queue.get()
-            if isinstance(item, Poll):
-                if item.epoch < self._epoch:
-                    continue  # read before a refused commit: read again after the rejoin
-                try:
-                    self._step(item)
-                    await self._snapshot_due()
-                except Fenced as exc:  # the producer failed mid-step: as a refused commit
-                    self._refused(exc)
-                    continue
-                if pipe.transactional:
-                    self._commit()
-            elif isinstance(item, Assigned):
-                if item.epoch < self._epoch:
-                    continue
-                self._rejoining = False
-                await self._assigned(item)
-            elif isinstance(item, Revoked):
-                await self._revoked(item)
+        self._handling = item
+        if isinstance(item, Poll):
+            if item.epoch < self._epoch:
+                return  # read before a refused commit: read again after the rejoin
+            try:
+                self._step(item)
+                await self._snapshot_due()
+            except Fenced as exc:  # the producer failed mid-step: as a refused commit
+                self._refused(exc)
+                return
+            if pipe.transactional:
+                self._commit()
+        elif isinstance(item, Assigned):
+            if item.epoch < self._epoch:
+                return
+            self._rejoining = False
+            await self._assigned(item)
+        elif isinstance(item, Revoked):
+            await self._revoked(item)
+
+    def step_failed(self, exc: BaseException) -> None:
+        """The agent is raising: nothing of the item it was on counts; read it again.
+
+        A step that raised may have fed its records to the cores half-way, and produced
+        some of its outputs: it can neither be stepped again on the same state nor skipped
+        (a later poll's offsets would commit past it). So, as after a refused commit: the
+        open transaction (exactly once) is aborted, the cores are dropped, and the worker
+        joins the group again and restores from the snapshots and the committed offsets,
+        which never cover the failed poll. Faust's supervisor then restarts the agent; the
+        poll is decided again, as after a crash (at least once: some of its decisions may
+        go out twice, the second with what the worker knows by then).
+        """
+        log.error("the record-path agent raised on %s; its step is dropped and read again "
+                  "after a rejoin", type(self._handling).__name__, exc_info=exc)
+        pipe = self.pipe
+        if pipe is None:
+            return
+        if isinstance(self._handling, Revoked):
+            self._handling.done.set()  # commits nothing (no offsets): the thread moves on
+        if pipe.transactional and pipe._in_txn:
+            pipe._abandon(f"the step raised: {exc!r}")
+        self._start_over()
 
     def _commit(self, offsets: list | None = None) -> bool:
         """Commit the step's transaction; False when it was refused and the worker rejoins.
@@ -186,7 +233,13 @@ class EngineService(mode.Service):
                   "broker was); its state since the last commit is dropped, it rejoins the "
                   "group and restores what it is given from the snapshots", exc)
         self.metrics.fenced.inc()
+        self._start_over()
+
+    def _start_over(self) -> None:
+        """Drop every core; polls read so far are skipped, the group is joined again."""
         self.partitions.clear()
+        # Positions run ahead of what was decided; a revoke must not commit from them.
+        self.pipe.positions.clear()
         self._epoch = self.pipe.epoch + 1
         self._rejoining = True
         self.pipe.rejoin()
@@ -506,9 +559,10 @@ class EngineService(mode.Service):
                 decided = pipe.positions.get((full, p))
             if decided is not None:
                 offsets.append(TopicPartition(full, p, decided))
-        if pipe.transactional:  # with the outputs, in the transaction, never by the consumer
-            if not self._rejoining:
-                self._commit(offsets)
+        if self._rejoining:  # what was received since the last commit is read again
+            offsets = []
+        elif pipe.transactional:  # with the outputs, in the transaction, never by the consumer
+            self._commit(offsets)
             offsets = []
         item.offsets = offsets
         gone = {p for _, p in item.partitions}

@@ -1,11 +1,12 @@
 """The hot path's Kafka edge: librdkafka (confluent-kafka) moving records in batches.
 
 One consumer thread polls thousands of records at a time and hands each poll,
-as one object, to the event loop; one producer takes the outputs. This is what
-replaced Faust's per-event stream for the high-rate topics (measurements in
-docs/architecture.md): Faust still runs the application around it.
+as one object, to the event loop: ``hand_off`` puts it on the in-memory Faust
+channel the record-path agent reads (``agents/record_path.py``), one Faust event
+per poll, never one per record; one producer takes the outputs (measurements in
+docs/architecture.md).
 
-Rebalances arrive as markers in the same queue as the records, so the engine
+Rebalances arrive as markers in the same channel as the records, so the agent
 sees them in order: a revoke waits until every batch polled before it has been
 decided, its outputs delivered and its offsets committed (eager ``range``
 assignment: every input topic's partition p lands on the same worker, which is
@@ -35,7 +36,7 @@ import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
@@ -108,12 +109,15 @@ class Fenced(RuntimeError):
 class KafkaPipe:
     """One consumer (in a thread) and one producer for the engine's input and output topics."""
 
-    def __init__(self, settings: Settings, topics: list[str], loop: asyncio.AbstractEventLoop,
-                 depth: int = 2) -> None:
+    def __init__(self, settings: Settings, topics: list[str],
+                 hand_off: Callable[[Any], Awaitable[None]],
+                 loop: asyncio.AbstractEventLoop) -> None:
         self.settings = settings
         self.topics = topics
+        # Where polls and markers go, on the loop: it waits while the taker is full
+        # (the record-path agent's channel holds two polls), which blocks this thread.
+        self.hand_off = hand_off
         self.loop = loop
-        self.queue: asyncio.Queue = asyncio.Queue(maxsize=depth)
         self.consumer = clients.group_consumer(
             settings, settings.app_id,
             # Every input topic's partition p on one worker: the core of partition p
@@ -167,13 +171,13 @@ class KafkaPipe:
         self._thread.start()
 
     def _put(self, item: Any) -> None:
-        """Hand an item to the event loop; blocks while the engine is two polls behind.
+        """Hand an item to the event loop; blocks while the agent is two polls behind.
 
         One put per item, waited on until it lands or we stop: a put given up after a
         timeout may still have landed (its completion waits for the loop, which a long
         step holds), and putting again handed the same poll over twice.
         """
-        future = asyncio.run_coroutine_threadsafe(self.queue.put(item), self.loop)
+        future = asyncio.run_coroutine_threadsafe(self.hand_off(item), self.loop)
         while not self._stop.is_set():
             try:
                 future.result(timeout=1.0)
@@ -326,7 +330,7 @@ class KafkaPipe:
             except KafkaException as exc:  # a fatal producer (transactions): start over
                 if not self.transactional:
                     raise
-                raise self._abandon(exc.args[0]) from None
+                raise self._abandon(exc.args[0].str()) from None
 
     def produce_many(self, topic: str, keys: list[str], values: list[bytes],
                      delivery: Delivery) -> None:
@@ -364,7 +368,7 @@ class KafkaPipe:
             except KafkaException as exc:
                 if not self.transactional:
                     raise
-                raise self._abandon(exc.args[0]) from None
+                raise self._abandon(exc.args[0].str()) from None
 
     def _begin(self) -> None:
         if self.transactional and not self._in_txn:
@@ -415,7 +419,7 @@ class KafkaPipe:
                             and time.monotonic() < deadline:
                         log.warning("transaction commit: %s; trying again", err.str())
                         continue
-                    raise self._abandon(err, timeout_s) from None
+                    raise self._abandon(err.str(), timeout_s) from None
         self._in_txn = False
         self._txn_offsets.clear()
         after, self._txn_after = self._txn_after, []
@@ -424,8 +428,11 @@ class KafkaPipe:
         if self._in_txn:  # what the actions produced (snapshot chunks) commits now too
             self.commit_transaction(timeout_s=timeout_s)
 
-    def _abandon(self, err: KafkaError, timeout_s: float = 30.0) -> Fenced:
+    def _abandon(self, why: str, timeout_s: float = 30.0) -> Fenced:
         """Abort the open transaction and start over with a new producer; the error to raise.
+
+        Also after a step that raised half-way (``EngineService.step_failed``): what it
+        produced is never read.
 
         A new producer every time: after a refused commit librdkafka may turn the old one
         fatal a moment later (a transactional call in an invalid state), and a fatal
@@ -442,7 +449,7 @@ class KafkaPipe:
                                                              **self._producer_config)
         old.purge()
         self.producer.init_transactions(timeout_s)
-        return Fenced(f"transaction refused, outputs aborted: {err.str()}")
+        return Fenced(f"transaction refused, outputs aborted: {why}")
 
     def poll_producer(self, timeout_s: float = 0) -> None:
         """Serve delivery reports; a fatal transactional error becomes ``Fenced``."""
@@ -451,7 +458,7 @@ class KafkaPipe:
         except KafkaException as exc:
             if not self.transactional:
                 raise
-            raise self._abandon(exc.args[0]) from None
+            raise self._abandon(exc.args[0].str()) from None
 
     def commit_delivered(self) -> int:
         """Commit the offsets of the leading run of fully delivered polls; how many."""

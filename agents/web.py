@@ -64,7 +64,11 @@ def crashed_agents(app: Any) -> list[str]:
     for agent in app.agents.values():
         if agent.should_stop:
             continue
-        for actor in list(agent._actors):  # Faust keeps no public view of them
+        # The actors its supervisor runs now (Faust keeps no public view of them): one it
+        # replaced stays in ``_actors``, a weak set, until the collector frees it.
+        supervisor = getattr(agent, "supervisor", None)
+        actors = supervisor._services if supervisor is not None else agent._actors
+        for actor in list(actors):
             task = getattr(actor, "actor_task", None)
             if actor.crashed or (task is not None and task.done()):
                 out.append(agent.name)

@@ -35,6 +35,16 @@ def test_a_dead_actor_fails_liveness_until_the_supervisor_restarts_it():
     assert crashed_agents(app) == []
 
 
+def test_an_actor_the_supervisor_replaced_no_longer_fails_liveness():
+    dead, successor = _actor(crashed=True), _actor()
+    agent = _agent("record-path", dead, successor)  # the dead one lingers until collected
+    agent.supervisor = SimpleNamespace(_services=[successor])
+    app = SimpleNamespace(agents={"record-path": agent})
+    assert crashed_agents(app) == []
+    agent.supervisor._services = [dead]  # not replaced yet
+    assert crashed_agents(app) == ["record-path"]
+
+
 def test_a_heartbeat_older_than_the_limit_is_a_stall_and_late_beats_are_lag():
     hb = Heartbeat(interval_s=1.0, started=0.0)
     for t in (1.0, 2.0, 3.01):

@@ -45,7 +45,7 @@ def test_the_engine_starts_consuming_only_once_the_board_is_restored(monkeypatch
 
     class Pipe:  # stands in for the Kafka edge: records when consumption starts
         def __init__(self, *args, **kwargs) -> None:
-            self.queue = asyncio.Queue()
+            pass
 
         def start(self) -> None:
             started.append("consuming")
@@ -57,6 +57,7 @@ def test_the_engine_starts_consuming_only_once_the_board_is_restored(monkeypatch
         board_ready = asyncio.Event()
         engine = EngineService(Settings.from_env(env={}), Shared(), PolicyFile(None),
                                EngineMetrics(), board_ready, loop=asyncio.get_running_loop())
+        engine.attach(asyncio.Queue())  # where the record-path agent would listen
         waiting = asyncio.ensure_future(engine._start_when_board_ready())
         # Wall clock on purpose: that nothing starts can only be watched for a while; 0.2 s
         # gives the waiting task many turns of the loop to start too early.
