@@ -354,7 +354,7 @@ class KafkaPipe:
                 except KafkaException as exc:  # a fatal producer (transactions): start over
                     if not self.transactional:
                         raise
-                    raise self._abandon(exc.args[0]) from None
+                    raise self._abandon(exc.args[0].str()) from None
 
     def produce_raw(self, topic: str, key: bytes, value: bytes) -> None:
         """An output no poll waits for (snapshot chunks); in the open transaction, if any."""
