@@ -23,7 +23,7 @@ Two processing guarantees (``TRADEGUARD_PROCESSING_GUARANTEE``):
   the snapshots, as after a restart.
 - at least once: a poll's offsets are committed only after every record it produced
   has been delivered (``Delivery``), in poll order; a crash may decide an order twice,
-  identically.
+  and the second decision can differ (the successor had read more logins by then).
 """
 
 from __future__ import annotations
