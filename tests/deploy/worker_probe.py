@@ -48,6 +48,13 @@ def wait_ready(settings: Settings, worker, timeout_s: float = 90.0) -> dict:
     raise AssertionError(f"worker not ready in {timeout_s}s: {body}\n{worker.log_tail()}")
 
 
+def partitions_held(settings: Settings) -> int | None:
+    """The partitions a worker says it holds; None while its web port does not answer (a
+    worker rejoining its group after a refused commit is busy for a moment)."""
+    _, body = get_json(settings, "/readyz")
+    return None if body is None else body["partitions"]
+
+
 def wait_split(pairs: list[tuple[Settings, object]], each: int, timeout_s: float = 120.0) -> None:
     """Wait until every (settings, worker) is ready with ``each`` partitions (a second worker's
     join rebalances the group, so the first one's count changes on the way)."""
@@ -56,7 +63,7 @@ def wait_split(pairs: list[tuple[Settings, object]], each: int, timeout_s: float
         counts = []
         for settings, worker in pairs:
             wait_ready(settings, worker)
-            counts.append(get_json(settings, "/readyz")[1]["partitions"])
+            counts.append(partitions_held(settings))
         if counts == [each] * len(pairs):
             return
         assert time.monotonic() < deadline, f"partitions per worker {counts}, wanted {each} each"

@@ -25,7 +25,7 @@ from collections import Counter
 
 import pytest
 
-from tests.deploy.worker_probe import get_json, wait_split
+from tests.deploy.worker_probe import partitions_held, wait_split
 from tests.faults.helpers import login, metric, order, wait_until
 from tradeguard.broker.clients import GatewayProducer, TopicReader
 from tradeguard.broker.embedded import free_port
@@ -91,5 +91,5 @@ def test_a_worker_resumed_after_its_partitions_moved_publishes_nothing(engine_se
     assert metric(a, "tradeguard_transactions_refused_total") >= 1, zombie.log_tail(80)
     assert zombie.alive and successor.alive, (zombie.log_tail(), successor.log_tail())
     # The returning worker is a member again: the group splits the partitions anew.
-    wait_until(lambda: sorted(get_json(s, "/readyz")[1]["partitions"] for s in (a, b))
-               == [2, 2], 60, "both workers holding two partitions", zombie.log_tail)
+    wait_until(lambda: [partitions_held(s) for s in (a, b)] == [2, 2], 60,
+               "both workers holding two partitions", zombie.log_tail)
