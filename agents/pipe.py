@@ -321,23 +321,15 @@ class KafkaPipe:
         extra = {} if partition is None else {"partition": partition}
         if headers:
             extra["headers"] = headers
-        while True:
-            try:
-                self.producer.produce(topic, value, key, on_delivery=delivery, **extra)
-                return
-            except BufferError:  # local queue full: let librdkafka drain it
-                self.poll_producer(0.01)
-            except KafkaException as exc:  # a fatal producer (transactions): start over
-                if not self.transactional:
-                    raise
-                raise self._abandon(exc.args[0].str()) from None
+        self._queue(topic, key, value, delivery, extra)
 
     def produce_many(self, topic: str, keys: list[str], values: list[bytes],
                      delivery: Delivery) -> None:
         """Queue outputs keyed by ``keys`` (murmur2 partitions), ``produce`` for each in one loop.
 
         The decisions and flow of a step go out here: the per-record cost is librdkafka's
-        alone, not a Python call per record on top.
+        alone, not a Python call per record on top; only a full local queue or a fatal
+        producer takes the slow path (``_queue``).
         """
         if not values:
             return
@@ -345,16 +337,25 @@ class KafkaPipe:
         delivery.pending += len(values)
         produce = self.producer.produce
         for key, value in zip(keys, values):
-            while True:
-                try:
-                    produce(topic, value, key.encode(), on_delivery=delivery)
-                    break
-                except BufferError:  # local queue full: let librdkafka drain it
-                    self.poll_producer(0.01)
-                except KafkaException as exc:  # a fatal producer (transactions): start over
-                    if not self.transactional:
-                        raise
-                    raise self._abandon(exc.args[0].str()) from None
+            try:
+                produce(topic, value, key.encode(), on_delivery=delivery)
+            except (BufferError, KafkaException):
+                self._queue(topic, key.encode(), value, delivery, {})
+
+    def _queue(self, topic: str, key: bytes, value: bytes, delivery: Delivery,
+               extra: dict[str, Any]) -> None:
+        """librdkafka's produce, waiting out a full local queue; a fatal producer (transactions)
+        is abandoned, and its error raised for the step to start over."""
+        while True:
+            try:
+                self.producer.produce(topic, value, key, on_delivery=delivery, **extra)
+                return
+            except BufferError:  # local queue full: let librdkafka drain it
+                self.poll_producer(0.01)
+            except KafkaException as exc:
+                if not self.transactional:
+                    raise
+                raise self._abandon(exc.args[0].str()) from None
 
     def produce_raw(self, topic: str, key: bytes, value: bytes) -> None:
         """An output no poll waits for (snapshot chunks); in the open transaction, if any."""
