@@ -290,11 +290,19 @@ class ApacheKafkaBroker(BrokerProcess):
             shutil.rmtree(self.data_dir, ignore_errors=True)
 
 
-def _cluster_id() -> str:
-    """A KRaft cluster id: 16 random bytes, URL-safe base64 without padding (22 chars)."""
+def _cluster_id(entropy=os.urandom) -> str:
+    """A KRaft cluster id: 16 random bytes, URL-safe base64 without padding (22 chars).
+
+    One id in 64 would start with "-", which the storage tool's argument parser reads as an
+    option ("argument --cluster-id/-t: expected one argument"): CI once lost a whole run to it.
+    Kafka's own ``Uuid.randomUuid`` draws again in that case, and so do we.
+    """
     import base64
 
-    return base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("=")
+    while True:
+        cluster_id = base64.urlsafe_b64encode(entropy(16)).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def _tail(path: Path, lines: int = 15) -> str:
