@@ -425,13 +425,17 @@ class EngineService(mode.Service):
         others' steps, and its own before the snapshot, only as far as their controls go,
         and needs them from here to see the board this step saw.
         """
+        # Signed as published (HMAC is deterministic: the same signature): engine.steps is
+        # not a control topic, and a restore applies only what carries the control key's
+        # signature, so a forged step record cannot put a freeze or a halt on its board.
+        keys = self.control_keys
         issued = {}
         for p, out in outs.items():
             part = {}
             if out.ticker_controls:
-                part["tickers"] = out.ticker_controls
+                part["tickers"] = [sign(r, keys) for r in out.ticker_controls]
             if out.account_controls:
-                part["accounts"] = out.account_controls
+                part["accounts"] = [sign(r, keys) for r in out.account_controls]
             if part:
                 issued[str(p)] = part
         if issued:

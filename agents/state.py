@@ -324,6 +324,11 @@ def restore_partitions(settings: Settings, shared: Shared, partitions: set[int],
                     recorded["dead"], only={p}, cores={p: core},
                     bounds={p: {n: (start.get(n, 0), done.get(n, 0)) for n in INPUT_TOPICS}})
                 run.run(recorded["steps"])
+                if run.refused_controls:
+                    log.warning("partition %d: %d of %d controls named in engine.steps carry "
+                                "no valid signature and were not applied (forged, or from a "
+                                "release that recorded them unsigned)", p,
+                                run.refused_controls, run.checked_controls)
                 core = PartitionCore.from_bytes(run.cores[p].to_bytes(), shared)
                 replayed = run.steps
             else:  # no provenance (workers of an older release): event-time order

@@ -215,8 +215,9 @@ ENGINE_STEP = RecordSchema(
               "snapshot generation (0: none) and the offsets the restore replayed from and to.",
               required=False, nullable=True),
         Field("controls", "object", "Controls this step's cores issued, as the board applied "
-              "them: partition -> `tickers` and/or `accounts` -> records (unsigned, with `seq`). "
-              "A restore replaying one partition puts the others' on its board from here.",
+              "them: partition -> `tickers` and/or `accounts` -> records (with `seq`, signed as "
+              "published). A restore replaying one partition puts the others' on its board "
+              "from here, only those whose signature holds.",
               required=False, nullable=True),
     ),
 )

@@ -102,6 +102,29 @@ def test_a_restore_sees_the_controls_the_live_board_had_before_its_reader_read_t
     A restore that rebuilt the board only from ``seen`` decided that order afresh, raising a
     second challenge with a later deadline, and the successor's decisions then differed from
     the replay's. The step record names the controls it issued; the restore applies them."""
+    decided, refused = _replay_with_a_recorded_step_up(signed=True)
+    codes = [r["code"] for r in decided["reasons"]]
+    assert decided["action"] == "hold" and "account_step_up" in codes, decided
+    assert refused == 0
+
+
+def test_a_forged_control_in_a_step_record_never_reaches_the_board():
+    """``engine.steps`` is not a control topic: an attacker who can write to it could name a
+    freeze or a step-up there. Unsigned, or signed with a key the engine does not hold, the
+    recorded control changes nothing: the order is decided as if it were absent."""
+    from streams.signing import ControlKeys
+    baseline = _replay_with_a_recorded_step_up(signed=None)[0]
+    assert baseline["action"] == "allow", baseline
+    for forged in (False, ControlKeys((b"an attacker's own key 0123456789",)), "altered"):
+        decided, refused = _replay_with_a_recorded_step_up(signed=forged)
+        assert decided == baseline and refused == 1, decided
+
+
+def _replay_with_a_recorded_step_up(signed):
+    """One order replayed after a step that recorded a step-up on its account: ``signed``
+    True (the engine's key), False (unsigned), a ControlKeys (another key), "altered" (the
+    engine's signature, then made a freeze) or None (no control recorded at all). Returns (the decision, controls refused)."""
+    from streams.signing import ControlKeys, sign
     from tradeguard.core import PartitionCore, Shared, typed
     from tradeguard.policy.config import PolicyConfig
     from tradeguard.replay.provenance import StepReplay
@@ -114,18 +137,24 @@ def test_a_restore_sees_the_controls_the_live_board_had_before_its_reader_read_t
     step_up = {"account_id": "acct-1", "action": "step_up", "reason": "login scored 0.99",
                "evidence": {"order_id": None, "answer_by": t0 + 600_000}, "source": "engine",
                "ts": t0, "expires_at": None, "seq": 1}
+    settings = Settings()
+    if signed is True:
+        step_up = sign(step_up, ControlKeys.from_settings(settings))
+    elif isinstance(signed, ControlKeys):
+        step_up = sign(step_up, signed)
+    elif signed == "altered":  # the engine's signature, on a record changed after signing
+        step_up = {**sign(step_up, ControlKeys.from_settings(settings)), "action": "freeze"}
     steps = [
         # Before the snapshot: its login is in the snapshot's core, its step-up only here.
         {"worker": "w1", "step": 1, "released": {"0": {"auth.events": [0, 1]}}, "seen": {},
-         "ts": 0, "profiles": [], "controls": {"0": {"accounts": [step_up]}}},
+         "ts": 0, "profiles": [],
+         **({} if signed is None else {"controls": {"0": {"accounts": [step_up]}}})},
         {"worker": "w1", "step": 2, "released": {"0": {"orders": [0, 1]}}, "seen": {},
          "ts": 1, "profiles": []},
     ]
-    settings = Settings()
     run = StepReplay(settings, PolicyConfig.defaults(), {("orders", 0): {0: order}}, {}, set(),
                      only={0}, cores={0: PartitionCore(Shared(), "JP", 250)},
                      bounds={0: {"orders": (0, 1), "auth.events": (1, 1)}})
     run.run(steps)
     (decided,) = run.decided.values()
-    codes = [r["code"] for r in decided["reasons"]]
-    assert decided["action"] == "hold" and "account_step_up" in codes, decided
+    return decided, run.refused_controls

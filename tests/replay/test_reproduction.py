@@ -86,6 +86,9 @@ def test_every_live_decision_is_reproduced_exactly_from_its_provenance(recording
     assert exact["differences"] == []
     assert exact["compared"] == exact["identical"] == published > 300
     assert exact["unstamped"] == 0
+    # The controls each step recorded carry the engine's signature (a restore applies no
+    # other), and the recording raised some: a step-up or a halt at least.
+    assert exact["checked_controls"] > 0 and exact["refused_controls"] == 0
     in_range = sum(len(ds) for ds in _published(recording, s.open_ms, s.close_ms).values())
     assert exact["range"]["compared"] == exact["range"]["identical"] == in_range > 50
 

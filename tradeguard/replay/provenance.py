@@ -13,8 +13,9 @@ steps, worker incarnation by incarnation, as ``agents/engine.py`` ``_step`` ran 
   its core: every released login indexed first, then every ticker side (the profiles it
   applied at once, as stamped), then every account side;
 - the controls a partition's core issued in a step that is not run here (a restore runs
-  one partition, from its snapshot on) go on the board as the step's record names them:
-  the live board had them at once, its reader only later;
+  one partition, from its snapshot on) go on the board as the step's record names them,
+  if signed with the control key (the record is not on a control topic): the live board
+  had them at once, its reader only later;
 - each decision is compared with the one published under the same ``step`` reference:
   action, score, reasons, model and policy version, all equal or it is a difference.
 
@@ -34,7 +35,8 @@ from typing import Any
 
 import orjson
 
-from streams.signing import CONTROL_TOPICS, ControlKeys, unsigned_or_forged
+from streams.signing import (CONTROL_TOPICS, SIGNATURE, ControlKeys, is_signed,
+                             unsigned_or_forged)
 from streams.wire import to_dict
 from tradeguard.core import INPUT_TOPICS, Inputs, PartitionCore, Shared
 from tradeguard.core.blocks import ACTIONS as ACTION_CODES
@@ -130,6 +132,8 @@ class StepReplay:
         self.handovers = 0  # partitions whose core moved to another incarnation
         self.restored = 0  # partitions reloaded at a restore from the state at its offsets
         self.profile_mismatches = 0  # profiles computed again unlike the stamped ones
+        self.checked_controls = 0  # controls steps recorded, each signature checked
+        self.refused_controls = 0  # of those, without a valid signature (forged)
         self.seconds: dict[str, float] = defaultdict(float)
         self.steps = 0
         self._offsets: dict[tuple[str, int], list[int]] = {}
@@ -181,11 +185,14 @@ class StepReplay:
         # The controls of the partitions not run here went on the live board as they were
         # issued (ticker sides first, then account sides): a restore's board needs them,
         # its reader saw them only later (``seen``). A partition run here issues its own.
-        issued = {int(key): part for key, part in (step.get("controls") or {}).items()
-                  if int(key) not in ready}
+        # Every recorded control's signature is checked (a forged one counted, whichever
+        # partition names it); only those of partitions not run here are applied.
+        issued = {int(key): self._signed(part) for key, part in
+                  (step.get("controls") or {}).items()}
+        issued = {p: part for p, part in issued.items() if p not in ready}
         for part in issued.values():
-            for record in part.get("tickers", ()):
-                shared.board.apply_ticker(dict(record))
+            for record in part["tickers"]:
+                shared.board.apply_ticker(record)
         stamped = step.get("profiles")
         if stamped is None:  # steps stamped before profiles were: the ones computed again
             for out in outs.values():
@@ -202,11 +209,29 @@ class StepReplay:
             out = self.cores[p].process_accounts(inputs, cfg, outs[p])
             self._collect(out.decisions, ref)
         for part in issued.values():  # an account's controls bear on its partition alone
-            for record in part.get("accounts", ()):
-                shared.board.apply_account(dict(record))
+            for record in part["accounts"]:
+                shared.board.apply_account(record)
         self.steps += 1
         self.seconds["shared"] += caught - started
         self.seconds["core"] += time.perf_counter() - caught
+
+    def _signed(self, part: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+        """A step's recorded controls that carry the control key's signature, unsigned again.
+
+        ``engine.steps`` is not a control topic: anyone who can write to it could name a
+        freeze or a halt there. Only what the engine signed goes on the board (as the live
+        board held it, without the signature); the rest is counted in ``refused_controls``.
+        """
+        out: dict[str, list[dict[str, Any]]] = {"tickers": [], "accounts": []}
+        for kind in out:
+            records = part.get(kind, ()) if isinstance(part, dict) else ()
+            for record in records:
+                self.checked_controls += 1
+                if isinstance(record, dict) and is_signed(record, self.keys):
+                    out[kind].append({k: v for k, v in record.items() if k != SIGNATURE})
+                else:
+                    self.refused_controls += 1
+        return out
 
     def _runs(self, step: dict[str, Any], p: int, spans: dict[str, list[int]]) -> bool:
         """Whether partition p's part of ``step`` goes through its core here."""
@@ -384,6 +409,7 @@ def replay_steps(settings: Settings, policy: PolicyConfig, recorded: dict[str, A
             len(d["step"]) + 10 for d in stamped)) / max(len(stamped), 1), 1)}
     result.update(steps=run.steps, workers=len(run.workers), handovers=run.handovers,
                   restored=run.restored, profile_mismatches=run.profile_mismatches,
+                  checked_controls=run.checked_controls, refused_controls=run.refused_controls,
                   replayed=len(run.decided), policy_version=policy.version,
                   seconds={k: round(v, 3) for k, v in run.seconds.items()},
                   seconds_total=round(time.perf_counter() - started, 3))
