@@ -91,6 +91,9 @@ class EngineService(mode.Service):
         self._step_ref: str | None = None
         self._seen_stamped: dict[tuple[str, int], int] = {}
         self._restored: dict[str, dict] = {}
+        # Partitions revoked or lost (at least once), kept until the next assignment: one
+        # given back untouched is taken up where it stood, without a restore (``_assigned``).
+        self._parked: dict[int, PartitionState] = {}
         # The record-path agent's channel (``attach``), and whether polls may flow to it.
         self.inbox: Any = None
         self._attached = asyncio.Event()
@@ -101,7 +104,18 @@ class EngineService(mode.Service):
         return PartitionCore(self.shared, self.settings.home_market, self.settings.anomaly_window)
 
     async def on_start(self) -> None:
+        # Load the compiled kernels on a throwaway engine at once, while the control board
+        # is restored and the consumer joins the group: the first real poll finds them
+        # ready, and start-up pays for the longest of the three, not their sum.
+        self._warm_up = asyncio.get_running_loop().run_in_executor(
+            None, self._timed_warm_up)
         self.add_future(self._start_when_board_ready())
+
+    def _timed_warm_up(self) -> tuple[int, float]:
+        started = time.perf_counter()
+        decided = warm_up(self.policy.current(), self.settings.home_market,
+                          self.settings.anomaly_window)
+        return decided, time.perf_counter() - started
 
     async def _start_when_board_ready(self) -> None:
         # Decide nothing before the control board holds every halt and freeze in force.
@@ -117,14 +131,11 @@ class EngineService(mode.Service):
         self.pipe = KafkaPipe(self.settings, list(self.names), self.inbox.put,
                               asyncio.get_running_loop())
         self.pipe.start()
-        # While the consumer joins the group (librdkafka's own threads), load the compiled
-        # kernels on a throwaway engine: the first real poll then finds them ready.
-        started = time.perf_counter()
-        decided = await asyncio.get_running_loop().run_in_executor(
-            None, warm_up, self.policy.current(), self.settings.home_market,
-            self.settings.anomaly_window)
-        log.info("kernels loaded in %.2fs (%d made-up orders decided and discarded)",
-                 time.perf_counter() - started, decided)
+        waited = time.perf_counter()
+        decided, took = await self._warm_up  # begun at on_start (usually done by now)
+        log.info("kernels loaded in %.2fs (%d made-up orders decided and discarded); "
+                 "waited %.2fs for them after the board was ready", took, decided,
+                 time.perf_counter() - waited)
         self.started_consuming = True
         self.consuming.set()
         self.add_future(self._commit_loop())
@@ -238,6 +249,7 @@ class EngineService(mode.Service):
     def _start_over(self) -> None:
         """Drop every core; polls read so far are skipped, the group is joined again."""
         self.partitions.clear()
+        self._parked.clear()  # they learnt from what is now read again
         # Positions run ahead of what was decided; a revoke must not commit from them.
         self.pipe.positions.clear()
         self._epoch = self.pipe.epoch + 1
@@ -533,6 +545,19 @@ class EngineService(mode.Service):
 
     async def _assigned(self, item: Assigned) -> None:
         new = {p for _, p in item.partitions} - set(self.partitions)
+        parked, self._parked = self._parked, {}  # what is not given back now goes stale
+        for p in sorted(new & set(parked)):
+            mine = {t: o for (t, q), o in item.committed.items() if q == p and t in self.names}
+            acked = {t: o for (t, q), o in self.pipe.acked.items() if q == p}
+            if parked[p].resumable(mine, acked):
+                # A broker pause that outlived the session, or a rebalance that gave it
+                # back: nobody moved it on, so the core goes on as if it never left (the
+                # step records go on in this incarnation; replay needs nothing else).
+                self.partitions[p] = parked[p]
+                new.discard(p)
+                self.metrics.resumed.inc()
+                log.info("resumed partition %d with the state it held (decided up to %s)",
+                         p, {self.names[t]: o for t, o in parked[p].next_offsets.items()})
         if not new:
             return
         restored = await asyncio.get_running_loop().run_in_executor(
@@ -571,8 +596,11 @@ class EngineService(mode.Service):
         item.offsets = offsets
         gone = {p for _, p in item.partitions}
         for p in gone:
-            # The next owner restores it from the snapshot; state kept here would go stale.
-            self.partitions.pop(p, None)
+            # The next owner restores it from the snapshot. Kept here (at least once) in
+            # case it comes straight back untouched; otherwise dropped at the assignment.
+            state = self.partitions.pop(p, None)
+            if state is not None and not pipe.transactional and not self._rejoining:
+                self._parked[p] = state.parked()
         item.done.set()
 
     # -- snapshots ------------------------------------------------------------------------

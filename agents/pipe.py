@@ -127,7 +127,10 @@ class KafkaPipe:
                                       or settings.profile.session_timeout_ms),
                "heartbeat.interval.ms": settings.profile.heartbeat_interval_ms,
                "max.poll.interval.ms": 60_000,
-               "queued.max.messages.kbytes": 65536})
+               "queued.max.messages.kbytes": 65536,
+               "on_commit": self._on_commit,
+               **({"group.instance.id": settings.group_instance_id}
+                  if settings.group_instance_id else {})})
         # Linger from the broker profile; idempotent (per-key order survives retries: a
         # halt and its release are never swapped).
         self.transactional = settings.exactly_once
@@ -156,6 +159,10 @@ class KafkaPipe:
         # are never handed over (a transactional producer writes one per commit).
         self.consumed: dict[tuple[str, int], int] = {}
         self._was_lagging = False
+        # Offsets this worker's commits were acknowledged at (consumer thread writes, the
+        # loop reads at an assignment): a partition given back whose committed offsets are
+        # all still ours was moved on by nobody (``PartitionState.resumable``).
+        self.acked: dict[tuple[str, int], int] = {}
         self.epoch = 0  # subscriptions so far: markers and polls carry the one they came from
         self._rejoin = threading.Event()
 
@@ -274,9 +281,20 @@ class KafkaPipe:
             except queue.Empty:
                 return
             try:
-                self.consumer.commit(offsets=offsets, asynchronous=asynchronous)
+                done = self.consumer.commit(offsets=offsets, asynchronous=asynchronous)
+                if not asynchronous:  # an asynchronous one is acknowledged in _on_commit
+                    self._acked(done)
             except KafkaException as exc:  # e.g. during a rebalance; the next one covers it
                 log.warning("offset commit failed: %s", exc)
+
+    def _on_commit(self, err: KafkaError | None, partitions: list[TopicPartition]) -> None:
+        if err is None:
+            self._acked(partitions)
+
+    def _acked(self, partitions: list[TopicPartition] | None) -> None:
+        for tp in partitions or ():
+            if tp.error is None and tp.offset >= 0:
+                self.acked[(tp.topic, tp.partition)] = tp.offset
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         tps = [(tp.topic, tp.partition) for tp in partitions]
@@ -303,7 +321,7 @@ class KafkaPipe:
                 break
         if marker.offsets:
             try:
-                consumer.commit(offsets=marker.offsets, asynchronous=False)
+                self._acked(consumer.commit(offsets=marker.offsets, asynchronous=False))
             except KafkaException as exc:
                 log.warning("commit on revoke failed: %s", exc)
         self.assignment -= set(marker.partitions)

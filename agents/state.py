@@ -155,6 +155,34 @@ class PartitionState:
     def holds(self, name: str) -> bool:
         return bool(self._held.get(name))
 
+    def parked(self) -> "PartitionState":
+        """This partition's state as it stands once its outputs are delivered: the core,
+        decided up to ``next_offsets``, without the records held back (they are read
+        again). Taken up by ``resumable`` if the partition comes back untouched."""
+        decided = dict(self.next_offsets)
+        return PartitionState(self.core, skip_below=decided, next_offsets=dict(decided),
+                              generation=self.generation, snapshot_at=self.snapshot_at,
+                              _processed_ts=dict(self._processed_ts),
+                              _last_ts=dict(self._processed_ts))
+
+    def resumable(self, committed: dict[str, int | None], acked: dict[str, int]) -> bool:
+        """Whether a parked state may decide its partition again, with no restore.
+
+        ``committed``: per full input topic, the group's committed offset now (None:
+        none); ``acked``: the offsets this worker's own commits were acknowledged at.
+        Only if nothing was committed since by anyone else (every committed offset is
+        this worker's own) and nothing past what this state decided: then nobody moved
+        the partition on, and the records between the commit and ``next_offsets`` were
+        decided here, outputs delivered, so they are skipped (``skip_below``), not
+        decided twice, and the state goes on exactly as if the partition never left.
+        """
+        for full, offset in committed.items():
+            if offset != acked.get(full):
+                return False
+            if offset is not None and offset > self.next_offsets.get(full, -1):
+                return False
+        return True
+
     def commit_offsets(self) -> dict[str, int]:
         """Per registry topic: the next offset that may be committed (nothing held below it)."""
         out = {}

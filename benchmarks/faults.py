@@ -10,6 +10,8 @@ fault, bounded in time, and reports what happened to every record:
 - ``stop_worker``: SIGSTOP of one of two workers past the session timeout (10 s),
   then SIGCONT, under a steady 1,000 orders/s;
 - ``stop_broker``: SIGSTOP of the broker for 10 s, then SIGCONT, under 1,000 orders/s;
+- ``stop_broker_static``: the same, the worker a static group member
+  (``TRADEGUARD_GROUP_INSTANCE_ID``): it rejoins as itself, with no session to wait out;
 - ``accounts``: 1,000,000 distinct account ids through one worker; its memory.
 
 The tests hold the parts that fit their time budget (tests/faults/); this is the rest.
@@ -44,7 +46,7 @@ from tradeguard.broker.embedded import free_port
 from tradeguard.runtime.settings import Settings
 from tradeguard.runtime.signals import Terminated, stop_on_signals
 
-PARTS = ("fuzz", "kill", "stop_worker", "stop_broker", "accounts")
+PARTS = ("fuzz", "kill", "stop_worker", "stop_broker", "stop_broker_static", "accounts")
 
 
 def session_timeout_s(settings: Settings) -> float:
@@ -318,8 +320,11 @@ def _warm(rig: Rig, settings: Settings, spec: dict, n: int = 300) -> None:
     producer.process.wait(30)
 
 
-def part_stop_broker(rig: Rig, workload: Workload, spec: dict, seconds: float, log) -> dict:
+def part_stop_broker(rig: Rig, workload: Workload, spec: dict, seconds: float, log,
+                     static: bool = False) -> dict:
     settings = rig.topics("stopb")
+    if static:  # static group membership (KIP-345): the worker rejoins as itself
+        settings = settings.with_(group_instance_id="stopb-w0")
     rig.load_context(settings, workload)
     worker = rig.worker(settings, "stopb-w0")
     _warm(rig, settings, spec)
@@ -356,7 +361,7 @@ def part_stop_broker(rig: Rig, workload: Workload, spec: dict, seconds: float, l
             "seconds_after_resume_until_calm": recovered, "calm_ms": round(calm, 1),
             "seconds_after_resume_to_first_decision": first_after,
             "max_ms_by_second": [None if x is None else round(x, 1) for x in by_second],
-            "worker_alive": worker.alive}
+            "worker_alive": worker.alive, "static_membership": static}
 
 
 def part_accounts(rig: Rig, count: int, log) -> dict:
@@ -428,10 +433,12 @@ def markdown(results: dict) -> str:
             f"{s['duplicated_orders']} (differing {s['duplicates_that_differ']}); partitions "
             f"before {s['assigned_partitions_before']}, after {s['assigned_partitions_after']} "
             f"| halts {s['halts']}, tickers halted twice {s['tickers_halted_more_than_once']} |")
-    b = results.get("stop_broker")
-    if b:
+    for b in (results.get("stop_broker"), results.get("stop_broker_static")):
+        if not b:
+            continue
         lines.append(
-            f"| SIGSTOP the broker {b['broker_stopped_s']:g} s, 1,000 orders/s | decided "
+            f"| SIGSTOP the broker {b['broker_stopped_s']:g} s, 1,000 orders/s"
+            f"{', static membership' if b.get('static_membership') else ''} | decided "
             f"{b['decided']:,}/{b['orders']:,}, duplicates {b['duplicates']}, worker alive: "
             f"{b['worker_alive']} | p99 before {b['p99_ms_before']} ms; orders sent while "
             f"stopped waited up to {b['max_ms_orders_sent_while_stopped']} ms; first decision "
@@ -489,6 +496,8 @@ def run(parts: list[str], quick: bool, out_dir: Path, broker: str = "kafka") -> 
                                                     log),
         "stop_broker": lambda rig: part_stop_broker(rig, workload, spec, 40 if quick else 60,
                                                     log),
+        "stop_broker_static": lambda rig: part_stop_broker(
+            rig, workload, spec, 40 if quick else 60, log, static=True),
         "accounts": lambda rig: part_accounts(rig, 100_000 if quick else 1_000_000, log),
     }
     for name in parts:

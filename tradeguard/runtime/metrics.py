@@ -110,6 +110,10 @@ class EngineMetrics:
             registry=r)
         self.restored = Counter("tradeguard_partitions_restored_total",
                                 "Partitions restored from a snapshot plus replay.", registry=r)
+        self.resumed = Counter("tradeguard_partitions_resumed_total",
+                               "Partitions given back to this worker after a rebalance or a "
+                               "lost session and taken up with the state it held (no "
+                               "restore).", registry=r)
         self.misplaced = Counter(
             "tradeguard_partitioning_violations_total",
             "Records whose key hashes (murmur2) to another partition than the one they sit "

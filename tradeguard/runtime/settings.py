@@ -66,6 +66,13 @@ class Settings:
     #: failover time after a crash). 0: the broker profile's (6,000 on Kafka, the shortest
     #: a stock broker accepts; 3,000 where brokers set group.min.session.timeout.ms lower).
     session_timeout_ms: int = 0
+    #: Static group membership (KIP-345): a name unique to this worker and stable across its
+    #: restarts (a StatefulSet pod's name). A worker whose session lapsed (the broker paused
+    #: past it) rejoins as itself and gets its partitions back at once, instead of waiting
+    #: a session for its old membership to expire, twice (benchmarks/faults.py,
+    #: stop_broker). Costs: a stopped static member does not leave the group, so its
+    #: partitions wait out the session before they move. Empty: dynamic membership.
+    group_instance_id: str = ""
     #: Longest records wait, ms, while a sibling topic of their partition (or the trades
     #: and logins of another local partition) has records on the broker this worker has not
     #: received: the alignment's bound. Past it the worker decides with what it has read,
