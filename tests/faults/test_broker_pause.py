@@ -21,15 +21,12 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
 import time
-from collections import Counter
 
 import pytest
 
 from tests.deploy.worker_probe import partitions_held
-from tests.faults.helpers import login, metric, order, wait_until
-from tradeguard.broker.clients import GatewayProducer, TopicReader
+from tests.faults.helpers import SteadyOrders, metric, wait_until
 from tradeguard.policy.config import PolicyConfig
 from tradeguard.replay import provenance
 
@@ -50,28 +47,8 @@ def test_a_worker_takes_its_partitions_up_where_it_stood_after_a_broker_pause(
         "the worker holding every partition, restored", worker.log_tail)
     restored_at_start = settings.partitions
 
-    accounts = [f"acct-{i:03d}" for i in range(40)]
-    gateway = GatewayProducer(settings)
-    for acct in accounts:
-        gateway.send("auth.events", login(acct))
-    gateway.flush()
-    sent: list[str] = []
-    stop = threading.Event()
-
-    def orders() -> None:  # about 200 orders a second until told to stop
-        i = 0
-        while not stop.is_set():
-            gateway.send("orders", order(f"p-{i}", accounts[i % len(accounts)]))
-            sent.append(f"p-{i}")
-            i += 1
-            if i % 20 == 0:
-                gateway.poll()
-                time.sleep(0.1)
-
-    flow = threading.Thread(target=orders, daemon=True)
-    flow.start()
-    try:
-        time.sleep(3)  # orders decided, some of them not committed yet when the broker stops
+    with SteadyOrders(settings, "p") as flow:
+        time.sleep(3)  # orders decided, some not committed yet when the broker stops
         os.kill(broker.process.pid, signal.SIGSTOP)
         try:
             time.sleep(SESSION_MS / 1000 + 3)  # past the session: the partitions are lost
@@ -80,16 +57,8 @@ def test_a_worker_takes_its_partitions_up_where_it_stood_after_a_broker_pause(
         wait_until(lambda: metric(settings, "tradeguard_partitions_resumed_total")
                    >= settings.partitions, 90, "every partition resumed", worker.log_tail)
         time.sleep(2)  # orders decided after the resumption too
-    finally:
-        stop.set()
-        flow.join(10)
-        gateway.flush()
-
-    expected = set(sent)
-    with TopicReader(settings, "decisions") as reader:
-        got = reader.read_until(lambda rs: expected <= {d["order_id"] for _, d in rs}, 120)
-        got += reader.poll(2.0)
-    seen = Counter(d["order_id"] for _, d in got)
+    seen = flow.decided()
+    expected = set(flow.sent)
     assert set(seen) == expected, (len(expected - set(seen)), worker.log_tail())
     twice = {o: n for o, n in seen.items() if n > 1}
     assert not twice, f"{len(twice)} orders decided more than once, e.g. {list(twice)[:5]}"

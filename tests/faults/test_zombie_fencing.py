@@ -19,15 +19,12 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
 import time
-from collections import Counter
 
 import pytest
 
 from tests.deploy.worker_probe import partitions_held, wait_split
-from tests.faults.helpers import login, metric, order, wait_until
-from tradeguard.broker.clients import GatewayProducer, TopicReader
+from tests.faults.helpers import SteadyOrders, metric, wait_until
 from tradeguard.broker.embedded import free_port
 
 pytestmark = pytest.mark.broker
@@ -46,45 +43,15 @@ def test_a_worker_resumed_after_its_partitions_moved_publishes_nothing(engine_se
     zombie, successor = start_worker(a, name="a"), start_worker(b, name="b")
     wait_split([(a, zombie), (b, successor)], each=2)  # both in the group
 
-    accounts = [f"acct-{i:03d}" for i in range(40)]
-    gateway = GatewayProducer(a)
-    for acct in accounts:
-        gateway.send("auth.events", login(acct))
-    gateway.flush()
-    sent: list[str] = []
-    stop = threading.Event()
-
-    def orders() -> None:  # about 200 orders a second until told to stop
-        i = 0
-        while not stop.is_set():
-            gateway.send("orders", order(f"z-{i}", accounts[i % len(accounts)]))
-            sent.append(f"z-{i}")
-            i += 1
-            if i % 20 == 0:
-                gateway.poll()
-                time.sleep(0.1)
-
-    flow = threading.Thread(target=orders, daemon=True)
-    flow.start()
-    try:
+    with SteadyOrders(a, "z") as flow:
         time.sleep(3)
         os.kill(zombie.process.pid, signal.SIGSTOP)
         # Past the session: the group moves the paused worker's partitions to the other.
         time.sleep(SESSION_MS / 1000 + 4)
         os.kill(zombie.process.pid, signal.SIGCONT)
         time.sleep(3)
-    finally:
-        stop.set()
-        flow.join(10)
-        gateway.flush()
-
-    expected = set(sent)
-    with TopicReader(a, "decisions") as reader:
-        got = reader.read_until(
-            lambda rs: expected <= {d["order_id"] for _, d in rs}, 120)
-        got += reader.poll(2.0)  # anything published twice comes within the same reads
-    seen = Counter(d["order_id"] for _, d in got)
-    assert set(seen) == expected, (len(expected - set(seen)), successor.log_tail())
+    seen = flow.decided()
+    assert set(seen) == set(flow.sent), (len(set(flow.sent) - set(seen)), successor.log_tail())
     twice = {o: n for o, n in seen.items() if n > 1}
     assert not twice, f"{len(twice)} orders decided more than once, e.g. {list(twice)[:5]}"
     assert "transaction refused" in zombie.log_tail(400), zombie.log_tail()
