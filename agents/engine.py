@@ -18,9 +18,10 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import threading
 import time
 import uuid
-from typing import Any
+from typing import Any, Callable
 
 import mode
 from confluent_kafka import TopicPartition
@@ -99,6 +100,7 @@ class EngineService(mode.Service):
         self._attached = asyncio.Event()
         self.consuming = asyncio.Event()
         self._handling: Any = None  # the item the agent is on (``step_failed`` needs it)
+        self._warm_up: asyncio.Future | None = None  # the kernels' warm-up, from on_start
 
     def _fresh(self) -> PartitionCore:
         return PartitionCore(self.shared, self.settings.home_market, self.settings.anomaly_window)
@@ -107,8 +109,7 @@ class EngineService(mode.Service):
         # Load the compiled kernels on a throwaway engine at once, while the control board
         # is restored and the consumer joins the group: the first real poll finds them
         # ready, and start-up pays for the longest of the three, not their sum.
-        self._warm_up = asyncio.get_running_loop().run_in_executor(
-            None, self._timed_warm_up)
+        self._warm_up = _off_the_loop(self._timed_warm_up, "tradeguard-warm-up")
         self.add_future(self._start_when_board_ready())
 
     def _timed_warm_up(self) -> tuple[int, float]:
@@ -132,6 +133,8 @@ class EngineService(mode.Service):
                               asyncio.get_running_loop())
         self.pipe.start()
         waited = time.perf_counter()
+        if self._warm_up is None:  # not begun at on_start (started without it)
+            self._warm_up = _off_the_loop(self._timed_warm_up, "tradeguard-warm-up")
         decided, took = await self._warm_up  # begun at on_start (usually done by now)
         log.info("kernels loaded in %.2fs (%d made-up orders decided and discarded); "
                  "waited %.2fs for them after the board was ready", took, decided,
@@ -560,9 +563,10 @@ class EngineService(mode.Service):
                          p, {self.names[t]: o for t, o in parked[p].next_offsets.items()})
         if not new:
             return
-        restored = await asyncio.get_running_loop().run_in_executor(
-            None, restore_partitions, self.settings, self.shared, new, item.committed,
-            self.policy.current, self._fresh)
+        restored = await _off_the_loop(
+            lambda: restore_partitions(self.settings, self.shared, new, item.committed,
+                                       self.policy.current, self._fresh),
+            "tradeguard-restore")
         self.partitions.update(restored)
         self.metrics.restored.inc(len(restored))
         for p, state in restored.items():  # provenance: the next step record names them
@@ -644,3 +648,28 @@ class EngineService(mode.Service):
         pipe.track(after)
         self._last_snapshot_mono = time.monotonic()
         self.metrics.observe_snapshot(time.perf_counter() - started)
+
+
+def _off_the_loop(work: Callable[[], Any], name: str) -> asyncio.Future:
+    """Run ``work`` in a daemon thread; a future of its result, on the running loop.
+
+    Not the loop's executor for work a stopping worker may drop (the warm-up, a restore
+    whose partitions are not decided any more): the interpreter joins executor threads at
+    exit, so a SIGTERM during start-up waited for all of it (the warm-up imports River and
+    SciPy and loads the kernels). Nothing of either needs finishing.
+    """
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
+
+    def run() -> None:
+        try:
+            result, settle = work(), done.set_result
+        except BaseException as exc:  # whoever awaits it gets it
+            result, settle = exc, done.set_exception
+        try:
+            loop.call_soon_threadsafe(lambda: done.done() or settle(result))
+        except RuntimeError:  # the loop is closed: the worker stopped meanwhile
+            pass
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    return done

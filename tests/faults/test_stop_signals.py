@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -98,5 +102,20 @@ def test_worker_stops_on_sigterm(engine_settings, start_worker):
         time.sleep(0.2)
     assert w.alive, w.log_tail()
     os.kill(w.process.pid, signal.SIGTERM)
-    assert w.process.wait(30) == 0, w.log_tail()
+    try:
+        status = w.process.wait(30)
+    except subprocess.TimeoutExpired:  # CI saw it once: say where it hangs
+        pytest.fail(f"still running 30 s after SIGTERM; its threads:\n{_stacks(w.process.pid)}"
+                    f"\nits log:\n{w.log_tail(300)}")
+    assert status == 0, w.log_tail()
     assert not descendants(w.process.pid)
+
+
+def _stacks(pid: int) -> str:
+    """Every thread's stack of a live Python process (py-spy, when installed), else why not."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not Path(spy).exists():
+        return "(py-spy not installed)"
+    done = subprocess.run([spy, "dump", "--pid", str(pid)], capture_output=True, text=True,
+                          timeout=60)
+    return done.stdout + done.stderr
