@@ -102,6 +102,11 @@ class Delivery:
         return self.pending <= 0
 
 
+#: The consumer's max.poll.interval.ms, which is also its rebalance timeout: how long a
+#: JoinGroup may wait for the group's other members.
+MAX_POLL_INTERVAL_MS = 60_000
+
+
 class Fenced(RuntimeError):
     """This worker's transaction was refused: its partitions belong to another worker now."""
 
@@ -126,7 +131,7 @@ class KafkaPipe:
                "session.timeout.ms": (settings.session_timeout_ms
                                       or settings.profile.session_timeout_ms),
                "heartbeat.interval.ms": settings.profile.heartbeat_interval_ms,
-               "max.poll.interval.ms": 60_000,
+               "max.poll.interval.ms": MAX_POLL_INTERVAL_MS,
                "queued.max.messages.kbytes": 65536,
                "on_commit": self._on_commit,
                **({"group.instance.id": settings.group_instance_id}
@@ -165,6 +170,16 @@ class KafkaPipe:
         self.acked: dict[tuple[str, int], int] = {}
         self.epoch = 0  # subscriptions so far: markers and polls carry the one they came from
         self._rejoin = threading.Event()
+        # Since when this worker has held nothing after giving its partitions up (None:
+        # it holds an assignment, or never had one). A join can be lost: on Apache Kafka
+        # 4.1 with librdkafka 2.12, a group coordinator unloaded while this worker's
+        # JoinGroup waited (a broker fenced after a pause) left the worker out of the
+        # group for good (benchmarks/faults.py, stop_broker: 2 runs in 5). A join waits
+        # at most the rebalance timeout (max.poll.interval.ms) for the other members; a
+        # session past that with no assignment at all (an empty one counts), the join
+        # was lost, and the worker joins again.
+        self._unassigned_since: float | None = None
+        self.stuck_join_s = (MAX_POLL_INTERVAL_MS + session_ms) / 1000
 
     # -- consumer thread -------------------------------------------------------------------
 
@@ -200,6 +215,12 @@ class KafkaPipe:
         while not self._stop.is_set():
             if self._rejoin.is_set():
                 self._rejoin.clear()
+                self._resubscribe()
+            since = self._unassigned_since
+            if since is not None and time.monotonic() - since > self.stuck_join_s:
+                log.warning("no partitions assigned %.0fs after giving them up: the join "
+                            "looks lost, joining the group again", time.monotonic() - since)
+                self._unassigned_since = time.monotonic()
                 self._resubscribe()
             self._commit_ready()
             first = consumer.poll(0.05)
@@ -309,6 +330,7 @@ class KafkaPipe:
                 else:
                     self._received[key] = committed[key]
         self.assignment |= set(tps)
+        self._unassigned_since = None
         self._put(Assigned(tps, committed, self.epoch))
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -328,6 +350,8 @@ class KafkaPipe:
         for tp in marker.partitions:
             self._received.pop(tp, None)
             self.consumed.pop(tp, None)
+        if not self.assignment:
+            self._unassigned_since = time.monotonic()
 
     # -- event loop side -------------------------------------------------------------------
 
