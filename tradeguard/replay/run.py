@@ -16,8 +16,9 @@ The steps, in the order they run:
    for the report, those of the warm-up so that a difference in the range can
    be traced back; the controls raised in the range paired with the published.
 
-Batches are cut where the live worker's ticker profiles become visible to
-orders (``LiveBatches``). The control board starts with the controls in force at the
+The core is fed large batches, each with the ticker profiles its trades publish
+put in the book ahead, dated as the live worker's orders saw them
+(``LiveBatches``). The control board starts with the controls in force at the
 warm-up's start (as far as compaction kept them); operators' controls (any
 source but the engine and labels) are applied when the stream reaches their
 time. Nothing is published: the replay writes only its report.
@@ -38,7 +39,10 @@ from streams.wire import to_dict
 from tradeguard.core import InProcessEngine
 from tradeguard.core.partition import SHARED_TOPICS
 from tradeguard.core.blocks import ACTIONS as ACTION_CODES
-from tradeguard.core.profiles import PROFILE_LAG_MS
+from tradeguard.core.blocks import FlowBlock
+from tradeguard.core.board import ControlBoard
+from tradeguard.core.profiles import KEEP, PROFILE_LAG_MS, ProfileBook
+from tradeguard.core.tickers import TickerCore
 from tradeguard.policy.config import PolicyConfig
 from tradeguard.replay.compare import (DecisionComparison, Decided, Evidence, compare_controls,
                                         order_labels)
@@ -49,7 +53,7 @@ from tradeguard.replay.recorded import Chunk, RecordedTopics, SourceReader
 from tradeguard.replay.window import ReplayWindow, format_ms
 from tradeguard.runtime.settings import Settings
 
-__all__ = ["ENGINE_SOURCES", "LiveBatches", "ReplayRequest", "replay"]
+__all__ = ["Batch", "ENGINE_SOURCES", "LiveBatches", "ReplayRequest", "replay"]
 
 #: Inputs streamed from Kafka; labels are read whole beforehand (they are few, and the
 #: ones that arrive after the range still count for the report's figures).
@@ -411,8 +415,14 @@ class _Feed:
             for batch in self.batches(items[i:j]):
                 for side in self.sides:
                     started = time.perf_counter()
-                    out = side.engine.process(batch)
+                    batch.ahead(side.engine.shared.profiles)
+                    out = side.engine.process(batch.records)
                     decided = time.perf_counter()
+                    if out.profiles != batch.profiles:
+                        raise RuntimeError(
+                            "the ticker profiles computed ahead from the trades differ from "
+                            "those the engine published: decisions would not be the live "
+                            f"worker's (ahead {batch.profiles[:3]}, engine {out.profiles[:3]})")
                     _collect(side, out, self.w)
                     self.stages["engine"] += decided - started
                     self.stages["collect"] += time.perf_counter() - decided
@@ -434,49 +444,98 @@ class _Feed:
         self.applied.append(control)
         self._next += 1
 
+@dataclass
+class Batch:
+    """Records of the merged stream for one call of the core, and the profiles it publishes."""
+
+    records: list[tuple[str, Any]]
+    #: The profiles the batch's trades publish, as the engine returns them (``Outputs.profiles``).
+    profiles: list[dict[str, Any]]
+    #: For each, the event time from which an order sees it: ``PROFILE_LAG_MS`` after its own
+    #: ``ts``, or, on a partition quiet for longer, its closing trade's.
+    visible_ms: list[int]
+
+    def ahead(self, book: ProfileBook) -> None:
+        """Put the batch's profiles in ``book`` before the core runs it, each dated so that the
+        book (which answers by event time, ``lag_ms`` after a version's ts) shows it to the
+        orders that come after its closing trade and past its own time, and to no other."""
+        for p, visible in zip(self.profiles, self.visible_ms):
+            book.apply(p["ticker"], visible - book.lag_ms, p["adv_value"], p["last_price"])
+
+
 class LiveBatches:
-    """Cuts the merged stream into the core's batches where the live worker's profiles show.
+    """Cuts the merged stream into large batches for the core, each with the profiles it needs.
 
     The live worker's ticker side closes a partition's profile period when that
     partition sees a trade of a later period, and publishes the profiles of the
-    period it closed (ending at ``v``) before deciding any later order; orders are
-    valued with profiles at least ``PROFILE_LAG_MS`` old. So a batch ends before
-    the first record at or past ``v + PROFILE_LAG_MS`` that follows such a trade:
-    right after the trade where the partition had been quiet, at the next period
-    boundary where it trades all the time. ``InProcessEngine.run`` instead closes
-    every partition's period at each boundary of the stream, which a live worker
-    does not do for a partition with no trade since (docs/replay.md, "Ticker
-    profiles"). Anywhere else a cut changes nothing; a batch holds at most ``limit``.
-    A test holds the decisions to those of one record per batch.
+    period it closed (ending at ``v``) before deciding any later order; an order
+    is valued with the profile of its ticker published at least
+    ``PROFILE_LAG_MS`` before it. ``InProcessEngine.run`` instead closes every
+    partition's period at each boundary of the stream, which a live worker does
+    not do for a partition with no trade since (docs/replay.md, "Ticker profiles").
+
+    The core makes a batch's profiles visible only at the batch's end, and the
+    live worker's come a minute apart: cutting there would call the core every
+    minute or more often. Instead each ``Batch`` comes with the profiles its
+    trades publish, computed ahead by a ticker core per partition fed the trades
+    alone (a profile depends on trades only), and ``Batch.ahead`` puts them in
+    the engine's book first. In event-time order, an order comes after the
+    closing trade (at ``c``) exactly when its ts is at or past ``c`` (ties go
+    trades first), so the live worker's order sees the profile exactly when its
+    ts is at or past both ``v + PROFILE_LAG_MS`` and ``c``: the book is given
+    that time. A batch ends before a partition's ``MAX_CLOSINGS + 1``-th closing,
+    so the book's last ``KEEP`` versions of a ticker still hold the one each
+    order of the batch needs (each closing may add two: the one dated ahead and
+    the engine's own); it also ends with each call and holds at most ``limit``.
+    A test holds the decisions to those of one record per batch
+    (tests/replay/test_batches.py).
     """
+
+    #: Periods a partition may close in one batch (the book keeps ``KEEP`` versions a ticker).
+    MAX_CLOSINGS = KEEP // 4
 
     def __init__(self, partitions: int, period_ms: int = 60_000, limit: int = BATCH) -> None:
         self.partitions, self.period_ms, self.limit = partitions, period_ms, limit
         self._periods: dict[int, int] = {}  # ticker partition -> its latest trade's period
+        # Trades only, as the engine's ticker sides see them: the profiles they publish.
+        self._tickers = [TickerCore(period_ms) for _ in range(partitions)]
+        self._board, self._policy = ControlBoard(), PolicyConfig.defaults()  # no flow: unused
 
-    def __call__(self, items: list[tuple[str, Any]]) -> Iterator[list[tuple[str, Any]]]:
-        batch: list[tuple[str, Any]] = []
+    def __call__(self, items: list[tuple[str, Any]]) -> Iterator[Batch]:
         periods, parts, period_ms = self._periods, self.partitions, self.period_ms
-        due: int | None = None  # cut before the first record at or after this time
-        for item in items:
-            name, record = item
-            if due is not None and record.ts >= due:
-                yield batch
-                batch, due = [], None
-            batch.append(item)
+        start = 0
+        closed: dict[int, dict[int, int]] = defaultdict(dict)  # partition -> {v: c} in the batch
+        for i, (name, record) in enumerate(items):
             if name == "market.trades":
                 p = partition_for(record.ticker, parts)
                 period, last = record.ts // period_ms, periods.get(p)
                 if last is None or period > last:
                     periods[p] = period
-                    if last is not None:  # the period that ended is published now
-                        visible = (last + 1) * period_ms + PROFILE_LAG_MS
-                        due = visible if due is None else min(due, visible)
-            if len(batch) >= self.limit:
-                yield batch
-                batch, due = [], None
-        if batch:
-            yield batch
+                    if last is not None:  # this trade publishes the period that ended
+                        if len(closed[p]) >= self.MAX_CLOSINGS:
+                            yield self._cut(items[start:i], closed)
+                            start, closed = i, defaultdict(dict)
+                        closed[p][(last + 1) * period_ms] = record.ts
+            if i + 1 - start >= self.limit:
+                yield self._cut(items[start:i + 1], closed)
+                start, closed = i + 1, defaultdict(dict)
+        if start < len(items):
+            yield self._cut(items[start:], closed)
+
+    def _cut(self, records: list[tuple[str, Any]], closed: dict[int, dict[int, int]]) -> Batch:
+        """The batch, with the profiles its trades publish, in the order the engine does."""
+        trades: dict[int, list[Any]] = defaultdict(list)
+        for name, record in records:
+            if name == "market.trades":
+                trades[partition_for(record.ticker, self.partitions)].append(record)
+        profiles: list[dict[str, Any]] = []
+        visible: list[int] = []
+        for p in sorted(trades):
+            published = self._tickers[p].process(trades[p], FlowBlock.empty(), self._board,
+                                                 self._policy).profiles
+            profiles += published
+            visible += [max(d["ts"] + PROFILE_LAG_MS, closed[p][d["ts"]]) for d in published]
+        return Batch(records, profiles, visible)
 
 
 def _collect(side: _Side, out, w: ReplayWindow) -> None:
