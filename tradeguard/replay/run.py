@@ -27,8 +27,11 @@ time. Nothing is published: the replay writes only its report.
 from __future__ import annotations
 
 import time
+from bisect import bisect_left
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from itertools import islice
+from operator import le
 from typing import Any, Iterator
 
 from confluent_kafka import OFFSET_BEGINNING
@@ -146,7 +149,7 @@ def replay(settings: Settings, request: ReplayRequest, progress: bool = True) ->
     for source in starts:
         merge.expect(source)
     for (name, p), chunk in labels_read.items():
-        merge.add((name, p), _phased(chunk, w, noted))
+        merge.add((name, p), *_phased(chunk, w, noted))
         merge.close((name, p))
     bar = ProgressBar(warm, w.end_ms) if progress else None
     reader = SourceReader(settings, starts, stop_ms=w.read_until_ms, skip=skip)
@@ -157,7 +160,7 @@ def replay(settings: Settings, request: ReplayRequest, progress: bool = True) ->
         now = time.perf_counter()
         stages["read_and_decode"] += now - clock
         for c in chunks:
-            merge.add(c.source, _phased(c, w, noted))
+            merge.add(c.source, *_phased(c, w, noted))
             if c.closed:
                 merge.close(c.source)
         released = merge.release()
@@ -315,36 +318,41 @@ def _published(read: dict, w: ReplayWindow, undecodable: int
                         "model_versions": _models(models), "undecodable": undecodable}
 
 
-def _phased(chunk: Chunk, w: ReplayWindow, noted: _Inputs) -> list[tuple[int, Any, int]]:
-    """(ts, record, offset) of the records the engine gets: from the warm-up to the range end.
+def _phased(chunk: Chunk, w: ReplayWindow, noted: _Inputs
+            ) -> tuple[list[int], list[Any], list[int]]:
+    """Event ts, record and offset (columns) of the records the engine gets: from the warm-up
+    to the range end.
 
     Notes as it goes what the diagnosis needs: when each auth event was written, and
     which orders have no price.
     """
     name = chunk.source[0]
-    warm, start, end = w.warmup_from_ms, w.start_ms, w.end_ms
-    before = after = in_range = 0
-    logins, market = noted.logins, noted.market_orders
-    out = []
-    for r, o, written in zip(chunk.records, chunk.offsets, chunk.published_ms):
-        ts = r.ts
-        if warm is not None and ts < warm:
-            before += 1
-            continue
-        if ts >= end:
-            after += 1
-            continue
-        in_range += ts >= start
-        out.append((ts, r, o))
-        if name == "auth.events":
-            logins[r.account_id].append((ts, written))
-        elif name == "orders" and r.price is None:
-            market.add(r.order_id)
+    records, offsets, written = chunk.records, chunk.offsets, chunk.published_ms
+    ts = [r.ts for r in records]
+    lo = -(2 ** 63) if w.warmup_from_ms is None else w.warmup_from_ms
+    if all(map(le, ts, islice(ts, 1, None))):  # the usual case: the partition in ts order
+        a, b = bisect_left(ts, lo), bisect_left(ts, w.end_ms)
+        kept: range | list[int] = range(a, b)
+        out = ts[a:b], records[a:b], offsets[a:b]
+        before, after = a, len(ts) - b
+        in_range = b - max(a, bisect_left(ts, w.start_ms))
+    else:
+        kept = [i for i, t in enumerate(ts) if lo <= t < w.end_ms]
+        out = ([ts[i] for i in kept], [records[i] for i in kept], [offsets[i] for i in kept])
+        before = sum(1 for t in ts if t < lo)
+        after = len(ts) - len(kept) - before
+        in_range = sum(1 for t in out[0] if t >= w.start_ms)
+    if name == "auth.events":
+        logins = noted.logins
+        for i in kept:
+            logins[records[i].account_id].append((ts[i], written[i]))
+    elif name == "orders":
+        noted.market_orders.update(r.order_id for r in out[1] if r.price is None)
     counts = noted.counts
     counts[(name, "before")] += before
     counts[(name, "after")] += after
     counts[(name, "range")] += in_range
-    counts[(name, "warmup")] += len(out) - in_range
+    counts[(name, "warmup")] += len(out[0]) - in_range
     return out
 
 
