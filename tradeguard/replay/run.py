@@ -512,7 +512,7 @@ class LiveBatches:
     def __call__(self, items: list[tuple[str, Any]]) -> Iterator[Batch]:
         periods, parts, period_ms = self._periods, self.partitions, self.period_ms
         start = 0
-        closed: dict[int, dict[int, int]] = defaultdict(dict)  # partition -> {v: c} in the batch
+        closings: dict[int, int] = defaultdict(int)  # partition -> periods closed in the batch
         for i, (name, record) in enumerate(items):
             if name == "market.trades":
                 p = partition_for(record.ticker, parts)
@@ -520,17 +520,19 @@ class LiveBatches:
                 if last is None or period > last:
                     periods[p] = period
                     if last is not None:  # this trade publishes the period that ended
-                        if len(closed[p]) >= self.MAX_CLOSINGS:
-                            yield self._cut(items[start:i], closed)
-                            start, closed = i, defaultdict(dict)
-                        closed[p][(last + 1) * period_ms] = record.ts
+                        if closings[p] >= self.MAX_CLOSINGS:
+                            yield self._cut(items[start:i])
+                            start = i
+                            closings.clear()
+                        closings[p] += 1
             if i + 1 - start >= self.limit:
-                yield self._cut(items[start:i + 1], closed)
-                start, closed = i + 1, defaultdict(dict)
+                yield self._cut(items[start:i + 1])
+                start = i + 1
+                closings.clear()
         if start < len(items):
-            yield self._cut(items[start:], closed)
+            yield self._cut(items[start:])
 
-    def _cut(self, records: list[tuple[str, Any]], closed: dict[int, dict[int, int]]) -> Batch:
+    def _cut(self, records: list[tuple[str, Any]]) -> Batch:
         """The batch, with the profiles its trades publish, in the order the engine does."""
         trades: dict[int, list[Any]] = defaultdict(list)
         for name, record in records:
@@ -541,8 +543,12 @@ class LiveBatches:
         for p in sorted(trades):
             published = self._tickers[p].process(trades[p], FlowBlock.empty(), self._board,
                                                  self._policy).profiles
+            # The ticker side walks its trades by ts: the trade that closed the period ending
+            # at v is its first at or past v.
+            ts = sorted(t.ts for t in trades[p])
             profiles += published
-            visible += [max(d["ts"] + PROFILE_LAG_MS, closed[p][d["ts"]]) for d in published]
+            visible += [max(d["ts"] + PROFILE_LAG_MS, ts[bisect_left(ts, d["ts"])])
+                        for d in published]
         return Batch(records, profiles, visible)
 
 
