@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from tests.core.outcomes import canonical
 from tradeguard.core import InProcessEngine, typed
-from tradeguard.replay.run import LiveBatches
+from tradeguard.replay.batches import LiveBatches
 
 PARTITIONS = 4
 
