@@ -96,10 +96,11 @@ def _record(settings: Settings, session: Session) -> dict[str, int]:
     return {**session.counts(), "decisions": decided}
 
 
-def run_workload(broker_url: str, name: str, session: Session) -> dict:
+def run_workload(broker_url: str, name: str, session: Session, profile: str) -> dict:
     """One workload: written to a fresh topic set, then replayed; the replay's speed figures."""
     tag = uuid.uuid4().hex[:8]
-    settings = Settings.from_env(env={}, broker=broker_url, topic_prefix=f"bench-replay-{tag}.",
+    settings = Settings.from_env(env={}, broker=broker_url, broker_profile=profile,
+                                 topic_prefix=f"bench-replay-{tag}.",
                                  partitions=PARTITIONS, max_event_age_s=0)
     create_topics(settings)
     started = time.monotonic()
@@ -116,7 +117,8 @@ def run_workload(broker_url: str, name: str, session: Session) -> dict:
             "warmup_compared": report["comparison"]["warmup"]["compared"]}
 
 
-def run_provenance(broker_url: str, name: str, session: Session, log: Path) -> dict:
+def run_provenance(broker_url: str, name: str, session: Session, log: Path,
+                   profile: str) -> dict:
     """The exact replay's speed: a real worker decides the session from a backlog, stamping
     its steps; then every step is read back and fed again (tradeguard/replay/provenance.py)."""
     from tradeguard.broker.clients import TopicReader
@@ -125,7 +127,8 @@ def run_provenance(broker_url: str, name: str, session: Session, log: Path) -> d
     from tradeguard.replay import provenance
 
     tag = uuid.uuid4().hex[:8]
-    settings = Settings.from_env(env={}, broker=broker_url, topic_prefix=f"bench-prov-{tag}.",
+    settings = Settings.from_env(env={}, broker=broker_url, broker_profile=profile,
+                                 topic_prefix=f"bench-prov-{tag}.",
                                  app_id=f"bench-prov-{tag}", partitions=PARTITIONS,
                                  max_event_age_s=0, web_port=free_port(), web_host="127.0.0.1")
     create_topics(settings)
@@ -168,7 +171,8 @@ def markdown(results: dict) -> str:
     lines = [f"# Replay speed, {results['started']}", "",
              f"{results['machine']['cores']} cores ({results['machine']['cpu_model']}), "
              f"load at start {results['machine']['load_avg_start']}, commit "
-             f"`{results['machine']['commit']}`; embedded broker, {PARTITIONS} partitions; "
+             f"`{results['machine']['commit']}`; embedded broker, clients with broker profile "
+             f"`{results.get('broker_profile', 'kafka')}`, {PARTITIONS} partitions; "
              "`tradeguard replay --lead-in all` with the live policy, reading from Kafka.", "",
              "| workload | records | orders | seconds | records/s | orders/s | target "
              f"{TARGET_ORDERS_PER_S:,} orders/s | seconds by stage |",
@@ -205,9 +209,10 @@ def main(argv: list[str] | None = None) -> int:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     results = {"started": stamp, "machine": machine(), "workloads": []}
     with EmbeddedBroker() as broker:
+        results["broker_profile"] = broker.profile
         for name, make in workloads.items():
             print(f"{name}: generating", flush=True)
-            result = run_workload(broker.url, name, make())
+            result = run_workload(broker.url, name, make(), broker.profile)
             results["workloads"].append(result)
             _print(name, result)
         if args.provenance:
@@ -215,7 +220,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name}: generating; a worker decides it", flush=True)
             Path(args.out).mkdir(parents=True, exist_ok=True)
             result = run_provenance(broker.url, name, workloads["full-day"](),
-                                    Path(args.out) / "replay-provenance-worker.log")
+                                    Path(args.out) / "replay-provenance-worker.log",
+                                    broker.profile)
             results["workloads"].append(result)
             _print(name, result)
     out = Path(args.out)

@@ -53,7 +53,8 @@ def _run(streams, deliveries, releases):
     for (s, a, b), release in zip(deliveries, releases):
         name, p = s
         if b > a:
-            merge.add(s, [(ts, (name, p, a + i), a + i) for i, ts in enumerate(streams[s][a:b])])
+            merge.add(s, streams[s][a:b], [(name, p, a + i) for i in range(b - a)],
+                      list(range(a, b)))
         if b == len(streams[s]) and s not in closed:
             merge.close(s)
             closed.add(s)
@@ -83,7 +84,9 @@ def test_records_out_of_order_on_their_partition_are_released_once_and_counted(s
     out = []
     for s, stamps in streams.items():
         for a in range(0, len(stamps), chunk):
-            merge.add(s, [(ts, (s, a + i), a + i) for i, ts in enumerate(stamps[a:a + chunk])])
+            part = stamps[a:a + chunk]
+            merge.add(s, part, [(s, a + i) for i in range(len(part))],
+                      list(range(a, a + len(part))))
             out += merge.release()
         merge.close(s)
         out += merge.release()
@@ -93,9 +96,9 @@ def test_records_out_of_order_on_their_partition_are_released_once_and_counted(s
 
 def test_a_straggler_is_counted_late():
     merge = EventTimeMerge()
-    merge.add(("orders", 0), [(10, "a", 0), (20, "b", 1)])
+    merge.add(("orders", 0), [10, 20], ["a", "b"], [0, 1])
     assert merge.release() == [("orders", "a")]  # below the frontier, 20
-    merge.add(("orders", 0), [(15, "c", 2), (30, "d", 3)])  # 15: before what was released
+    merge.add(("orders", 0), [15, 30], ["c", "d"], [2, 3])  # 15: before what was released
     assert merge.late == 1
     merge.close(("orders", 0))
     assert merge.release() == [("orders", "c"), ("orders", "b"), ("orders", "d")]
@@ -104,10 +107,10 @@ def test_a_straggler_is_counted_late():
 def test_an_open_source_that_has_not_delivered_holds_everything_back():
     merge = EventTimeMerge()
     merge.expect(("auth.events", 0))
-    merge.add(("orders", 0), [(5, "o", 0)])
+    merge.add(("orders", 0), [5], ["o"], [0])
     merge.close(("orders", 0))
     assert merge.release() == []  # a login at ts 1 may still come
-    merge.add(("auth.events", 0), [(1, "a", 0)])
+    merge.add(("auth.events", 0), [1], ["a"], [0])
     merge.close(("auth.events", 0))
     assert merge.release() == [("auth.events", "a"), ("orders", "o")]
 
@@ -116,7 +119,7 @@ def test_a_closed_source_cannot_deliver():
     merge = EventTimeMerge()
     merge.close(("orders", 0))
     try:
-        merge.add(("orders", 0), [(1, "o", 0)])
+        merge.add(("orders", 0), [1], ["o"], [0])
     except ValueError as exc:
         assert "closed" in str(exc)
     else:

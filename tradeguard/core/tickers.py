@@ -129,6 +129,11 @@ class TickerCore:
         trade_batch = TradeBatch.from_columns(
             ticker=[features.ids.get_or_add(t.ticker) for t in trades],
             price=[t.price for t in trades], qty=[t.qty for t in trades], ts_ms=t_ts)
+        if f1 <= f0:  # trades alone (a quiet spell of flow, or the replay's profile pass)
+            features.learn_trades(trade_batch)
+            self._touched.update(t.ticker for t in trades)
+            self.watermark = max(self.watermark, int(max(t_ts)))
+            return
         tickers = flows.ticker[f0:f1]
         flow_ts = flows.ts[f0:f1]
         flow_batch = FlowBatch.from_columns(

@@ -3,6 +3,7 @@
     window.py    the range (event time), lead-in and settle, from what people type
     recorded.py  the Kafka edge: recorded topics by time range, decoded, paused, stopped
     merge.py     many partitions' records into one event-time-ordered stream
+    batches.py   that stream in large batches for the core, each with the profiles it needs
     run.py       the replay: stream -> decision core (InProcessEngine) -> comparison
     provenance.py  exact replay: every live step fed again from engine.steps, compared
     compare.py   published against replayed decisions and controls; each difference's cause

@@ -17,11 +17,11 @@ was out of event-time order) is released with the next chunk and counted in
 ``late``: nothing is dropped.
 
 >>> m = EventTimeMerge()
->>> m.add(("orders", 0), [(10, "o1", 5), (30, "o2", 6)])
->>> m.add(("auth.events", 1), [(10, "a1", 7)])
+>>> m.add(("orders", 0), [10, 30], ["o1", "o2"], [5, 6])   # event ts, items, offsets
+>>> m.add(("auth.events", 1), [10], ["a1"], [7])
 >>> [item for item in m.release()]            # the frontier is 10: nothing is below it
 []
->>> m.add(("auth.events", 1), [(40, "a2", 8)])
+>>> m.add(("auth.events", 1), [40], ["a2"], [8])
 >>> m.release()                               # frontier 30 (orders/0): ties in canonical order
 [('auth.events', 'a1'), ('orders', 'o1')]
 >>> m.close(("orders", 0)); m.close(("auth.events", 1))
@@ -33,7 +33,9 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from itertools import islice
+from operator import le
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -67,22 +69,23 @@ class EventTimeMerge:
         """Declare a source before its first record: nothing passes it until it delivers."""
         self._sources.setdefault(source, _Source())
 
-    def add(self, source: tuple[str, int], records: Iterable[tuple[int, Any, int]]) -> None:
-        """Append ``(event ts, item, offset)`` records of ``source`` in offset order."""
+    def add(self, source: tuple[str, int], ts: Sequence[int], items: Sequence[Any],
+            offsets: Sequence[int]) -> None:
+        """Append records of ``source`` in offset order, as columns: event ts, item, offset."""
         s = self._sources.setdefault(source, _Source())
         if not s.open:
             raise ValueError(f"source {source} was closed; it cannot deliver more records")
-        for ts, item, offset in records:
-            if ts < s.latest:
-                s.sorted = False
-            else:
-                s.latest = ts
-            if ts < s.released_up_to:
-                self.late += 1
-            s.ts.append(ts)
-            s.items.append(item)
-            s.offsets.append(offset)
-            self.buffered += 1
+        if not ts:
+            return
+        if s.sorted and (ts[0] < s.latest or not all(map(le, ts, islice(ts, 1, None)))):
+            s.sorted = False
+        s.latest = max(s.latest, max(ts))
+        if min(ts) < s.released_up_to:
+            self.late += sum(1 for t in ts if t < s.released_up_to)
+        s.ts += ts
+        s.items += items
+        s.offsets += offsets
+        self.buffered += len(ts)
 
     def close(self, source: tuple[str, int]) -> None:
         """The source delivers nothing more (its end, or its records passed the range)."""

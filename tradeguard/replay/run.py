@@ -16,8 +16,9 @@ The steps, in the order they run:
    for the report, those of the warm-up so that a difference in the range can
    be traced back; the controls raised in the range paired with the published.
 
-Batches are cut where the live worker's ticker profiles become visible to
-orders (``LiveBatches``). The control board starts with the controls in force at the
+The core is fed large batches, each with the ticker profiles its trades publish
+put in the book ahead, dated as the live worker's orders saw them
+(``batches.LiveBatches``). The control board starts with the controls in force at the
 warm-up's start (as far as compaction kept them); operators' controls (any
 source but the engine and labels) are applied when the stream reaches their
 time. Nothing is published: the replay writes only its report.
@@ -26,30 +27,32 @@ time. Nothing is published: the replay writes only its report.
 from __future__ import annotations
 
 import time
+from bisect import bisect_left
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from itertools import islice
+from operator import le
+from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING
 
 from streams.signing import ControlKeys, unsigned_or_forged
-from streams.topics import partition_for
 from streams.wire import to_dict
 from tradeguard.core import InProcessEngine
 from tradeguard.core.partition import SHARED_TOPICS
 from tradeguard.core.blocks import ACTIONS as ACTION_CODES
-from tradeguard.core.profiles import PROFILE_LAG_MS
 from tradeguard.policy.config import PolicyConfig
 from tradeguard.replay.compare import (DecisionComparison, Decided, Evidence, compare_controls,
                                         order_labels)
 from tradeguard.replay import provenance
+from tradeguard.replay.batches import LiveBatches
 from tradeguard.replay.merge import EventTimeMerge
 from tradeguard.replay.progress import ProgressBar
 from tradeguard.replay.recorded import Chunk, RecordedTopics, SourceReader
 from tradeguard.replay.window import ReplayWindow, format_ms
 from tradeguard.runtime.settings import Settings
 
-__all__ = ["ENGINE_SOURCES", "LiveBatches", "ReplayRequest", "replay"]
+__all__ = ["ENGINE_SOURCES", "ReplayRequest", "replay"]
 
 #: Inputs streamed from Kafka; labels are read whole beforehand (they are few, and the
 #: ones that arrive after the range still count for the report's figures).
@@ -59,8 +62,6 @@ STREAMED = ("orders", "auth.events", "market.trades")
 ENGINE_SOURCES = frozenset({"engine", "feedback"})
 #: Records held per source while others catch up in event time, before it is paused.
 MAX_BUFFERED = 200_000
-#: Most records in one call of the core.
-BATCH = 1 << 16
 MINUTE_MS = 60_000
 CONTROL_TOPICS = ("controls.tickers", "controls.accounts")
 
@@ -142,7 +143,7 @@ def replay(settings: Settings, request: ReplayRequest, progress: bool = True) ->
     for source in starts:
         merge.expect(source)
     for (name, p), chunk in labels_read.items():
-        merge.add((name, p), _phased(chunk, w, noted))
+        merge.add((name, p), *_phased(chunk, w, noted))
         merge.close((name, p))
     bar = ProgressBar(warm, w.end_ms) if progress else None
     reader = SourceReader(settings, starts, stop_ms=w.read_until_ms, skip=skip)
@@ -153,7 +154,7 @@ def replay(settings: Settings, request: ReplayRequest, progress: bool = True) ->
         now = time.perf_counter()
         stages["read_and_decode"] += now - clock
         for c in chunks:
-            merge.add(c.source, _phased(c, w, noted))
+            merge.add(c.source, *_phased(c, w, noted))
             if c.closed:
                 merge.close(c.source)
         released = merge.release()
@@ -311,36 +312,41 @@ def _published(read: dict, w: ReplayWindow, undecodable: int
                         "model_versions": _models(models), "undecodable": undecodable}
 
 
-def _phased(chunk: Chunk, w: ReplayWindow, noted: _Inputs) -> list[tuple[int, Any, int]]:
-    """(ts, record, offset) of the records the engine gets: from the warm-up to the range end.
+def _phased(chunk: Chunk, w: ReplayWindow, noted: _Inputs
+            ) -> tuple[list[int], list[Any], list[int]]:
+    """Event ts, record and offset (columns) of the records the engine gets: from the warm-up
+    to the range end.
 
     Notes as it goes what the diagnosis needs: when each auth event was written, and
     which orders have no price.
     """
     name = chunk.source[0]
-    warm, start, end = w.warmup_from_ms, w.start_ms, w.end_ms
-    before = after = in_range = 0
-    logins, market = noted.logins, noted.market_orders
-    out = []
-    for r, o, written in zip(chunk.records, chunk.offsets, chunk.published_ms):
-        ts = r.ts
-        if warm is not None and ts < warm:
-            before += 1
-            continue
-        if ts >= end:
-            after += 1
-            continue
-        in_range += ts >= start
-        out.append((ts, r, o))
-        if name == "auth.events":
-            logins[r.account_id].append((ts, written))
-        elif name == "orders" and r.price is None:
-            market.add(r.order_id)
+    records, offsets, written = chunk.records, chunk.offsets, chunk.published_ms
+    ts = [r.ts for r in records]
+    lo = -(2 ** 63) if w.warmup_from_ms is None else w.warmup_from_ms
+    if all(map(le, ts, islice(ts, 1, None))):  # the usual case: the partition in ts order
+        a, b = bisect_left(ts, lo), bisect_left(ts, w.end_ms)
+        kept: range | list[int] = range(a, b)
+        out = ts[a:b], records[a:b], offsets[a:b]
+        before, after = a, len(ts) - b
+        in_range = b - max(a, bisect_left(ts, w.start_ms))
+    else:
+        kept = [i for i, t in enumerate(ts) if lo <= t < w.end_ms]
+        out = ([ts[i] for i in kept], [records[i] for i in kept], [offsets[i] for i in kept])
+        before = sum(1 for t in ts if t < lo)
+        after = len(ts) - len(kept) - before
+        in_range = sum(1 for t in out[0] if t >= w.start_ms)
+    if name == "auth.events":
+        logins = noted.logins
+        for i in kept:
+            logins[records[i].account_id].append((ts[i], written[i]))
+    elif name == "orders":
+        noted.market_orders.update(r.order_id for r in out[1] if r.price is None)
     counts = noted.counts
     counts[(name, "before")] += before
     counts[(name, "after")] += after
     counts[(name, "range")] += in_range
-    counts[(name, "warmup")] += len(out) - in_range
+    counts[(name, "warmup")] += len(out[0]) - in_range
     return out
 
 
@@ -411,8 +417,14 @@ class _Feed:
             for batch in self.batches(items[i:j]):
                 for side in self.sides:
                     started = time.perf_counter()
-                    out = side.engine.process(batch)
+                    batch.ahead(side.engine.shared.profiles)
+                    out = side.engine.process(batch.records)
                     decided = time.perf_counter()
+                    if out.profiles != batch.profiles:
+                        raise RuntimeError(
+                            "the ticker profiles computed ahead from the trades differ from "
+                            "those the engine published: decisions would not be the live "
+                            f"worker's (ahead {batch.profiles[:3]}, engine {out.profiles[:3]})")
                     _collect(side, out, self.w)
                     self.stages["engine"] += decided - started
                     self.stages["collect"] += time.perf_counter() - decided
@@ -433,51 +445,6 @@ class _Feed:
             _apply(side.engine, control)
         self.applied.append(control)
         self._next += 1
-
-class LiveBatches:
-    """Cuts the merged stream into the core's batches where the live worker's profiles show.
-
-    The live worker's ticker side closes a partition's profile period when that
-    partition sees a trade of a later period, and publishes the profiles of the
-    period it closed (ending at ``v``) before deciding any later order; orders are
-    valued with profiles at least ``PROFILE_LAG_MS`` old. So a batch ends before
-    the first record at or past ``v + PROFILE_LAG_MS`` that follows such a trade:
-    right after the trade where the partition had been quiet, at the next period
-    boundary where it trades all the time. ``InProcessEngine.run`` instead closes
-    every partition's period at each boundary of the stream, which a live worker
-    does not do for a partition with no trade since (docs/replay.md, "Ticker
-    profiles"). Anywhere else a cut changes nothing; a batch holds at most ``limit``.
-    A test holds the decisions to those of one record per batch.
-    """
-
-    def __init__(self, partitions: int, period_ms: int = 60_000, limit: int = BATCH) -> None:
-        self.partitions, self.period_ms, self.limit = partitions, period_ms, limit
-        self._periods: dict[int, int] = {}  # ticker partition -> its latest trade's period
-
-    def __call__(self, items: list[tuple[str, Any]]) -> Iterator[list[tuple[str, Any]]]:
-        batch: list[tuple[str, Any]] = []
-        periods, parts, period_ms = self._periods, self.partitions, self.period_ms
-        due: int | None = None  # cut before the first record at or after this time
-        for item in items:
-            name, record = item
-            if due is not None and record.ts >= due:
-                yield batch
-                batch, due = [], None
-            batch.append(item)
-            if name == "market.trades":
-                p = partition_for(record.ticker, parts)
-                period, last = record.ts // period_ms, periods.get(p)
-                if last is None or period > last:
-                    periods[p] = period
-                    if last is not None:  # the period that ended is published now
-                        visible = (last + 1) * period_ms + PROFILE_LAG_MS
-                        due = visible if due is None else min(due, visible)
-            if len(batch) >= self.limit:
-                yield batch
-                batch, due = [], None
-        if batch:
-            yield batch
-
 
 def _collect(side: _Side, out, w: ReplayWindow) -> None:
     side.halts += out.ticker_controls
