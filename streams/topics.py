@@ -112,7 +112,6 @@ def topic_names(prefix: str = "") -> list[str]:
     return [t.full_name(prefix) for t in TOPICS]
 
 
-@lru_cache(maxsize=1 << 16)
 @lru_cache(maxsize=1 << 18)
 def partition_for(key: str, partitions: int) -> int:
     """The partition the Java client's default partitioner (murmur2) puts ``key`` in (cached:
