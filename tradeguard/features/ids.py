@@ -34,20 +34,21 @@ class DenseIds:
     1
     >>> ids.remove("acct-7"), ids.keys(), len(ids), ids.span
     (0, [None, 'acct-9'], 1, 2)
-    >>> ids.get_or_add("acct-3"), DenseIds.from_bytes(ids.to_bytes()).keys()
-    (0, ['acct-3', 'acct-9'])
+    >>> again = DenseIds.from_bytes(ids.to_bytes())
+    >>> again.get("acct-9"), again.get_or_add("acct-3"), again.keys()
+    (1, 0, ['acct-3', 'acct-9'])
     """
 
     def __init__(self, keys: list[str | None] | None = None) -> None:
         self._keys: list[str | None] = []
         self._ids: dict[str, int] = {}
         self._free: list[int] = []  # a heap: the lowest free id is reused first
-        for key in keys or []:
+        for key in keys or []:  # each key keeps its position: its id
             if key is None:
                 self._free.append(len(self._keys))
-                self._keys.append(None)
             else:
-                self.get_or_add(key)
+                self._ids[key] = len(self._keys)
+            self._keys.append(key)
         heapq.heapify(self._free)
 
     def get_or_add(self, key: str) -> int:
