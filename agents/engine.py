@@ -98,7 +98,8 @@ class EngineService(mode.Service):
         self._handling: Any = None  # the item the agent is on (``step_failed`` needs it)
 
     def _fresh(self) -> PartitionCore:
-        return PartitionCore(self.shared, self.settings.home_market, self.settings.anomaly_window)
+        return PartitionCore(self.shared, self.settings.home_market, self.settings.anomaly_window,
+                             idle_horizon_s=self.settings.idle_horizon_s)
 
     async def on_start(self) -> None:
         self.add_future(self._start_when_board_ready())
