@@ -368,7 +368,8 @@ def _account_events(acc, bloom, sessions, run_is_order, run_length,
 class AccountFeatures:
     """Online account-takeover features; `transform_orders` both scores and learns.
 
-    Accounts are dense ids (``self.ids`` maps account keys to them); login
+    Accounts are dense ids (``account_id`` maps account keys to them, readmitting
+    an account ``evict_idle`` moved to the cold tier); login
     attributes are `stable_hash64` values. The very first login an account
     shows us has no history to be new against, so all its new_* flags are 0;
     likewise an account's first order never counts as a first buy or first
@@ -402,8 +403,10 @@ class AccountFeatures:
 
     @property
     def bytes_per_account(self) -> int:
-        """Bytes of state arrays per account (the session table is shared, see session_table_bytes)."""
-        return self._accounts.dtype.itemsize + self._bloom.itemsize * self._bloom.shape[1]
+        """Bytes of state arrays per account: state row, Bloom row, last event time (the
+        session table is shared, see session_table_bytes)."""
+        return (self._accounts.dtype.itemsize + self._bloom.itemsize * self._bloom.shape[1]
+                + self._seen.itemsize)
 
     @property
     def session_table_bytes(self) -> int:
@@ -449,23 +452,28 @@ class AccountFeatures:
         stay hot. An account whose state still reads "nothing seen" leaves no record:
         readmitted, it starts empty, as it would. Returns the keys evicted.
         """
-        span = self.ids.span
-        idle = np.flatnonzero(self._seen[:span] < before_ms)
-        evicted, rows = [], []
-        empty = self._empty_record
-        for i in idle.tolist():
-            key = self.ids.key_of(i)
-            if key is None or key in keep:
-                continue
-            record = self._accounts[i:i + 1].tobytes() + self._bloom[i].tobytes()
-            if record != empty:
-                self._cold[key] = zlib.compress(record, 1)
-            self.ids.remove(key)
+        idle = np.flatnonzero(self._seen[:self.ids.span] < before_ms)
+        if keep:
+            idle = np.array([i for i in idle.tolist() if self.ids.key_of(i) not in keep], np.int64)
+        if not len(idle):
+            return []
+        # Each account's record is its state row's bytes then its Bloom row's, cut from two
+        # bulk copies; all-default ones ("nothing seen") are not kept.
+        records = np.concatenate([
+            np.frombuffer(self._accounts[idle].tobytes(), np.uint8).reshape(len(idle), -1),
+            self._bloom[idle].view(np.uint8)], axis=1)
+        empty = (records == np.frombuffer(self._empty_record, np.uint8)).all(axis=1)
+        key_of, remove, cold, compress = self.ids.key_of, self.ids.remove, self._cold, zlib.compress
+        evicted = []
+        for i, record, nothing in zip(idle.tolist(), records, empty.tolist()):
+            key = key_of(i)
+            if not nothing:
+                cold[key] = compress(record.tobytes(), 1)
+            remove(key)
             evicted.append(key)
-            rows.append(i)
-        self._accounts[rows] = _empty_row(ACCOUNT_STATE)
-        self._bloom[rows] = 0
-        self._seen[rows] = FREE
+        self._accounts[idle] = _empty_row(ACCOUNT_STATE)
+        self._bloom[idle] = 0
+        self._seen[idle] = FREE
         return evicted
 
     def _grow(self, needed: int) -> None:
