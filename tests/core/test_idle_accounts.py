@@ -173,6 +173,22 @@ def test_hot_rows_drop_to_the_active_set_and_new_accounts_reuse_their_ids():
     assert taken == list(range(n - 1))
 
 
+def test_a_large_sweep_goes_on_over_several_calls(monkeypatch):
+    """A call evicts EVICTIONS_PER_CALL accounts at most; the sweep resumes on the next call,
+    after a restore too."""
+    monkeypatch.setattr("tradeguard.core.accounts.EVICTIONS_PER_CALL", 40)
+    core, board = AccountCore(idle_horizon_s=HORIZON_S), ControlBoard()
+    for i in range(100):
+        feed(core, board, *login(f"a-{i}", T0 + i, 0, f"s-{i}"))
+    late = T0 + 2 * int(HORIZON_S * 1000)
+    hot = []
+    for k in range(4):
+        feed(core, board, *login("active", late + k, 0, "s-active"))
+        hot.append(core.features.hot_accounts)
+        core = AccountCore.from_bytes(core.to_bytes(), core.profiles, core.infra)
+    assert hot == [101 - 40, 101 - 80, 1, 1]
+
+
 def test_an_account_with_a_step_up_outstanding_stays_hot():
     """Its challenge lives in AccountCore, not in the cold record: it must not leave."""
     core = AccountCore(idle_horizon_s=HORIZON_S)

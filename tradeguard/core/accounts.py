@@ -48,6 +48,9 @@ IDLE_HORIZON_S = 30 * 86400.0
 #: Sweeps for idle accounts run each time event time crosses a multiple of the horizon
 #: over this: an account leaves between 1 and 1 + 1/16 horizons after its last event.
 SWEEPS_PER_HORIZON = 16
+#: Accounts one call evicts at most (a few ms): a sweep of many goes on over the next
+#: calls rather than stalling one step.
+EVICTIONS_PER_CALL = 2048
 
 # How the models squash each account feature into [0, 1] (see tradeguard.models.squash).
 ACCOUNT_SQUASH: dict[str, str | tuple[str, float]] = {
@@ -124,6 +127,7 @@ class AccountCore:
         self.idle_horizon_s = float(idle_horizon_s)
         self._progress_ms: int | None = None  # the latest event time seen: the sweeps' clock
         self._swept_ms: int | None = None  # the sweep boundary last passed
+        self._evicting_before: int | None = None  # a sweep under way: accounts idle before
         # Learning one order in 16 keeps River's per-sample cost (~16 us) to ~1 us
         # an order with no measurable loss of ranking (tradeguard/models/anomaly.py).
         self.anomaly = AccountAnomaly(ACCOUNT_FEATURES, ACCOUNT_SQUASH, window_size=anomaly_window,
@@ -195,7 +199,8 @@ class AccountCore:
     # -- idle accounts --------------------------------------------------------------------
 
     def _sweep_idle(self, last_ms: int) -> list[str]:
-        """Evict the accounts idle past the horizon, once per sweep period of event time.
+        """Evict the accounts idle past the horizon, once per sweep period of event time,
+        ``EVICTIONS_PER_CALL`` a call at most.
 
         An account with a step-up outstanding stays; so does one with a passed step-up
         whose trust ran out less than a horizon ago (a late order may still read it).
@@ -208,13 +213,17 @@ class AccountCore:
         self._progress_ms = last_ms if self._progress_ms is None else max(self._progress_ms,
                                                                             last_ms)
         boundary = self._progress_ms // period_ms * period_ms
-        if self._swept_ms is not None and boundary <= self._swept_ms:
+        if self._swept_ms is None or boundary > self._swept_ms:
+            self._swept_ms = boundary
+            self._evicting_before = boundary - horizon_ms
+        before = self._evicting_before
+        if before is None:
             return []
-        self._swept_ms = boundary
-        before = boundary - horizon_ms
         keep = {*self._challenges, *self._login_challenges,
                 *(a for a, trust in self._verified.items() if trust[1] > before)}
-        evicted = self.features.evict_idle(before, keep)
+        evicted = self.features.evict_idle(before, keep, EVICTIONS_PER_CALL)
+        if len(evicted) < EVICTIONS_PER_CALL:
+            self._evicting_before = None  # the sweep is done
         for account_id in evicted:
             self._verified.pop(account_id, None)
         return evicted
@@ -626,6 +635,7 @@ class AccountCore:
             "idle_horizon_s": self.idle_horizon_s,
             "progress_ms": self._progress_ms,
             "swept_ms": self._swept_ms,
+            "evicting_before": self._evicting_before,
         }, protocol=pickle.HIGHEST_PROTOCOL)
 
     @classmethod
@@ -650,6 +660,7 @@ class AccountCore:
         restored._login_challenges = dict(state.get("login_challenges", {}))
         restored._verified = dict(state.get("verified", {}))
         restored._progress_ms, restored._swept_ms = state["progress_ms"], state["swept_ms"]
+        restored._evicting_before = state["evicting_before"]
         return restored
 
 

@@ -445,16 +445,19 @@ class AccountFeatures:
             self._bloom[found] = np.frombuffer(record[row_bytes:], np.uint64)
         return found
 
-    def evict_idle(self, before_ms: int, keep: Collection[str] = ()) -> list[str]:
+    def evict_idle(self, before_ms: int, keep: Collection[str] = (),
+                   limit: int | None = None) -> list[str]:
         """Move the accounts with no event at or after ``before_ms`` to the cold tier.
 
         Their rows are reset and their ids freed for new accounts. Accounts in ``keep``
-        stay hot. An account whose state still reads "nothing seen" leaves no record:
-        readmitted, it starts empty, as it would. Returns the keys evicted.
+        stay hot; at most ``limit`` leave (lowest ids first). An account whose state
+        still reads "nothing seen" leaves no record: readmitted, it starts empty, as it
+        would. Returns the keys evicted.
         """
         idle = np.flatnonzero(self._seen[:self.ids.span] < before_ms)
         if keep:
             idle = np.array([i for i in idle.tolist() if self.ids.key_of(i) not in keep], np.int64)
+        idle = idle[:limit]
         if not len(idle):
             return []
         # Each account's record is its state row's bytes then its Bloom row's, cut from two
