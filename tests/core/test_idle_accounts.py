@@ -8,7 +8,6 @@ active once and then idle past the horizon leave them, and new accounts reuse th
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
