@@ -103,7 +103,8 @@ class EngineService(mode.Service):
         self._warm_up: asyncio.Future | None = None  # the kernels' warm-up, from on_start
 
     def _fresh(self) -> PartitionCore:
-        return PartitionCore(self.shared, self.settings.home_market, self.settings.anomaly_window)
+        return PartitionCore(self.shared, self.settings.home_market, self.settings.anomaly_window,
+                             idle_horizon_s=self.settings.idle_horizon_s)
 
     async def on_start(self) -> None:
         # Load the compiled kernels on a throwaway engine at once, while the control board

@@ -10,6 +10,8 @@ pytestmark = pytest.mark.quick  # pure and fast: `python -m pytest -m quick`
 def test_defaults_and_environment():
     s = Settings.from_env(env={})
     assert s.broker == "kafka://127.0.0.1:9092" and s.bootstrap_servers == "127.0.0.1:9092"
+    assert s.idle_horizon_s == 30 * 86400
+    assert Settings.from_env(env={"TRADEGUARD_IDLE_HORIZON_S": "0"}).idle_horizon_s == 0
     s = Settings.from_env(env={"TRADEGUARD_BROKER": "kafka://k1:9092;kafka://k2:9093",
                                "TRADEGUARD_PARTITIONS": "12", "TRADEGUARD_TOPIC_PREFIX": "prod.",
                                "TRADEGUARD_STATE_DIR": "/var/lib/tg"})
@@ -28,6 +30,7 @@ def test_overrides_beat_environment_and_none_means_unset():
     ({"TRADEGUARD_PARTITIONS": "many"}, "TRADEGUARD_PARTITIONS='many' is not a valid int"),
     ({"TRADEGUARD_PARTITIONS": "0"}, "TRADEGUARD_PARTITIONS must be >= 1"),
     ({"TRADEGUARD_ALIGN_WAIT_MS": "-1"}, "TRADEGUARD_ALIGN_WAIT_MS must be >= 0"),
+    ({"TRADEGUARD_IDLE_HORIZON_S": "-1"}, "TRADEGUARD_IDLE_HORIZON_S must be >= 0"),
     ({"TRADEGUARD_WEB_PORT": "70000"}, "TRADEGUARD_WEB_PORT must be 0..65535"),
     ({"TRADEGUARD_BROKER": "localhost:9092"}, "is not a URL"),
     ({"TRADEGUARD_SECURITY_PROTOCOL": "TLS"}, "TRADEGUARD_SECURITY_PROTOCOL must be"),

@@ -207,13 +207,14 @@ def test_one_campaign_buy_halts_alone():
     assert halt["evidence"]["campaign_buy"] and "campaign buy" in halt["reason"]
 
 
-@pytest.mark.parametrize("fmt", [2, None])
-def test_an_account_snapshot_from_before_usual_device_is_refused(fmt):
-    """Format 3 added the usual_device column: a format-2 account core's models and remembered
-    rows are 19 wide and would be misread, so it is refused by name (warm afresh)."""
+@pytest.mark.parametrize("fmt", [2, 3, None])
+def test_an_account_snapshot_from_before_the_cold_tier_is_refused(fmt):
+    """Format 3 added the usual_device column (a format-2 core's models and remembered rows
+    are 19 wide); format 4 the idle accounts' cold tier and its sweep clock. An older
+    snapshot would be misread, so it is refused by name (warm afresh)."""
     from tradeguard.core.accounts import AccountCore
     good = pickle.loads(AccountCore().to_bytes())
-    with pytest.raises(ValueError, match=f"account snapshot format {fmt!r}, expected 3"):
+    with pytest.raises(ValueError, match=f"account snapshot format {fmt!r}, expected 4"):
         AccountCore.from_bytes(pickle.dumps({**good, "format": fmt}))
     AccountCore.from_bytes(pickle.dumps(good))  # its own format restores
 

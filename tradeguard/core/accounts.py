@@ -10,6 +10,12 @@ same order (prequential: each order judged by the models as they were before
 it); the policy turns features and model scores into a score, an action and
 reasons; controls in force override. Labels split the call: the records before
 a label are decided by the models as they were before it.
+
+Accounts idle for ``idle_horizon_s`` of event time leave the hot feature arrays for
+a packed cold tier (``AccountFeatures.evict_idle``) and come back bit for bit when
+they show up again, so the state stops growing with every account ever seen and no
+decision changes. The sweep runs at coarse steps of the core's own event-time
+progress (never the wall clock), so live, restore and replay evict alike.
 """
 
 from __future__ import annotations
@@ -36,6 +42,15 @@ from tradeguard.policy.orders import score_orders
 __all__ = ["ACCOUNT_SQUASH", "AccountCore", "AccountOutputs"]
 
 _NAN = float("nan")
+
+#: Event time an account may stay idle before its state leaves the hot arrays (30 days).
+IDLE_HORIZON_S = 30 * 86400.0
+#: Sweeps for idle accounts run each time event time crosses a multiple of the horizon
+#: over this: an account leaves between 1 and 1 + 1/16 horizons after its last event.
+SWEEPS_PER_HORIZON = 16
+#: Accounts one call evicts at most (a few ms): a sweep of many goes on over the next
+#: calls rather than stalling one step.
+EVICTIONS_PER_CALL = 2048
 
 # How the models squash each account feature into [0, 1] (see tradeguard.models.squash).
 ACCOUNT_SQUASH: dict[str, str | tuple[str, float]] = {
@@ -100,9 +115,19 @@ class AccountCore:
 
     def __init__(self, home_market: str = "JP", remember_orders: int = 50_000,
                  profiles: ProfileBook | None = None,
-                 anomaly_window: int = 250, infra: InfrastructureWatch | None = None) -> None:
+                 anomaly_window: int = 250, infra: InfrastructureWatch | None = None,
+                 idle_horizon_s: float = IDLE_HORIZON_S) -> None:
         self.home_market = home_market
         self.features = AccountFeatures(AccountParams(home_country=home_market))
+        # 0: never evict. Past the session TTL, so an evicted account's sessions have all
+        # expired: its freed id, reused, can never pick up one of them.
+        if idle_horizon_s and not idle_horizon_s > self.features.params.session_ttl_s:
+            raise ValueError(f"idle_horizon_s: {idle_horizon_s} must be 0 (never evict) or "
+                             f"above the session TTL, {self.features.params.session_ttl_s} s")
+        self.idle_horizon_s = float(idle_horizon_s)
+        self._progress_ms: int | None = None  # the latest event time seen: the sweeps' clock
+        self._swept_ms: int | None = None  # the sweep boundary last passed
+        self._evicting_before: int | None = None  # a sweep under way: accounts idle before
         # Learning one order in 16 keeps River's per-sample cost (~16 us) to ~1 us
         # an order with no measurable loss of ranking (tradeguard/models/anomaly.py).
         self.anomaly = AccountAnomaly(ACCOUNT_FEATURES, ACCOUNT_SQUASH, window_size=anomaly_window,
@@ -164,11 +189,44 @@ class AccountCore:
                 else:
                     out.account_controls += self.answer_challenge(event, board, cfg)
             self._segment(auth[a:], orders[o:], board, cfg, out)
-        if self._challenges:
-            last = max((r.ts for r in (*auth[-1:], *orders[-1:], *feedback)), default=None)
-            if last is not None:
-                out.account_controls += self.expire_challenges(last, board)
+        last = max((r.ts for r in (*auth[-1:], *orders[-1:], *feedback)), default=None)
+        if self._challenges and last is not None:
+            out.account_controls += self.expire_challenges(last, board)
+        if last is not None:
+            self._sweep_idle(last)
         return out
+
+    # -- idle accounts --------------------------------------------------------------------
+
+    def _sweep_idle(self, last_ms: int) -> list[str]:
+        """Evict the accounts idle past the horizon, once per sweep period of event time,
+        ``EVICTIONS_PER_CALL`` a call at most.
+
+        An account with a step-up outstanding stays; so does one with a passed step-up
+        whose trust ran out less than a horizon ago (a late order may still read it).
+        Returns the accounts evicted.
+        """
+        if not self.idle_horizon_s:
+            return []
+        horizon_ms = int(self.idle_horizon_s * 1000)
+        period_ms = max(horizon_ms // SWEEPS_PER_HORIZON, 1)
+        self._progress_ms = last_ms if self._progress_ms is None else max(self._progress_ms,
+                                                                            last_ms)
+        boundary = self._progress_ms // period_ms * period_ms
+        if self._swept_ms is None or boundary > self._swept_ms:
+            self._swept_ms = boundary
+            self._evicting_before = boundary - horizon_ms
+        before = self._evicting_before
+        if before is None:
+            return []
+        keep = {*self._challenges, *self._login_challenges,
+                *(a for a, trust in self._verified.items() if trust[1] > before)}
+        evicted = self.features.evict_idle(before, keep, EVICTIONS_PER_CALL)
+        if len(evicted) < EVICTIONS_PER_CALL:
+            self._evicting_before = None  # the sweep is done
+        for account_id in evicted:
+            self._verified.pop(account_id, None)
+        return evicted
 
     # -- step-up challenges ---------------------------------------------------------------
 
@@ -310,9 +368,9 @@ class AccountCore:
     def auth_batch(self, events: Sequence[Any]) -> AuthBatch:
         if not events:  # most account-side calls of a paced worker carry orders only
             return _NO_LOGINS
-        ids = self.features.ids
+        account_id = self.features.account_id
         return AuthBatch.from_columns(
-            account=[ids.get_or_add(e.account_id) for e in events],
+            account=[account_id(e.account_id) for e in events],
             kind=[AUTH_KINDS.get(e.event, OTHER) for e in events],
             ts_ms=[e.ts for e in events],
             session=[_hash(e.session_id) for e in events],
@@ -325,11 +383,11 @@ class AccountCore:
 
     def order_batch(self, orders: Sequence[Any]) -> OrderBatch:
         """The columnar batch the feature kernels read, from typed order records."""
-        ids, profile_at = self.features.ids, self.profiles.at
+        account_id, profile_at = self.features.account_id, self.profiles.at
         profiles = [profile_at(o.ticker, o.ts) for o in orders]
         home = self.home_market
         return OrderBatch.from_columns(
-            account=[ids.get_or_add(o.account_id) for o in orders],
+            account=[account_id(o.account_id) for o in orders],
             ticker=[_ticker_key(o.ticker) for o in orders],
             is_buy=[o.side == "buy" for o in orders],
             qty=[o.qty for o in orders],
@@ -563,7 +621,8 @@ class AccountCore:
         return pickle.dumps({
             # 3: usual_device joined the features (20 columns): a format-2 snapshot's models
             # and remembered rows have 19 and cannot be restored into this core.
-            "format": 3,
+            # 4: idle accounts' cold tier in the features, the horizon and its sweep clock.
+            "format": 4,
             "home_market": self.home_market,
             "remember_orders": self.remember_orders,
             "features": self.features.to_bytes(),
@@ -573,6 +632,10 @@ class AccountCore:
             "challenges": self._challenges,
             "login_challenges": self._login_challenges,
             "verified": self._verified,
+            "idle_horizon_s": self.idle_horizon_s,
+            "progress_ms": self._progress_ms,
+            "swept_ms": self._swept_ms,
+            "evicting_before": self._evicting_before,
         }, protocol=pickle.HIGHEST_PROTOCOL)
 
     @classmethod
@@ -584,10 +647,11 @@ class AccountCore:
         are shared by the worker's partitions and rebuilt from their topics.
         """
         state = pickle.loads(blob)
-        if state.get("format") != 3:
-            raise ValueError(f"account snapshot format {state.get('format')!r}, expected 3 "
+        if state.get("format") != 4:
+            raise ValueError(f"account snapshot format {state.get('format')!r}, expected 4 "
                              f"(take a fresh one with `tradeguard warm`)")
-        restored = cls(state["home_market"], state["remember_orders"], profiles, infra=infra)
+        restored = cls(state["home_market"], state["remember_orders"], profiles, infra=infra,
+                       idle_horizon_s=state["idle_horizon_s"])
         restored.features = AccountFeatures.from_bytes(state["features"])
         restored.anomaly = AccountAnomaly.from_bytes(state["anomaly"])
         restored.classifier = FraudClassifier.from_bytes(state["classifier"])
@@ -595,6 +659,8 @@ class AccountCore:
         restored._challenges = dict(state.get("challenges", {}))
         restored._login_challenges = dict(state.get("login_challenges", {}))
         restored._verified = dict(state.get("verified", {}))
+        restored._progress_ms, restored._swept_ms = state["progress_ms"], state["swept_ms"]
+        restored._evicting_before = state["evicting_before"]
         return restored
 
 

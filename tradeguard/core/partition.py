@@ -20,7 +20,7 @@ import pickle
 from dataclasses import dataclass, field
 from typing import Any
 
-from tradeguard.core.accounts import AccountCore, AccountOutputs
+from tradeguard.core.accounts import IDLE_HORIZON_S, AccountCore, AccountOutputs
 from tradeguard.core.blocks import DecisionBlock, FlowBlock
 from tradeguard.core.board import ControlBoard
 from tradeguard.core.infrastructure import InfrastructureWatch
@@ -126,10 +126,12 @@ class PartitionCore:
     """Account and ticker state of one partition, and ``process``, the one way in."""
 
     def __init__(self, shared: Shared, home_market: str = "JP", anomaly_window: int = 250,
-                 accounts: AccountCore | None = None, tickers: TickerCore | None = None) -> None:
+                 accounts: AccountCore | None = None, tickers: TickerCore | None = None,
+                 idle_horizon_s: float = IDLE_HORIZON_S) -> None:
         self.shared = shared
         self.accounts = accounts or AccountCore(home_market, profiles=shared.profiles,
-                                                anomaly_window=anomaly_window, infra=shared.infra)
+                                                anomaly_window=anomaly_window, infra=shared.infra,
+                                                idle_horizon_s=idle_horizon_s)
         self.tickers = tickers or TickerCore(infra=shared.infra)
 
     def process(self, inputs: Inputs, cfg: PolicyConfig,

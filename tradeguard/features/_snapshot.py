@@ -14,7 +14,7 @@ import numpy as np
 
 from .ids import DenseIds
 
-FORMAT_VERSION = 2  # 2: account baselines and cold-start flags
+FORMAT_VERSION = 3  # 2: account baselines and cold-start flags; 3: idle accounts' cold tier
 
 
 def pack(params, arrays: dict[str, np.ndarray], ids: DenseIds | None = None) -> bytes:

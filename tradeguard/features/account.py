@@ -3,13 +3,20 @@
 State is a fixed-size record per account plus a 1024-bit Bloom filter of what
 the account has used before (devices, IPs, ASNs, countries, user agents,
 tickers), and one shared, bounded table of open login sessions.
+
+An account idle long enough can leave the hot arrays (``evict_idle``): its row and
+filter are packed into a cold tier (zlib, kept in the snapshot) and its dense id is
+reused; ``account_id`` readmits it bit for bit the next time it shows up.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import zlib
 from collections import namedtuple
 from dataclasses import dataclass
+from typing import Collection
 
 import numba
 import numpy as np
@@ -124,6 +131,9 @@ ACCOUNT_STATE = np.dtype([
     ("pending_liquidation", np.float64), ("pending_sells", np.float64),
     ("pending_thin", np.float64), ("pending_buys", np.float64),
 ], align=True)
+
+# _seen of an id no account holds: never "idle", so a sweep passes it by.
+FREE = np.iinfo(np.int64).max
 
 # One row per open session, keyed by the session hash (0 = empty slot).
 SESSION_STATE = np.dtype([
@@ -358,7 +368,8 @@ def _account_events(acc, bloom, sessions, run_is_order, run_length,
 class AccountFeatures:
     """Online account-takeover features; `transform_orders` both scores and learns.
 
-    Accounts are dense ids (``self.ids`` maps account keys to them); login
+    Accounts are dense ids (``account_id`` maps account keys to them, readmitting
+    an account ``evict_idle`` moved to the cold tier); login
     attributes are `stable_hash64` values. The very first login an account
     shows us has no history to be new against, so all its new_* flags are 0;
     likewise an account's first order never counts as a first buy or first
@@ -384,25 +395,107 @@ class AccountFeatures:
         self._accounts = np.full(capacity, _empty_row(ACCOUNT_STATE))
         self._bloom = np.zeros((capacity, params.bloom_bits // 64), np.uint64)
         self._sessions = np.full(params.session_slots, _empty_row(SESSION_STATE))
+        # Last event time per dense id (FREE where the id is free): what eviction reads.
+        self._seen = np.full(capacity, FREE, np.int64)
+        # Accounts out of the hot arrays: key -> zlib of their state row and Bloom row.
+        self._cold: dict[str, bytes] = {}
+        self._empty_record = _empty_row(ACCOUNT_STATE).tobytes() + bytes(self._bloom[:1].nbytes)
 
     @property
     def bytes_per_account(self) -> int:
-        """Bytes of state arrays per account (the session table is shared, see session_table_bytes)."""
-        return self._accounts.dtype.itemsize + self._bloom.itemsize * self._bloom.shape[1]
+        """Bytes of state arrays per account: state row, Bloom row, last event time (the
+        session table is shared, see session_table_bytes)."""
+        return (self._accounts.dtype.itemsize + self._bloom.itemsize * self._bloom.shape[1]
+                + self._seen.itemsize)
 
     @property
     def session_table_bytes(self) -> int:
         return self._sessions.nbytes
 
+    @property
+    def hot_accounts(self) -> int:
+        """Accounts whose state is in the hot arrays (by key)."""
+        return len(self.ids)
+
+    @property
+    def cold_accounts(self) -> int:
+        return len(self._cold)
+
+    @property
+    def cold_bytes(self) -> int:
+        """Packed bytes of the cold tier (the blobs alone, not the dict holding them)."""
+        return sum(map(len, self._cold.values()))
+
+    def account_id(self, key: str) -> int:
+        """The dense id of account ``key``, readmitting it from the cold tier if it left.
+
+        Call before the kernels see the id: a readmitted account's row and filter are
+        back exactly as they were packed.
+        """
+        found = self.ids.get(key)
+        if found >= 0:
+            return found
+        found = self.ids.get_or_add(key)
+        self._grow(found + 1)
+        packed = self._cold.pop(key, None)
+        if packed is not None:
+            record = zlib.decompress(packed)
+            row_bytes = ACCOUNT_STATE.itemsize
+            self._accounts[found] = np.frombuffer(record[:row_bytes], ACCOUNT_STATE)[0]
+            self._bloom[found] = np.frombuffer(record[row_bytes:], np.uint64)
+        return found
+
+    def evict_idle(self, before_ms: int, keep: Collection[str] = (),
+                   limit: int | None = None) -> list[str]:
+        """Move the accounts with no event at or after ``before_ms`` to the cold tier.
+
+        Their rows are reset and their ids freed for new accounts. Accounts in ``keep``
+        stay hot; at most ``limit`` leave (lowest ids first). An account whose state
+        still reads "nothing seen" leaves no record: readmitted, it starts empty, as it
+        would. Returns the keys evicted.
+        """
+        idle = np.flatnonzero(self._seen[:self.ids.span] < before_ms)
+        if keep:
+            idle = np.array([i for i in idle.tolist() if self.ids.key_of(i) not in keep], np.int64)
+        idle = idle[:limit]
+        if not len(idle):
+            return []
+        # Each account's record is its state row's bytes then its Bloom row's, cut from two
+        # bulk copies; all-default ones ("nothing seen") are not kept.
+        records = np.concatenate([
+            np.frombuffer(self._accounts[idle].tobytes(), np.uint8).reshape(len(idle), -1),
+            self._bloom[idle].view(np.uint8)], axis=1)
+        empty = (records == np.frombuffer(self._empty_record, np.uint8)).all(axis=1)
+        key_of, remove, cold, compress = self.ids.key_of, self.ids.remove, self._cold, zlib.compress
+        evicted = []
+        for i, record, nothing in zip(idle.tolist(), records, empty.tolist()):
+            key = key_of(i)
+            if not nothing:
+                cold[key] = compress(record.tobytes(), 1)
+            remove(key)
+            evicted.append(key)
+        self._accounts[idle] = _empty_row(ACCOUNT_STATE)
+        self._bloom[idle] = 0
+        self._seen[idle] = FREE
+        return evicted
+
+    def _grow(self, needed: int) -> None:
+        self._accounts = grown(self._accounts, needed, _empty_row(ACCOUNT_STATE))
+        self._bloom = grown(self._bloom, needed, 0)
+        self._seen = grown(self._seen, needed, FREE)
+
     def _reserve(self, batch, name: str = "account") -> None:
-        """Check the batch's account ids and grow the per-account arrays to hold them."""
+        """Check the batch's account ids, grow the per-account arrays to hold them, and
+        stamp each account's last event time."""
         ids = getattr(batch, name)
         if len(ids) == 0:
             return
         require(batch, name, ids >= 0, "account ids must be >= 0")
-        needed = int(ids.max()) + 1
-        self._accounts = grown(self._accounts, needed, _empty_row(ACCOUNT_STATE))
-        self._bloom = grown(self._bloom, needed, 0)
+        self._grow(int(ids.max()) + 1)
+        # An id stamped FREE (never used, or freed) takes the event's time, not max().
+        seen = self._seen
+        seen[ids[seen[ids] == FREE]] = NEVER_MS
+        np.maximum.at(seen, ids, batch.ts_ms)
 
     def learn_auth(self, batch: AuthBatch) -> np.ndarray:
         """Learn login successes, failures and session starts (kind OTHER is ignored).
@@ -463,8 +556,14 @@ class AccountFeatures:
         return out, login_out
 
     def to_bytes(self) -> bytes:
-        return _snapshot.pack(self.params, {"accounts": self._accounts, "bloom": self._bloom,
-                                            "sessions": self._sessions}, self.ids)
+        cold_keys, cold = list(self._cold), list(self._cold.values())
+        lengths = np.fromiter(map(len, cold), np.int64, len(cold))
+        return _snapshot.pack(self.params, {
+            "accounts": self._accounts, "bloom": self._bloom, "sessions": self._sessions,
+            "seen": self._seen,
+            "cold_keys": np.frombuffer(json.dumps(cold_keys).encode(), np.uint8),
+            "cold_lengths": lengths,
+            "cold_records": np.frombuffer(b"".join(cold), np.uint8)}, self.ids)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> "AccountFeatures":
@@ -472,4 +571,10 @@ class AccountFeatures:
         restored = cls(params, capacity=1)
         restored._accounts, restored._bloom = arrays["accounts"], arrays["bloom"]
         restored._sessions, restored.ids = arrays["sessions"], ids
+        restored._seen = arrays["seen"]
+        records = arrays["cold_records"].tobytes()
+        ends = np.cumsum(arrays["cold_lengths"]).tolist()
+        keys = json.loads(arrays["cold_keys"].tobytes().decode())
+        restored._cold = {key: records[end - n:end] for key, n, end in
+                          zip(keys, arrays["cold_lengths"].tolist(), ends)}
         return restored

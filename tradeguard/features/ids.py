@@ -10,6 +10,7 @@ process, which would break snapshots and partition moves).
 from __future__ import annotations
 
 import hashlib
+import heapq
 import json
 
 import numpy as np
@@ -20,6 +21,10 @@ __all__ = ["DenseIds", "stable_hash64", "grown"]
 class DenseIds:
     """Map string keys to dense ids 0, 1, 2, ... in order of first sight.
 
+    A key can be removed (an account gone idle); its id is then free and the next
+    new key takes the lowest free id, so the arrays indexed by these ids stop growing
+    once keys leave as fast as they come.
+
     >>> ids = DenseIds()
     >>> ids.get_or_add("acct-7"), ids.get_or_add("acct-9"), ids.get_or_add("acct-7")
     (0, 1, 0)
@@ -27,32 +32,64 @@ class DenseIds:
     (1, -1, 2, ['acct-7', 'acct-9'])
     >>> DenseIds.from_bytes(ids.to_bytes()).get("acct-9")
     1
+    >>> ids.remove("acct-7"), ids.keys(), len(ids), ids.span
+    (0, [None, 'acct-9'], 1, 2)
+    >>> again = DenseIds.from_bytes(ids.to_bytes())
+    >>> again.get("acct-9"), again.get_or_add("acct-3"), again.keys()
+    (1, 0, ['acct-3', 'acct-9'])
     """
 
-    def __init__(self, keys: list[str] | None = None) -> None:
-        self._keys: list[str] = []
+    def __init__(self, keys: list[str | None] | None = None) -> None:
+        self._keys: list[str | None] = []
         self._ids: dict[str, int] = {}
-        for key in keys or []:
-            self.get_or_add(key)
+        self._free: list[int] = []  # a heap: the lowest free id is reused first
+        for key in keys or []:  # each key keeps its position: its id
+            if key is None:
+                self._free.append(len(self._keys))
+            else:
+                self._ids[key] = len(self._keys)
+            self._keys.append(key)
+        heapq.heapify(self._free)
 
     def get_or_add(self, key: str) -> int:
-        """The id of `key`, giving it the next free id if it is new."""
+        """The id of `key`, giving it the lowest free id (else the next new one) if it is new."""
         found = self._ids.get(key)
         if found is None:
-            found = len(self._keys)
+            if self._free:
+                found = heapq.heappop(self._free)
+                self._keys[found] = key
+            else:
+                found = len(self._keys)
+                self._keys.append(key)
             self._ids[key] = found
-            self._keys.append(key)
         return found
 
     def get(self, key: str) -> int:
-        """The id of `key`, or -1 if it has never been added."""
+        """The id of `key`, or -1 if it is not held."""
         return self._ids.get(key, -1)
 
-    def keys(self) -> list[str]:
-        """All keys, in id order (``keys()[i]`` has id ``i``)."""
+    def key_of(self, id_: int) -> str | None:
+        """The key holding ``id_``, None for a free id."""
+        return self._keys[id_]
+
+    def remove(self, key: str) -> int:
+        """Forget `key`; its id (returned) is free for the next new key."""
+        found = self._ids.pop(key)
+        self._keys[found] = None
+        heapq.heappush(self._free, found)
+        return found
+
+    def keys(self) -> list[str | None]:
+        """All keys, in id order (``keys()[i]`` has id ``i``; None where an id is free)."""
         return list(self._keys)
 
     def __len__(self) -> int:
+        """Keys held."""
+        return len(self._ids)
+
+    @property
+    def span(self) -> int:
+        """Ids handed out so far, free ones included: the rows an array indexed by them needs."""
         return len(self._keys)
 
     def to_bytes(self) -> bytes:

@@ -247,7 +247,8 @@ class StepReplay:
         core = self.cores.get(p)
         if core is None:
             self.cores[p] = PartitionCore(shared, self.settings.home_market,
-                                          self.settings.anomaly_window)
+                                          self.settings.anomaly_window,
+                                          idle_horizon_s=self.settings.idle_horizon_s)
         elif self.owner.get(p, worker) != worker or core.shared is not shared:
             # The partition moved (or a restore's core): its state, this worker's shared.
             self.cores[p] = PartitionCore.from_bytes(core.to_bytes(), shared)

@@ -53,6 +53,11 @@ class Settings:
     home_market: str = "JP"
     #: Orders the anomaly model learns per reference window (it scores 0 until the first).
     anomaly_window: int = 250
+    #: Event-time seconds an account may stay idle (no login, order or failed login) before
+    #: its feature state leaves the hot arrays for the partition's cold tier (packed, kept in
+    #: the snapshot; readmitted unchanged when the account comes back, so no decision
+    #: changes). 0 never evicts; otherwise it must exceed the one-day session TTL.
+    idle_horizon_s: float = 30 * 86400.0
     #: Seconds between state snapshots per partition (bounds the replay on restart).
     snapshot_interval_s: float = 30.0
     #: Which broker the clients are tuned for: ``kafka`` (Apache Kafka, Strimzi, any broker
@@ -146,6 +151,9 @@ class Settings:
             raise SettingsError(f"TRADEGUARD_WEB_PORT must be 0..65535, got {self.web_port}")
         if self.poll_max < 1:
             raise SettingsError(f"TRADEGUARD_POLL_MAX must be >= 1, got {self.poll_max}")
+        if self.idle_horizon_s < 0:
+            raise SettingsError(f"TRADEGUARD_IDLE_HORIZON_S must be >= 0 (0: never evict), "
+                                f"got {self.idle_horizon_s}")
         if self.align_wait_ms < 0:
             raise SettingsError(f"TRADEGUARD_ALIGN_WAIT_MS must be >= 0, got {self.align_wait_ms}")
         if self.max_event_age_s < 0 or self.max_event_lead_s < 0:
