@@ -480,6 +480,8 @@ class AccountFeatures:
         return evicted
 
     def _grow(self, needed: int) -> None:
+        if needed <= min(len(self._accounts), len(self._bloom), len(self._seen)):
+            return  # the usual case: no "nothing seen" row to build
         self._accounts = grown(self._accounts, needed, _empty_row(ACCOUNT_STATE))
         self._bloom = grown(self._bloom, needed, 0)
         self._seen = grown(self._seen, needed, FREE)
