@@ -27,15 +27,16 @@ from agents.context import WorkerContext
 from agents.state import reader
 from streams.schema import RecordError
 from streams.signing import CONTROL_TOPICS, ControlKeys, ReplayError, unsigned_or_forged
-from streams.topics import topic as topic_spec
+from streams.topics import (AUTH_EVENTS, CONTROLS_ACCOUNTS, CONTROLS_TICKERS, REFERENCE_TICKERS,
+                            TICKERS_PROFILE, topic as topic_spec)
 from streams.wire import BatchDecoder, to_dict
 from tradeguard.core.board import REPLAYED, UNSEQUENCED
 
 __all__ = ["register"]
 
 log = logging.getLogger("tradeguard.controls")
-REPLICATED = ("controls.tickers", "controls.accounts", "tickers.profile", "auth.events",
-              "reference.tickers")
+REPLICATED = (CONTROLS_TICKERS, CONTROLS_ACCOUNTS, TICKERS_PROFILE, AUTH_EVENTS,
+              REFERENCE_TICKERS)
 # Logins read back at start: the infrastructure window (InfrastructureWatch.window_s, an
 # hour) and, before it, the day of logins an IP link needs to tell a device new to an
 # account (a suspect login) from the customer's usual one.
@@ -101,7 +102,7 @@ class ControlReplica:
             if meta is None or meta.error is not None or not meta.partitions:
                 raise RuntimeError(f"topic {full} does not exist: run `tradeguard topics create`")
             for p in meta.partitions:
-                if name == "auth.events":  # logins only as far back as the window reaches
+                if name == AUTH_EVENTS:  # logins only as far back as the window reaches
                     found = consumer.offsets_for_times([TopicPartition(full, p, since)],
                                                        timeout=10)[0]
                     offset = found.offset if found.offset >= 0 else OFFSET_END
@@ -126,7 +127,7 @@ class ControlReplica:
                 kept = [m for i, m in enumerate(messages) if i not in drop]
             else:
                 kept = messages
-            if bad and name != "auth.events":  # the engine dead-letters bad logins, once
+            if bad and name != AUTH_EVENTS:  # the engine dead-letters bad logins, once
                 # Compacted topics are written by us, the CLI and the console; a bad
                 # record is logged and counted here (the board must not stop), never
                 # silently dropped.
@@ -135,16 +136,16 @@ class ControlReplica:
                     self.ctx.metrics.observe_deadletter(name, error)
                     log.error("ignored bad %s record at %d@%d: %s", name,
                               messages[i].partition(), messages[i].offset(), error)
-            if name == "auth.events":
+            if name == AUTH_EVENTS:
                 shared.infra.observe(records)
             elif name in CONTROL_TOPICS:
-                accept = (shared.board.accept_ticker if name == "controls.tickers"
+                accept = (shared.board.accept_ticker if name == CONTROLS_TICKERS
                           else shared.board.accept_account)
                 for r, m in zip(records, kept):
                     verdict = accept(to_dict(r))
                     if verdict in (REPLAYED, UNSEQUENCED):  # a replay changes nothing
                         self._refuse(name, m, ReplayError(verdict))
-            elif name == "tickers.profile":
+            elif name == TICKERS_PROFILE:
                 shared.apply_profiles(records)
             else:
                 shared.apply(name, records)

@@ -34,7 +34,9 @@ from streams.codec import deadletter_record, encode_value
 from streams.partitioning import FIX, home_partition, misplaced
 from streams.schema import RecordError
 from streams.signing import CONTROL_TOPICS, ControlKeys, attest, attest_answers, sign
-from streams.topics import topic as topic_spec
+from streams.topics import (AUTH_EVENTS, CONTROLS_ACCOUNTS, CONTROLS_TICKERS, DEADLETTER,
+                            DECISIONS, DECISIONS_SHADOW, ENGINE_STEPS, FEEDBACK, MARKET_TRADES,
+                            STATE_SNAPSHOTS, TICKERS_FLOW, TICKERS_PROFILE, topic as topic_spec)
 from streams.wire import BatchDecoder, encode_decisions, encode_flows
 from tradeguard.core import ACCOUNT_TOPICS, INPUT_TOPICS, TICKER_TOPICS, Inputs, PartitionCore, Shared
 from tradeguard.core.profiles import PROFILE_LAG_MS
@@ -72,9 +74,9 @@ class EngineService(mode.Service):
         self.decoders = {n: BatchDecoder(topic_spec(n).schema) for n in INPUT_TOPICS}
         self.limits = Limits.from_settings(settings)
         self.out_topics = {n: settings.topic(n) for n in (
-            "decisions", "tickers.flow", "controls.accounts", "controls.tickers",
-            "tickers.profile", "deadletter", "state.snapshots", "decisions.shadow",
-            "engine.steps")}
+            DECISIONS, TICKERS_FLOW, CONTROLS_ACCOUNTS, CONTROLS_TICKERS,
+            TICKERS_PROFILE, DEADLETTER, STATE_SNAPSHOTS, DECISIONS_SHADOW,
+            ENGINE_STEPS)}
         self.partitions: dict[int, PartitionState] = {}
         self.pipe: KafkaPipe | None = None
         self.snapshots = SnapshotStore(settings)
@@ -317,9 +319,9 @@ class EngineService(mode.Service):
                 messages = [m for i, m in enumerate(messages) if i not in drop]
             records, messages = self._in_time(name, records, messages, oldest, newest,
                                               delivery, wall)
-            if name == "feedback":  # only a signed label may change an account (issue 21)
+            if name == FEEDBACK:  # only a signed label may change an account (issue 21)
                 records = attest(records, [m.value() for m in messages], self.control_keys)
-            elif name == "auth.events":  # nor an unsigned answer to a step-up
+            elif name == AUTH_EVENTS:  # nor an unsigned answer to a step-up
                 records = attest_answers(records, [m.value() for m in messages],
                                          self.control_keys)
             state.stash(name, records, [m.offset() for m in messages],
@@ -346,11 +348,11 @@ class EngineService(mode.Service):
                 inputs = state.release(lagging, p, now, sides=(TICKER_TOPICS,), wait_s=wait_s)
                 if inputs is not None:
                     ready[p] = inputs
-        limits = [self.partitions[p].last_ts("auth.events")
-                  for name, p in lagging if name == "auth.events" and p in self.partitions]
-        limits += [state.processed_ts("market.trades") + PROFILE_LAG_MS
+        limits = [self.partitions[p].last_ts(AUTH_EVENTS)
+                  for name, p in lagging if name == AUTH_EVENTS and p in self.partitions]
+        limits += [state.processed_ts(MARKET_TRADES) + PROFILE_LAG_MS
                    for p, state in self.partitions.items()
-                   if state.holds("market.trades") or ("market.trades", p) in lagging]
+                   if state.holds(MARKET_TRADES) or (MARKET_TRADES, p) in lagging]
         account_limit = min(limits) if limits else None
         for p, state in self.partitions.items():
             if state.stashed or p in touched:
@@ -456,12 +458,12 @@ class EngineService(mode.Service):
                 issued[str(p)] = part
         if issued:
             record["controls"] = issued
-        self.pipe.produce(self.out_topics["engine.steps"], self.incarnation.encode(),
+        self.pipe.produce(self.out_topics[ENGINE_STEPS], self.incarnation.encode(),
                           orjson.dumps(record), delivery)
 
     def _shadow(self, partitions: list[int], delivery: Delivery) -> None:
         cfg = self.shadow_policy.current()
-        produce, topic = self.pipe.produce, self.out_topics["decisions.shadow"]
+        produce, topic = self.pipe.produce, self.out_topics[DECISIONS_SHADOW]
         wall = now_ms()
         for p in partitions:
             block = self.partitions[p].core.shadow(cfg)
@@ -489,19 +491,19 @@ class EngineService(mode.Service):
         pipe, produce, topics = self.pipe, self.pipe.produce, self.out_topics
         if len(out.decisions):
             wall = now_ms()
-            pipe.produce_many(topics["decisions"], out.decisions.account_id,
+            pipe.produce_many(topics[DECISIONS], out.decisions.account_id,
                               encode_decisions(out.decisions, wall, self._step_ref), delivery)
-            pipe.produce_many(topics["tickers.flow"], out.flows.ticker,
+            pipe.produce_many(topics[TICKERS_FLOW], out.flows.ticker,
                               encode_flows(out.flows), delivery)
             self.metrics.observe_decisions(out.decisions, wall)
-        for name, key, records in (("controls.accounts", "account_id", out.account_controls),
-                                   ("controls.tickers", "ticker", out.ticker_controls),
-                                   ("tickers.profile", "ticker", out.profiles)):
+        for name, key, records in ((CONTROLS_ACCOUNTS, "account_id", out.account_controls),
+                                   (CONTROLS_TICKERS, "ticker", out.ticker_controls),
+                                   (TICKERS_PROFILE, "ticker", out.profiles)):
             if name in CONTROL_TOPICS:  # unsigned, no worker or gateway would enforce them
                 records = [sign(r, self.control_keys) for r in records]
             for record in records:
                 produce(topics[name], record[key].encode(), encode_value(record), delivery)
-            if records and name != "tickers.profile":
+            if records and name != TICKERS_PROFILE:
                 self.metrics.observe_controls(name, records)
 
     def _reroute(self, name: str, messages: list, wrong: list, delivery: Delivery,
@@ -542,7 +544,7 @@ class EngineService(mode.Service):
         record = deadletter_record(source_topic=message.topic(), partition=message.partition(),
                                    offset=message.offset(), key=message.key(),
                                    value=message.value(), error=error, now_ms=wall)
-        self.pipe.produce(self.out_topics["deadletter"], name.encode(), orjson.dumps(record),
+        self.pipe.produce(self.out_topics[DEADLETTER], name.encode(), orjson.dumps(record),
                           delivery)
 
     # -- partitions come and go ---------------------------------------------------------------
@@ -637,7 +639,7 @@ class EngineService(mode.Service):
         assert pipe is not None
         started = time.perf_counter()
         records = self.snapshots.records(p, state)
-        topic = self.out_topics["state.snapshots"]
+        topic = self.out_topics[STATE_SNAPSHOTS]
 
         def write() -> None:
             for key, value in records:

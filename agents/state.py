@@ -27,7 +27,7 @@ from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from streams.bounds import Limits, implausible
 from streams.partitioning import belongs
-from streams.topics import topic as topic_spec
+from streams.topics import DEADLETTER, STATE_SNAPSHOTS, topic as topic_spec
 from streams.wire import BatchDecoder
 from tradeguard.core import ACCOUNT_TOPICS, INPUT_TOPICS, TICKER_TOPICS, Inputs, PartitionCore, Shared
 from tradeguard.core.board import ControlBoard
@@ -247,7 +247,7 @@ class SnapshotStore:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.topic = settings.topic("state.snapshots")
+        self.topic = settings.topic(STATE_SNAPSHOTS)
 
     def records(self, p: int, state: PartitionState) -> list[tuple[bytes, bytes]]:
         """The (key, value) records of a new snapshot of partition ``p`` (generation + 1)."""
@@ -393,7 +393,7 @@ def dead_lettered(settings: Settings, consumer: Consumer, since_ms: int | None
     restore leaves these out: above all those dead-lettered for an event time implausible
     against the live worker's clock, which no check at restore time can tell again.
     """
-    full = settings.topic("deadletter")
+    full = settings.topic(DEADLETTER)
     meta = consumer.list_topics(full, timeout=10).topics.get(full)
     if meta is None or meta.error is not None:
         return set()

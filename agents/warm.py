@@ -43,8 +43,9 @@ from agents.state import PartitionState, SnapshotStore, read_all, reader
 from streams.bounds import Limits, implausible
 from streams.codec import encode_value
 from streams.partitioning import misplaced
-from streams.topics import TOPICS
 from streams.topics import topic as topic_spec
+from streams.topics import (AUTH_EVENTS, FEEDBACK, MARKET_TRADES, ORDERS, REFERENCE_TICKERS,
+                            TICKERS_FLOW, TICKERS_PROFILE, TOPICS)
 from streams.wire import BatchDecoder
 from tradeguard.core import INPUT_TOPICS, InProcessEngine
 from tradeguard.kafka.clients import group_consumer, partitions, producer
@@ -57,7 +58,7 @@ __all__ = ["HISTORY_TOPICS", "HistoryError", "WarmError", "WarmReport", "read_hi
 log = logging.getLogger("tradeguard.warm")
 
 #: What history may hold, in the order records of one event time are decided.
-HISTORY_TOPICS = ("reference.tickers", "market.trades", "auth.events", "orders", "feedback")
+HISTORY_TOPICS = (REFERENCE_TICKERS, MARKET_TRADES, AUTH_EVENTS, ORDERS, FEEDBACK)
 _RANK = {name: i for i, name in enumerate(HISTORY_TOPICS)}
 DAY_MS = 86_400_000
 #: Longest a read of the history topics may take (a few days of a busy broker).
@@ -107,7 +108,7 @@ def _in_event_time(history: History) -> History:
 
 
 def _not_history(name: Any) -> str:
-    if name == "tickers.flow":
+    if name == TICKERS_FLOW:
         return ("topic 'tickers.flow' is derived by the engine from orders: leave it out of "
                 "the history")
     if any(t.name == name for t in TOPICS):
@@ -203,7 +204,7 @@ def read_history_kafka(settings: Settings, days: float, report: WarmReport,
         for name in HISTORY_TOPICS:
             full = settings.topic(name)
             parts = partitions(consumer, settings, name)
-            if name == "reference.tickers":
+            if name == REFERENCE_TICKERS:
                 for p in parts:
                     starts[(full, p)] = max(consumer.get_watermark_offsets(
                         TopicPartition(full, p), timeout=10, cached=False)[0], 0)
@@ -229,7 +230,7 @@ def read_history_kafka(settings: Settings, days: float, report: WarmReport,
     for (full, p), msgs in grouped.items():
         name = names[full]
         left_out: list[tuple[Any, str, Exception]] = []
-        if name != "reference.tickers":  # compacted, keyed by ticker, not co-partitioned
+        if name != REFERENCE_TICKERS:  # compacted, keyed by ticker, not co-partitioned
             wrong = misplaced([m.key() for m in msgs], p, settings.partitions)
             left_out += [(msgs[i], "wrong_partition", error) for i, error in wrong]
             wrong_rows = {i for i, _ in wrong}
@@ -247,7 +248,7 @@ def read_history_kafka(settings: Settings, days: float, report: WarmReport,
             if len(report.skipped_examples) < SHOWN:
                 report.skipped_examples.append(
                     f"{full}[{msg.partition()}]@{msg.offset()}: {error}")
-        if name != "reference.tickers":
+        if name != REFERENCE_TICKERS:
             before = len(kept)
             kept = [r for r in kept if r.ts >= since]
             if before > len(kept):
@@ -331,7 +332,7 @@ def warm(settings: Settings, history_file: str | Path | None = None,
         else:
             history, reached = read_history_kafka(settings, days, report)
             # tickers.flow is derived from orders: the warm made its own, in memory.
-            reached.update(_true_ends(consumer, [TopicPartition(settings.topic("tickers.flow"), p)
+            reached.update(_true_ends(consumer, [TopicPartition(settings.topic(TICKERS_FLOW), p)
                                                  for p in range(settings.partitions)]))
     finally:
         consumer.close()
@@ -356,7 +357,7 @@ def warm(settings: Settings, history_file: str | Path | None = None,
             errors.append(str(err))
 
     for ticker, profile in sorted(latest_profile.items()):
-        out.produce(settings.topic("tickers.profile"), encode_value(profile), ticker.encode(),
+        out.produce(settings.topic(TICKERS_PROFILE), encode_value(profile), ticker.encode(),
                     on_delivery=delivered)
     names = {settings.topic(n): n for n in INPUT_TOPICS}
     for p, core in enumerate(engine.cores):

@@ -26,6 +26,7 @@ from typing import Any, Sequence
 
 from streams import records as contract
 from streams.schema import RecordError
+from streams.topics import MARKET_TRADES, ORDERS
 
 __all__ = ["BoundsError", "Limits", "implausible"]
 
@@ -85,7 +86,7 @@ def _trade(r: Any, lim: Limits) -> BoundsError | None:
     return None
 
 
-_CHECKS = {"orders": _order, "market.trades": _trade}
+_CHECKS = {ORDERS: _order, MARKET_TRADES: _trade}
 
 
 def implausible(topic: str, records: Sequence[Any], limits: Limits

@@ -49,12 +49,13 @@ import orjson
 import rfc8785
 
 from streams.schema import RecordError
+from streams.topics import CONTROLS_ACCOUNTS, CONTROLS_TICKERS
 
 __all__ = ["CONTROL_TOPICS", "ControlKeys", "ReplayError", "SignatureError", "canonical", "check",
            "ANSWERS", "Attested", "attest", "attest_answers", "is_signed", "sign", "unsigned_or_forged"]
 
 #: The topics whose records must be signed.
-CONTROL_TOPICS = ("controls.tickers", "controls.accounts")
+CONTROL_TOPICS = (CONTROLS_TICKERS, CONTROLS_ACCOUNTS)
 SIGNATURE = "signature"
 VERSION = "v1"
 #: Public on purpose: the embedded demo and the tests sign with it. It protects nothing.

@@ -19,9 +19,31 @@ from functools import lru_cache
 from streams import records
 from streams.schema import RecordSchema
 
-__all__ = ["TOPICS", "TopicSpec", "partition_for", "topic", "topic_names"]
+__all__ = ["AUDIT", "AUTH_EVENTS", "CONTROLS_ACCOUNTS", "CONTROLS_TICKERS", "DEADLETTER",
+           "DECISIONS", "DECISIONS_SHADOW", "ENGINE_STEPS", "FEEDBACK", "MARKET_TRADES", "ORDERS",
+           "REFERENCE_TICKERS", "STATE_SNAPSHOTS", "TICKERS_FLOW", "TICKERS_PROFILE", "TOPICS",
+           "TopicSpec", "partition_for", "topic", "topic_names"]
 
 DAY_MS = 24 * 3600 * 1000
+
+# Every topic's registry name, to import instead of spelling it: a typo is then an ImportError,
+# not a consumer that waits on a topic nobody writes. TOPICS below is built from these, and
+# tests/house/test_topic_names.py holds the two to each other.
+ORDERS = "orders"
+AUTH_EVENTS = "auth.events"
+MARKET_TRADES = "market.trades"
+FEEDBACK = "feedback"
+DECISIONS = "decisions"
+DECISIONS_SHADOW = "decisions.shadow"
+CONTROLS_TICKERS = "controls.tickers"
+CONTROLS_ACCOUNTS = "controls.accounts"
+DEADLETTER = "deadletter"
+TICKERS_FLOW = "tickers.flow"
+TICKERS_PROFILE = "tickers.profile"
+STATE_SNAPSHOTS = "state.snapshots"
+ENGINE_STEPS = "engine.steps"
+AUDIT = "audit"
+REFERENCE_TICKERS = "reference.tickers"
 
 
 @dataclass(frozen=True)
@@ -49,49 +71,49 @@ class TopicSpec:
 
 
 TOPICS: tuple[TopicSpec, ...] = (
-    TopicSpec("orders", "account_id", records.ORDER, "Orders to score, before execution.",
+    TopicSpec(ORDERS, "account_id", records.ORDER, "Orders to score, before execution.",
               producer="order gateways", consumers="engine"),
-    TopicSpec("auth.events", "account_id", records.AUTH_EVENT,
+    TopicSpec(AUTH_EVENTS, "account_id", records.AUTH_EVENT,
               "Logins, failures and session events.",
               producer="identity system", consumers="engine"),
-    TopicSpec("market.trades", "ticker", records.TRADE, "Market prints.",
+    TopicSpec(MARKET_TRADES, "ticker", records.TRADE, "Market prints.",
               producer="market data feed", consumers="engine", retention_ms=2 * DAY_MS),
-    TopicSpec("feedback", "account_id", records.FEEDBACK, "Fraud/legit labels.",
+    TopicSpec(FEEDBACK, "account_id", records.FEEDBACK, "Fraud/legit labels.",
               producer="analysts, simulator", consumers="engine", retention_ms=30 * DAY_MS),
-    TopicSpec("decisions", "account_id", records.DECISION, "One decision per order.",
+    TopicSpec(DECISIONS, "account_id", records.DECISION, "One decision per order.",
               producer="engine", consumers="order gateways, analysts"),
-    TopicSpec("decisions.shadow", "account_id", records.DECISION,
+    TopicSpec(DECISIONS_SHADOW, "account_id", records.DECISION,
               "What a candidate policy would have decided, per order (shadow mode; never "
               "enforced).", producer="engine (TRADEGUARD_SHADOW_POLICY_FILE)",
               consumers="tradeguard replay --compare-shadow, analysts"),
-    TopicSpec("controls.tickers", "ticker", records.TICKER_CONTROL,
+    TopicSpec(CONTROLS_TICKERS, "ticker", records.TICKER_CONTROL,
               "Buy halts and releases per ticker.", producer="engine, CLI",
               consumers="order gateways, engine", compacted=True),
-    TopicSpec("controls.accounts", "account_id", records.ACCOUNT_CONTROL,
+    TopicSpec(CONTROLS_ACCOUNTS, "account_id", records.ACCOUNT_CONTROL,
               "Step-up, freeze and release per account.", producer="engine, CLI",
               consumers="order gateways, engine", compacted=True),
-    TopicSpec("deadletter", "source topic", records.DEADLETTER,
+    TopicSpec(DEADLETTER, "source topic", records.DEADLETTER,
               "Records the engine could not use, with the reason.",
               producer="engine", consumers="operators", retention_ms=14 * DAY_MS),
-    TopicSpec("tickers.flow", "ticker", records.TICKER_FLOW,
+    TopicSpec(TICKERS_FLOW, "ticker", records.TICKER_FLOW,
               "Orders re-keyed by ticker with their account risk.",
               producer="engine", consumers="engine", retention_ms=DAY_MS, internal=True),
-    TopicSpec("tickers.profile", "ticker", records.TICKER_PROFILE,
+    TopicSpec(TICKERS_PROFILE, "ticker", records.TICKER_PROFILE,
               "Each ticker's learned liquidity, replicated to every worker.",
               producer="engine", consumers="engine", compacted=True, internal=True),
-    TopicSpec("state.snapshots", "kind/partition", records.SNAPSHOT_MANIFEST,
+    TopicSpec(STATE_SNAPSHOTS, "kind/partition", records.SNAPSHOT_MANIFEST,
               "Per-partition state snapshots: a JSON manifest under `kind/partition`, binary "
               "chunks under `kind/partition@slot#i`.",
               producer="engine", consumers="engine", compacted=True, internal=True),
-    TopicSpec("engine.steps", "worker", records.ENGINE_STEP,
+    TopicSpec(ENGINE_STEPS, "worker", records.ENGINE_STEP,
               "Provenance of every engine step: input offsets fed to the core, replicated "
               "inputs read (docs/replay.md).", producer="engine",
               consumers="tradeguard replay", internal=True),
-    TopicSpec("audit", "target", records.AUDIT,
+    TopicSpec(AUDIT, "target", records.AUDIT,
               "Operator actions in the analyst console: who, when, what, why, state before and "
               "after.", producer="console", consumers="console, compliance",
               retention_ms=5 * 365 * DAY_MS),
-    TopicSpec("reference.tickers", "ticker", records.TICKER_REFERENCE,
+    TopicSpec(REFERENCE_TICKERS, "ticker", records.TICKER_REFERENCE,
               "Ticker reference data (market, listing, shares outstanding, normal daily traded "
               "value), replicated to every worker.", producer="instrument master",
               consumers="engine", compacted=True),

@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 
 from streams.schema import RecordError
+from streams.topics import CONTROLS_ACCOUNTS, CONTROLS_TICKERS, STATE_SNAPSHOTS
 from tradeguard.broker.embedded import EmbeddedBroker
 from tradeguard.kafka.errors import BrokerError
 from tradeguard.policy.config import PolicyError
@@ -202,7 +203,7 @@ def cmd_controls_release(args: argparse.Namespace) -> int:
     settings = _settings(args)
     record = release(settings, args.kind, args.key, reason=args.reason, operator=args.operator)
     print(f"audited, then published {record['action']} (seq {record['seq']}) for {args.key} to "
-          f"{settings.topic('controls.tickers' if args.kind == 'ticker' else 'controls.accounts')}")
+          f"{settings.topic(CONTROLS_TICKERS if args.kind == 'ticker' else CONTROLS_ACCOUNTS)}")
     return 0
 
 
@@ -302,7 +303,7 @@ def cmd_warm(args: argparse.Namespace) -> int:
         print(f"  {example}")
     print(f"{report.decided} history orders decided and discarded; {report.profiles} ticker "
           f"profiles published; snapshots written for partitions "
-          f"{', '.join(map(str, sorted(report.snapshots)))} of {settings.topic('state.snapshots')}")
+          f"{', '.join(map(str, sorted(report.snapshots)))} of {settings.topic(STATE_SNAPSHOTS)}")
     return 0
 
 

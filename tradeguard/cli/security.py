@@ -22,6 +22,7 @@ from confluent_kafka import OFFSET_BEGINNING, KafkaException, TopicPartition
 from streams.records import ACCOUNT_CONTROL, TICKER_CONTROL
 from streams.schema import RecordError
 from streams.signing import ControlKeys, check, sign
+from streams.topics import AUDIT, CONTROLS_ACCOUNTS, CONTROLS_TICKERS
 from tradeguard.kafka import clients
 from tradeguard.kafka.producer import RecordProducer
 from tradeguard.console.audit import AuditChain, Verdict, verify
@@ -31,8 +32,8 @@ from tradeguard.runtime.settings import Settings
 
 __all__ = ["board_from_topics", "read_to_end", "release", "verify_audit"]
 
-_KIND = {"ticker": ("controls.tickers", TICKER_CONTROL, "release_halt"),
-         "account": ("controls.accounts", ACCOUNT_CONTROL, "release_account")}
+_KIND = {"ticker": (CONTROLS_TICKERS, TICKER_CONTROL, "release_halt"),
+         "account": (CONTROLS_ACCOUNTS, ACCOUNT_CONTROL, "release_account")}
 
 
 def read_to_end(settings: Settings, name: str, timeout_s: float = 30.0
@@ -73,8 +74,8 @@ def read_to_end(settings: Settings, name: str, timeout_s: float = 30.0
 def board_from_topics(settings: Settings, keys: ControlKeys) -> ControlBoard:
     """The controls in force, as a worker's board would hold them (signed, in seq order)."""
     board = ControlBoard()
-    for name, schema, accept in (("controls.tickers", TICKER_CONTROL, board.accept_ticker),
-                                 ("controls.accounts", ACCOUNT_CONTROL, board.accept_account)):
+    for name, schema, accept in ((CONTROLS_TICKERS, TICKER_CONTROL, board.accept_ticker),
+                                 (CONTROLS_ACCOUNTS, ACCOUNT_CONTROL, board.accept_account)):
         for msg, _ in read_to_end(settings, name):
             try:
                 record = schema.decode(msg.value())
@@ -106,7 +107,7 @@ def release(settings: Settings, kind: str, key: str, reason: str,
                          before=board.last_record(kind, key), after=record, now_ms=now)
     producer = RecordProducer(settings, **{"linger.ms": 0})
     sealed = chain.seal(audit)
-    producer.send("audit", sealed)
+    producer.send(AUDIT, sealed)
     producer.flush(10.0)  # KafkaException: not audited, so not done
     chain.advance(sealed)
     try:
@@ -117,7 +118,7 @@ def release(settings: Settings, kind: str, key: str, reason: str,
                              "after": None, "detail": f"audit {audit['audit_id']} recorded it, "
                              f"but it could not be written: {exc}"})
         retry = RecordProducer(settings)
-        retry.send("audit", failed)
+        retry.send(AUDIT, failed)
         retry.flush(10.0)
         raise
     return record
@@ -127,7 +128,7 @@ def verify_audit(settings: Settings) -> Verdict:
     """Every audit record held, its signature and its writer's chain checked."""
     keys = ControlKeys.from_settings(settings)
     records, trimmed = [], False
-    for msg, cut in read_to_end(settings, "audit"):
+    for msg, cut in read_to_end(settings, AUDIT):
         trimmed |= cut
         try:
             value = orjson.loads(msg.value())

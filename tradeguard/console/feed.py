@@ -24,7 +24,8 @@ from confluent_kafka import (OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError,
 
 from streams.schema import RecordError
 from streams.signing import CONTROL_TOPICS, ControlKeys, check
-from streams.topics import topic
+from streams.topics import (AUDIT, AUTH_EVENTS, CONTROLS_ACCOUNTS, CONTROLS_TICKERS, DECISIONS,
+                            FEEDBACK, MARKET_TRADES, ORDERS, topic)
 from tradeguard.console.leaves import check_leaves
 from tradeguard.console.view import ConsoleView
 from tradeguard.kafka import clients
@@ -36,14 +37,14 @@ log = logging.getLogger("tradeguard.console")
 
 #: Records the console uses only when signed: controls (it shows and guards what the engine
 #: enforces) and audit records (the trail, and the proposals a second operator approves).
-SIGNED = (*CONTROL_TOPICS, "audit")
+SIGNED = (*CONTROL_TOPICS, AUDIT)
 #: Errors that mean a topic or partition is gone: the feed stops and says so.
 _GONE = (KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC, KafkaError._UNKNOWN_PARTITION)
 
 #: What the console reads, and from how far back: "all", "live" or "audit".
-FEED_TOPICS = {"controls.tickers": "all", "controls.accounts": "all", "audit": "audit",
-               "decisions": "live", "orders": "live", "auth.events": "live",
-               "market.trades": "live", "feedback": "live"}
+FEED_TOPICS = {CONTROLS_TICKERS: "all", CONTROLS_ACCOUNTS: "all", AUDIT: "audit",
+               DECISIONS: "live", ORDERS: "live", AUTH_EVENTS: "live",
+               MARKET_TRADES: "live", FEEDBACK: "live"}
 
 
 class ConsoleFeed:

@@ -21,6 +21,7 @@ from typing import Annotated, Any
 import msgspec
 
 from streams.schema import RecordError
+from streams.topics import AUDIT, CONTROLS_ACCOUNTS, CONTROLS_TICKERS, DECISIONS, FEEDBACK
 
 __all__ = ["check_leaves"]
 
@@ -46,13 +47,13 @@ class HaltEvidence(msgspec.Struct, forbid_unknown_fields=False):
 
 _Object = dict[str, Any] | None
 _LEAVES: dict[str, dict[str, Any]] = {
-    "decisions": {"reasons": list[Reason]},
-    "controls.tickers": {"evidence": HaltEvidence | None},
-    "controls.accounts": {"evidence": _Object},
-    "audit": {"before": _Object, "after": _Object},
+    DECISIONS: {"reasons": list[Reason]},
+    CONTROLS_TICKERS: {"evidence": HaltEvidence | None},
+    CONTROLS_ACCOUNTS: {"evidence": _Object},
+    AUDIT: {"before": _Object, "after": _Object},
     # A label's source goes into audit records (``before``): unbounded, it could make every
     # audit record of its order too large to write, and so every action on it impossible.
-    "feedback": {"source": msgspec.Meta(max_length=256)},
+    FEEDBACK: {"source": msgspec.Meta(max_length=256)},
 }
 
 
@@ -67,7 +68,7 @@ def check_leaves(name: str, record: dict[str, Any]) -> None:
                 msgspec.convert(value, kind)
         except msgspec.ValidationError as exc:
             raise RecordError(str(exc), field) from None
-    if name == "decisions":
+    if name == DECISIONS:
         for r in record["reasons"]:
             if not math.isfinite(r["value"]):
                 raise RecordError(f"reason {r['code']!r} has a value that is not finite",

@@ -28,6 +28,7 @@ from typing import Any
 
 from confluent_kafka import KafkaException
 
+from streams import topics
 from streams.records import ACCOUNT_CONTROL, AUDIT, FEEDBACK, TICKER_CONTROL
 from streams.signing import CONTROL_TOPICS, ControlKeys, sign
 from tradeguard.kafka.producer import RecordProducer
@@ -170,24 +171,24 @@ def _record(view: ConsoleView, req: Request, op: Operator, before: dict | None, 
     source = f"console:{op.user}"
     reason = req.reason.strip()
     if req.action == "release_halt":
-        return "controls.tickers", TICKER_CONTROL.validate({
+        return topics.CONTROLS_TICKERS, TICKER_CONTROL.validate({
             "ticker": req.target, "action": "release", "reason": reason,
             "evidence": {**evidence, "halt_ts": before["ts"]}, "expires_at": None,
             "source": source, "ts": now_ms, "seq": seq})
     if req.action == "extend_halt":
         until = max(before["expires_at"] or now_ms, now_ms) + req.minutes * 60_000
         kept = {k: v for k, v in before.items() if k != "signature"}
-        return "controls.tickers", TICKER_CONTROL.validate({
+        return topics.CONTROLS_TICKERS, TICKER_CONTROL.validate({
             **kept, "reason": reason, "expires_at": until, "source": source, "ts": now_ms,
             "seq": seq,
             "evidence": {**(before["evidence"] or {}), **evidence,
                          "extended_from": before["expires_at"], "halt_reason": before["reason"]}})
     if req.action in ("release_account", "freeze_account"):
-        return "controls.accounts", ACCOUNT_CONTROL.validate({
+        return topics.CONTROLS_ACCOUNTS, ACCOUNT_CONTROL.validate({
             "account_id": req.target, "action": req.action.split("_")[0], "reason": reason,
             "evidence": {**evidence, "previous": before and before["action"]},
             "source": source, "ts": now_ms, "seq": seq})
-    return "feedback", FEEDBACK.validate({
+    return topics.FEEDBACK, FEEDBACK.validate({
         "account_id": before["account_id"], "order_id": req.target, "label": req.label,
         "source": source, "ts": now_ms})
 
@@ -265,7 +266,7 @@ def _settle(view, op, req, before, audit, now_ms, ttl_ms) -> Plan:
 
 
 #: Topics whose records the console signs: controls, and labels (which may change an account).
-SIGNED_TOPICS = (*CONTROL_TOPICS, "feedback")
+SIGNED_TOPICS = (*CONTROL_TOPICS, topics.FEEDBACK)
 _CHAIN = ("writer", "chain_seq", "prev_hash", "signature")
 
 
@@ -295,7 +296,7 @@ class Operations:
     def _audit(self, audit: dict[str, Any]) -> dict[str, Any]:
         """Seal, write and acknowledge one audit record (KafkaException if it is not on Kafka)."""
         sealed = self.chain.seal({k: v for k, v in audit.items() if k not in _CHAIN})
-        self._send("audit", sealed)
+        self._send(topics.AUDIT, sealed)
         self.chain.advance(sealed)
         return sealed
 
@@ -325,7 +326,7 @@ class Operations:
             for topic, record in done.writes:
                 self.view.absorb(topic, record, now)
             for a in written:
-                self.view.absorb("audit", a, now)
+                self.view.absorb(topics.AUDIT, a, now)
         return done
 
     def _signed(self, p: Plan) -> Plan:

@@ -27,6 +27,8 @@ from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass
 from typing import Any, Iterable
 
+from streams.topics import (AUDIT, AUTH_EVENTS, CONTROLS_ACCOUNTS, CONTROLS_TICKERS, DECISIONS,
+                            FEEDBACK, MARKET_TRADES, ORDERS)
 from streams.vocabulary import ACTIONS
 from tradeguard.core.board import APPLIED, ControlBoard
 
@@ -261,14 +263,14 @@ class ConsoleView:
             self._proposals.pop(pid, None)
 
     _HANDLERS = {
-        "decisions": _on_decision,
-        "orders": _on_order,
-        "auth.events": _on_login,
-        "market.trades": _on_trade,
-        "controls.tickers": _on_ticker_control,
-        "controls.accounts": _on_account_control,
-        "feedback": _on_feedback,
-        "audit": _on_audit,
+        DECISIONS: _on_decision,
+        ORDERS: _on_order,
+        AUTH_EVENTS: _on_login,
+        MARKET_TRADES: _on_trade,
+        CONTROLS_TICKERS: _on_ticker_control,
+        CONTROLS_ACCOUNTS: _on_account_control,
+        FEEDBACK: _on_feedback,
+        AUDIT: _on_audit,
     }
 
     # --- queries -------------------------------------------------------------------------------

@@ -17,14 +17,12 @@ import numpy as np
 import orjson
 
 from streams.vocabulary import ACTIONS, SEVERITY
+from tradeguard.policy.orders import MIN_REASON_RISK
 
 __all__ = ["ACTIONS", "ALLOW", "BLOCK", "DecisionBlock", "FlowBlock", "HOLD", "ReasonsEncoder"]
 
 #: Action codes in a DecisionBlock, ordered by severity; ACTIONS[code] is the wire name.
 ALLOW, HOLD, BLOCK = (SEVERITY[a] for a in ACTIONS)
-#: Signals that added less risk than this are not named: a reason an analyst reads should have
-#: mattered.
-MIN_REASON_RISK = 0.01
 
 
 class _Block:

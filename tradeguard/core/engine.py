@@ -27,7 +27,7 @@ from typing import Any, Iterable, Iterator
 import msgspec
 import numpy as np
 
-from streams.topics import partition_for, topic
+from streams.topics import AUTH_EVENTS, partition_for, topic
 from streams.wire import record_type
 from tradeguard.core.accounts import HALT_EXEMPT
 from tradeguard.core.blocks import BLOCK, DecisionBlock, FlowBlock, ReasonsEncoder
@@ -99,7 +99,7 @@ class InProcessEngine:
         for name in SHARED_TOPICS:  # reference data: every partition's, before any order
             if name in grouped:
                 self.shared.apply(name, grouped.pop(name))
-        self.shared.infra.observe(grouped.get("auth.events", []))
+        self.shared.infra.observe(grouped.get(AUTH_EVENTS, []))
         for name, records in grouped.items():
             key = topic(name).key
             parts: dict[int, list[Any]] = defaultdict(list)

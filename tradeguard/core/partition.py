@@ -20,6 +20,8 @@ import pickle
 from dataclasses import dataclass, field
 from typing import Any
 
+from streams.topics import (AUTH_EVENTS, FEEDBACK, MARKET_TRADES, ORDERS, REFERENCE_TICKERS,
+                            TICKERS_FLOW)
 from tradeguard.core.accounts import IDLE_HORIZON_S, AccountCore, AccountOutputs
 from tradeguard.core.blocks import DecisionBlock, FlowBlock
 from tradeguard.core.board import ControlBoard
@@ -32,11 +34,11 @@ __all__ = ["ACCOUNT_TOPICS", "INPUT_TOPICS", "Inputs", "Outputs", "PartitionCore
            "Shared", "TICKER_TOPICS"]
 
 #: Input topics by the side of the core that reads them (all co-partitioned).
-ACCOUNT_TOPICS = ("orders", "auth.events", "feedback")
-TICKER_TOPICS = ("market.trades", "tickers.flow")
+ACCOUNT_TOPICS = (ORDERS, AUTH_EVENTS, FEEDBACK)
+TICKER_TOPICS = (MARKET_TRADES, TICKERS_FLOW)
 INPUT_TOPICS = ACCOUNT_TOPICS + TICKER_TOPICS
 #: Inputs of every partition alike, read whole (compacted) into ``Shared``, not partitioned.
-SHARED_TOPICS = ("reference.tickers",)
+SHARED_TOPICS = (REFERENCE_TICKERS,)
 
 
 @dataclass
@@ -51,15 +53,15 @@ class Inputs:
 
     def add(self, topic: str, records: list[Any]) -> None:
         """Append decoded records of registry topic ``topic``."""
-        if topic == "orders":
+        if topic == ORDERS:
             self.orders += records
-        elif topic == "auth.events":
+        elif topic == AUTH_EVENTS:
             self.auth += records
-        elif topic == "feedback":
+        elif topic == FEEDBACK:
             self.feedback += records
-        elif topic == "market.trades":
+        elif topic == MARKET_TRADES:
             self.trades += records
-        elif topic == "tickers.flow":
+        elif topic == TICKERS_FLOW:
             self.flows = self.flows.concat(FlowBlock.from_records(records))
         elif topic in SHARED_TOPICS:
             raise ValueError(f"{topic!r} is shared by every partition: Shared.apply({topic!r}, "
@@ -115,7 +117,7 @@ class Shared:
 
     def apply(self, topic: str, records: list[Any]) -> None:
         """Records of one of ``SHARED_TOPICS``, for every partition alike."""
-        if topic == "reference.tickers":
+        if topic == REFERENCE_TICKERS:
             self.profiles.apply_reference(records)
         else:
             raise ValueError(f"{topic!r} is not shared by the partitions; shared: "

@@ -9,6 +9,7 @@ instead of in its first decision's latency.
 
 from __future__ import annotations
 
+from streams.topics import AUTH_EVENTS, FEEDBACK, MARKET_TRADES, ORDERS
 from tradeguard.core.engine import InProcessEngine
 from tradeguard.policy.config import PolicyConfig
 
@@ -29,8 +30,8 @@ def _stream() -> list[tuple[str, dict]]:
               enumerate(("buy", "sell", "buy"))]
     label = {"account_id": "warm-up", "order_id": "warm-up-0", "label": "legit",
              "source": "warm-up", "ts": _T0 + 3_000}
-    return [("market.trades", trade), ("auth.events", login),
-            *(("orders", o) for o in orders), ("feedback", label)]
+    return [(MARKET_TRADES, trade), (AUTH_EVENTS, login),
+            *((ORDERS, o) for o in orders), (FEEDBACK, label)]
 
 
 def warm_up(policy: PolicyConfig, home_market: str = "JP", anomaly_window: int = 250) -> int:

@@ -15,6 +15,7 @@ from collections import Counter
 from contextlib import ExitStack
 from pathlib import Path
 
+from streams.topics import CONTROLS_ACCOUNTS, CONTROLS_TICKERS, DECISIONS, ORDERS
 from tradeguard.kafka.admin import create_topics
 from tradeguard.broker.clients import GatewayProducer, TopicReader
 from tradeguard.broker.embedded import EmbeddedBroker, free_port
@@ -42,14 +43,14 @@ class _Progress:
 
     def absorb(self, records: list[tuple[str, dict]]) -> None:
         for name, value in records:
-            if name == "decisions" and value["order_id"] not in self.decisions:
+            if name == DECISIONS and value["order_id"] not in self.decisions:
                 self.decisions[value["order_id"]] = value
                 self.actions[value["action"]] += 1
                 if self.first_decision_at is None:
                     self.first_decision_at = time.monotonic()
-            elif name == "controls.tickers" and value["action"] == "halt_buys":
+            elif name == CONTROLS_TICKERS and value["action"] == "halt_buys":
                 self.halts.append(value)
-            elif name == "controls.accounts":
+            elif name == CONTROLS_ACCOUNTS:
                 self.account_controls.append(value)
 
     def show(self, total: int, force: bool = False) -> None:
@@ -90,11 +91,11 @@ def replay_session(settings: Settings, script: SessionScript, speed: float, out=
     gateway = GatewayProducer(settings)
     progress = _Progress(out)
     total = script.order_count
-    with TopicReader(settings, "decisions", "controls.tickers", "controls.accounts") as reader:
+    with TopicReader(settings, DECISIONS, CONTROLS_TICKERS, CONTROLS_ACCOUNTS) as reader:
         for ev in script.warmup:
             gateway.send(ev.topic, ev.record)
-        first = next(ev for ev in script.events if ev.topic == "orders")
-        gateway.send("orders", first.record)
+        first = next(ev for ev in script.events if ev.topic == ORDERS)
+        gateway.send(ORDERS, first.record)
         gateway.flush()
         if not _drain(reader, progress, total, lambda: progress.decisions, 90):
             raise RuntimeError("the worker made no decision within 90 s")
@@ -164,16 +165,16 @@ def run_demo(quick: bool = False, out=sys.stdout, console: bool = False) -> int:
 
 def _burst(settings: Settings, script: SessionScript, count: int, out) -> None:
     """After the paced session: ordinary orders as fast as the gateway can send, to show the rate."""
-    legit = [ev.record for ev in script.events if ev.topic == "orders"
+    legit = [ev.record for ev in script.events if ev.topic == ORDERS
              and ev.record["account_id"] not in script.hijacked]
     last_ts = script.events[-1].record["ts"]
     gateway = GatewayProducer(settings)
     ids = set()
-    with TopicReader(settings, "decisions") as reader:
+    with TopicReader(settings, DECISIONS) as reader:
         started = time.monotonic()
         for i in range(count):
             order = {**legit[i % len(legit)], "order_id": f"burst-{i:06d}", "ts": last_ts + i}
-            gateway.send("orders", order)
+            gateway.send(ORDERS, order)
             ids.add(order["order_id"])
         gateway.flush()
         seen: set[str] = set()

@@ -15,6 +15,8 @@ import random
 import time
 from dataclasses import dataclass, field
 
+from streams.topics import AUTH_EVENTS, MARKET_TRADES, ORDERS
+
 __all__ = ["Event", "SessionScript", "scripted_session"]
 
 MINUTE = 60_000
@@ -48,13 +50,13 @@ class SessionScript:
 
     @property
     def order_count(self) -> int:
-        return sum(1 for e in self.warmup + self.events if e.topic == "orders")
+        return sum(1 for e in self.warmup + self.events if e.topic == ORDERS)
 
 
 def _login(account: str, ts: int, *, device: str, ip: str, country: str = "JP",
            asn: int = 2516, agent: str = "Mozilla/5.0 (Windows NT 10.0) Chrome/131",
            event: str = "login_success") -> Event:
-    return Event("auth.events", {
+    return Event(AUTH_EVENTS, {
         "account_id": account, "event": event,
         "session_id": f"{account}-{device}-{ts}" if event == "login_success" else None,
         "ip": ip, "device_id": device, "user_agent": agent, "country": country, "asn": asn,
@@ -93,7 +95,7 @@ def scripted_session(minutes: int = 20, accounts: int = 40, hijacked: int = 5,
         held = holdings[account]
         value = sum(q * TICKERS[t][0] for t, q in held.items())
         held[ticker] = held.get(ticker, 0) + (qty if side == "buy" else -qty)
-        return Event("orders", {
+        return Event(ORDERS, {
             "order_id": f"ord-{order_no:06d}", "account_id": account, "ticker": ticker,
             "side": side, "qty": qty, "price": price, "margin": False, "session_id": sid,
             "ts": ts, "market": market, "order_type": "limit", "channel": "web", "ip": ip,
@@ -112,7 +114,7 @@ def scripted_session(minutes: int = 20, accounts: int = 40, hijacked: int = 5,
             for k in range(6):
                 ts = t0 + minute * MINUTE + k * 10_000 + rng.randrange(10_000)
                 qty = max(100, int(rng.gauss(per_min / 6, per_min / 18)) // 100 * 100)
-                trade = Event("market.trades", {"ticker": ticker, "qty": qty, "ts": ts,
+                trade = Event(MARKET_TRADES, {"ticker": ticker, "qty": qty, "ts": ts,
                                                 "price": round(price * rng.uniform(0.995, 1.005), 1)})
                 (script.warmup.append(trade) if minute < 0 else timeline.append((ts, trade)))
 

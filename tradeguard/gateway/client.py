@@ -37,6 +37,7 @@ from confluent_kafka import KafkaError, KafkaException, TopicPartition
 from streams.codec import encode_key, encode_value
 from streams.records import DECISION, ORDER
 from streams.schema import RecordError
+from streams.topics import DECISIONS, ORDERS
 from tradeguard.kafka import clients as kafka
 from tradeguard.gateway.controls import ControlsReplica, gateway_keys
 from tradeguard.gateway.decision import (FAIL_MODES, GatewayDecision, LateDisagreement,
@@ -71,8 +72,8 @@ class GatewayClient:
         self._ledger: Ledger[GatewayDecision] = Ledger(remember=remember,
                                                        reconcile_s=reconcile_s)
         self._producer_config = dict(producer_config or {})
-        self._orders_topic = settings.topic("orders")
-        self._decisions_topic = settings.topic("decisions")
+        self._orders_topic = settings.topic(ORDERS)
+        self._decisions_topic = settings.topic(DECISIONS)
         self._stop = threading.Event()
         self._started = False
         self._producer = None
@@ -90,8 +91,8 @@ class GatewayClient:
         self._controls = ControlsReplica(self.settings, self.metrics)
         self._consumer = kafka.reader(self.settings, "gateway-decisions")
         try:
-            parts = kafka.partitions(self._consumer, self.settings, "decisions", timeout_s)
-            kafka.partitions(self._consumer, self.settings, "orders", timeout_s)
+            parts = kafka.partitions(self._consumer, self.settings, DECISIONS, timeout_s)
+            kafka.partitions(self._consumer, self.settings, ORDERS, timeout_s)
             # Explicit start offsets rather than OFFSET_END, which is resolved lazily: a
             # decision written before it resolves would be skipped.
             ends = kafka.end_offsets(self._consumer, self._decisions_topic, parts, timeout_s)
@@ -110,7 +111,7 @@ class GatewayClient:
         # latency is not the client's start-up. Best effort: a producer that cannot connect
         # yet is the deadline's business (answered by the mode, counted), not the start's.
         try:
-            self._producer.list_topics(self.settings.topic("orders"), timeout=min(timeout_s, 5))
+            self._producer.list_topics(self.settings.topic(ORDERS), timeout=min(timeout_s, 5))
         except KafkaException as exc:
             log.warning("gateway producer not connected at start (%s); orders are answered "
                         "by the mode until it is", exc)
@@ -291,7 +292,7 @@ class GatewayClient:
             self._reconcile(delivery.gateway_answer, record)
 
     def _invalid(self, msg, error: Exception) -> None:
-        self.metrics.invalid_records.labels(topic="decisions").inc()
+        self.metrics.invalid_records.labels(topic=DECISIONS).inc()
         log.error("ignoring decisions record at partition %d offset %d: %s", msg.partition(),
                   msg.offset(), error)
 

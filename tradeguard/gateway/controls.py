@@ -25,6 +25,7 @@ from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, TopicP
 from streams.records import ACCOUNT_CONTROL, TICKER_CONTROL
 from streams.schema import RecordError
 from streams.signing import ControlKeys, ReplayError, unsigned_or_forged
+from streams.topics import CONTROLS_ACCOUNTS, CONTROLS_TICKERS
 from tradeguard.kafka.errors import BrokerError
 from tradeguard.kafka import clients as kafka
 from tradeguard.gateway.decision import Verdict, control_verdict
@@ -36,8 +37,8 @@ __all__ = ["ControlsReplica", "gateway_keys"]
 
 log = logging.getLogger("tradeguard.gateway.controls")
 
-_TOPICS = {"controls.tickers": (TICKER_CONTROL, "ticker"),
-           "controls.accounts": (ACCOUNT_CONTROL, "account_id")}
+_TOPICS = {CONTROLS_TICKERS: (TICKER_CONTROL, "ticker"),
+           CONTROLS_ACCOUNTS: (ACCOUNT_CONTROL, "account_id")}
 
 
 def gateway_keys(settings: Settings) -> ControlKeys | None:
@@ -156,10 +157,10 @@ class ControlsReplica:
             return
         with self._lock:
             if self.keys is None:  # trusted mode: arrival order, whatever carries no seq
-                verdict = (self.board.apply_ticker if name == "controls.tickers"
+                verdict = (self.board.apply_ticker if name == CONTROLS_TICKERS
                            else self.board.apply_account)(record)
             else:
-                verdict = (self.board.accept_ticker if name == "controls.tickers"
+                verdict = (self.board.accept_ticker if name == CONTROLS_TICKERS
                            else self.board.accept_account)(record)
         if verdict in (REPLAYED, UNSEQUENCED):
             self.metrics.invalid_records.labels(topic=name).inc()

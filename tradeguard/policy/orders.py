@@ -15,9 +15,13 @@ import numpy as np
 from streams.vocabulary import ALLOW, BLOCK, HOLD
 from tradeguard.policy.config import PolicyConfig
 
-__all__ = ["OrderVerdicts", "score_orders", "ALLOW", "HOLD", "BLOCK"]
+__all__ = ["MIN_REASON_RISK", "OrderVerdicts", "score_orders", "ALLOW", "HOLD", "BLOCK"]
 
-MIN_REASON_RISK = 0.05  # log-odds: a reason an analyst reads should have mattered
+#: Signals that added less risk than this (log-odds) are not named: a reason an analyst reads
+#: should have mattered. One floor for every path that names reasons (the live decisions'
+#: ``ReasonsEncoder``, login step-ups, ``OrderVerdicts.reasons``): 0.01 is what every published
+#: decision has used.
+MIN_REASON_RISK = 0.01
 
 
 @dataclass

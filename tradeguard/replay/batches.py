@@ -13,7 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-from streams.topics import partition_for
+from streams.topics import MARKET_TRADES, partition_for
 from tradeguard.core.blocks import FlowBlock
 from tradeguard.core.board import ControlBoard
 from tradeguard.core.profiles import KEEP, PROFILE_LAG_MS, ProfileBook
@@ -88,7 +88,7 @@ class LiveBatches:
         start = 0
         closings: dict[int, int] = defaultdict(int)  # partition -> periods closed in the batch
         for i, (name, record) in enumerate(items):
-            if name == "market.trades":
+            if name == MARKET_TRADES:
                 p = partition_for(record.ticker, parts)
                 period, last = record.ts // period_ms, periods.get(p)
                 if last is None or period > last:
@@ -110,7 +110,7 @@ class LiveBatches:
         """The batch, with the profiles its trades publish, in the order the engine does."""
         trades: dict[int, list[Any]] = defaultdict(list)
         for name, record in records:
-            if name == "market.trades":
+            if name == MARKET_TRADES:
                 trades[partition_for(record.ticker, self.partitions)].append(record)
         profiles: list[dict[str, Any]] = []
         visible: list[int] = []

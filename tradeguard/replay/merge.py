@@ -39,10 +39,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from streams.topics import AUTH_EVENTS, FEEDBACK, MARKET_TRADES, ORDERS
+
 __all__ = ["EventTimeMerge", "TOPIC_RANK"]
 
 #: Tie order at equal event time (see the module docstring).
-TOPIC_RANK = {"market.trades": 0, "auth.events": 1, "orders": 2, "feedback": 3}
+TOPIC_RANK = {MARKET_TRADES: 0, AUTH_EVENTS: 1, ORDERS: 2, FEEDBACK: 3}
 _NEG = -(2 ** 62)
 
 

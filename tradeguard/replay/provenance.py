@@ -37,6 +37,8 @@ import orjson
 
 from streams.signing import (CONTROL_TOPICS, SIGNATURE, ControlKeys, is_signed,
                              unsigned_or_forged)
+from streams.topics import (AUTH_EVENTS, CONTROLS_ACCOUNTS, CONTROLS_TICKERS, DEADLETTER,
+                            DECISIONS, ENGINE_STEPS, REFERENCE_TICKERS, TICKERS_PROFILE)
 from streams.wire import to_dict
 from tradeguard.core import INPUT_TOPICS, Inputs, PartitionCore, Shared
 from tradeguard.core.blocks import ACTIONS as ACTION_CODES
@@ -47,8 +49,8 @@ __all__ = ["REPLICATED", "StepReplay", "compare", "decode_steps", "read", "repla
            "superseded"]
 
 #: What every worker reads whole (auth.events: every partition), in agents/controls.py.
-REPLICATED = ("controls.tickers", "controls.accounts", "tickers.profile", "auth.events",
-              "reference.tickers")
+REPLICATED = (CONTROLS_TICKERS, CONTROLS_ACCOUNTS, TICKERS_PROFILE, AUTH_EVENTS,
+              REFERENCE_TICKERS)
 #: Fields that make two decisions the same decision.
 SAME = ("action", "score", "reasons", "model_version", "policy_version")
 
@@ -287,15 +289,15 @@ class StepReplay:
                     refused = {i for i, _ in unsigned_or_forged([r[2] for r in rows], self.keys)}
                     rows = [r for i, r in enumerate(rows) if i not in refused]
                 records = [r[1] for r in rows]
-                if name == "auth.events":
+                if name == AUTH_EVENTS:
                     shared.infra.observe(records)
-                elif name == "controls.tickers":
+                elif name == CONTROLS_TICKERS:
                     for r in records:
                         shared.board.apply_ticker(to_dict(r))
-                elif name == "controls.accounts":
+                elif name == CONTROLS_ACCOUNTS:
                     for r in records:
                         shared.board.apply_account(to_dict(r))
-                elif name == "tickers.profile":
+                elif name == TICKERS_PROFILE:
                     shared.apply_profiles(records)
                 else:
                     shared.apply(name, records)
@@ -354,16 +356,16 @@ def read(settings: Settings) -> dict[str, Any]:
     from tradeguard.replay.recorded import RecordedTopics, SourceReader
     topics = RecordedTopics(settings)
     try:
-        names = (*INPUT_TOPICS, *REPLICATED[:3], "reference.tickers", "deadletter",
-                 "decisions")
+        names = (*INPUT_TOPICS, *REPLICATED[:3], REFERENCE_TICKERS, DEADLETTER,
+                 DECISIONS)
         starts = {(n, p): o for n in dict.fromkeys(names)
                   for p, o in topics.starts(n, None).items()}
-        first = {("engine.steps", p): o for p, o in topics.starts("engine.steps", None).items()}
+        first = {(ENGINE_STEPS, p): o for p, o in topics.starts(ENGINE_STEPS, None).items()}
     finally:
         topics.close()
     # The steps first: without any (workers of an older release) nothing else is read.
     steps = [v for c in SourceReader(settings, first, keep_values=True,
-                                     to_end=frozenset({"engine.steps"})).read_all().values()
+                                     to_end=frozenset({ENGINE_STEPS})).read_all().values()
              for v in c.values]
     if not steps:
         return {"inputs": {}, "replicated": {}, "dead": set(), "decisions": [], "steps": [],
@@ -381,10 +383,10 @@ def read(settings: Settings) -> dict[str, Any]:
             inputs[(name, p)] = dict(zip(c.offsets, c.records))
         if name in REPLICATED:
             replicated[(name, p)] = list(zip(c.offsets, c.records, c.values))
-        if name == "deadletter":
+        if name == DEADLETTER:
             dead |= {(full[r.source_topic], r.partition, r.offset) for r in c.records
                      if r.source_topic in full}
-        elif name == "decisions":
+        elif name == DECISIONS:
             decisions += [to_dict(r) for r in c.records]
     return {"inputs": inputs, "replicated": replicated, "dead": dead, "decisions": decisions,
             "steps": decode_steps(steps), "records": reader.read,

@@ -28,8 +28,8 @@ from typing import Any, Callable, Iterator
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, KafkaError, TopicPartition
 
 from streams.schema import RecordError
-from streams.topics import topic as topic_spec
 from streams.signing import ControlKeys, attest, attest_answers
+from streams.topics import AUTH_EVENTS, FEEDBACK, topic as topic_spec
 from streams.wire import BatchDecoder
 from streams.partitioning import belongs
 from tradeguard.core import INPUT_TOPICS
@@ -187,9 +187,9 @@ class SourceReader:
             bad_rows = {i for i, _ in bad}
             messages = [m for i, m in enumerate(messages) if i not in bad_rows]
             values = [v for i, v in enumerate(values) if i not in bad_rows]
-        if name == "feedback":
+        if name == FEEDBACK:
             records = attest(records, values, self.keys)
-        elif name == "auth.events":
+        elif name == AUTH_EVENTS:
             records = attest_answers(records, values, self.keys)
         chunk = Chunk(source, records, [m.offset() for m in messages],
                       [m.timestamp()[1] for m in messages],

@@ -19,6 +19,7 @@ import time
 from collections import Counter, defaultdict
 from typing import Any
 
+from streams.topics import DECISIONS, DECISIONS_SHADOW, FEEDBACK, ORDERS
 from tradeguard.replay.compare import DecisionComparison, Decided, Evidence, order_labels
 from tradeguard.replay.recorded import RecordedTopics, SourceReader
 from tradeguard.replay.window import ReplayWindow, format_ms
@@ -34,14 +35,14 @@ def compare_shadow(settings: Settings, window: ReplayWindow) -> dict[str, Any]:
     topics = RecordedTopics(settings)
     try:
         since = window.start_ms - lead_ms
-        starts = {(name, p): o for name in ("decisions", "decisions.shadow")
+        starts = {(name, p): o for name in (DECISIONS, DECISIONS_SHADOW)
                   for p, o in topics.starts(name, since).items()}
-        labels_from = {("feedback", p): o for p, o in topics.starts("feedback", since).items()}
-        order_starts = {("orders", p): o for p, o in topics.starts("orders", since).items()}
+        labels_from = {(FEEDBACK, p): o for p, o in topics.starts(FEEDBACK, since).items()}
+        order_starts = {(ORDERS, p): o for p, o in topics.starts(ORDERS, since).items()}
     finally:
         topics.close()
-    sides: dict[str, dict[str, list[Decided]]] = {"decisions": defaultdict(list),
-                                                   "decisions.shadow": defaultdict(list)}
+    sides: dict[str, dict[str, list[Decided]]] = {DECISIONS: defaultdict(list),
+                                                   DECISIONS_SHADOW: defaultdict(list)}
     read = SourceReader(settings, starts, stop_ms=window.read_until_ms,
                         event_ts=lambda d: d.order_ts)
     for (name, _), chunk in read.read_all().items():
@@ -52,10 +53,10 @@ def compare_shadow(settings: Settings, window: ReplayWindow) -> dict[str, Any]:
                           for r in c.records)
     notional = _notional(settings, order_starts, window, set(labels)) if labels else {}
     live = {oid: sorted(ds, key=lambda d: d.decided_ms or 0)
-            for oid, ds in sides["decisions"].items()}
+            for oid, ds in sides[DECISIONS].items()}
     comparison = DecisionComparison(live, ("live", "shadow"), labels, window.start_ms,
                                     candidate=True)
-    for oid, ds in sorted(sides["decisions.shadow"].items(),
+    for oid, ds in sorted(sides[DECISIONS_SHADOW].items(),
                           key=lambda kv: kv[1][0].order_ts):
         comparison.add(ds[0], notional.get(oid, 0.0))  # the one written with the live one
     result = comparison.finish(Evidence())
@@ -64,9 +65,9 @@ def compare_shadow(settings: Settings, window: ReplayWindow) -> dict[str, Any]:
         "window": window.describe(),
         "broker": settings.bootstrap_servers,
         "topic_prefix": settings.topic_prefix,
-        "versions": {("live" if n == "decisions" else "shadow"): _versions(side)
+        "versions": {("live" if n == DECISIONS else "shadow"): _versions(side)
                      for n, side in sides.items()},
-        "records": {("live" if n == "decisions" else "shadow"): {
+        "records": {("live" if n == DECISIONS else "shadow"): {
             "decisions": sum(len(ds) for ds in side.values()), "orders": len(side),
             "orders_decided_more_than_once": sum(1 for ds in side.values() if len(ds) > 1)}
             for n, side in sides.items()},

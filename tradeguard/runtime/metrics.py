@@ -17,6 +17,7 @@ from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
+from streams.topics import CONTROLS_TICKERS
 from streams.vocabulary import ACTIONS
 
 __all__ = ["CONTENT_TYPE", "EngineMetrics", "deadletter_reason"]
@@ -175,7 +176,7 @@ class EngineMetrics:
 
     def observe_controls(self, topic: str, records: Iterable[dict[str, Any]]) -> None:
         for r in records:
-            if topic == "controls.tickers":
+            if topic == CONTROLS_TICKERS:
                 (self.halts if r["action"] == "halt_buys" else self.releases).inc()
             else:
                 self.account_controls.labels(action=r["action"]).inc()

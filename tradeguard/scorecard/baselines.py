@@ -31,6 +31,7 @@ import zlib
 from dataclasses import dataclass
 from itertools import groupby
 
+from streams.topics import AUTH_EVENTS, MARKET_TRADES, ORDERS, REFERENCE_TICKERS
 from tradeguard.policy.config import PolicyConfig
 from tradeguard.scorecard.outcome import AccountAction, Halt, Outcome, session_orders
 from tradeguard.runtime.settings import Settings
@@ -92,13 +93,13 @@ def static_rules(session: Session, rules: StaticRules = StaticRules()) -> Outcom
             halts.append(Halt(t.ticker, reported + int(rules.halt_delay_min * 60_000), "manual"))
     halt_at = {h.ticker: h.ts for h in halts}
     enrolled = {r["account_id"] for t, r in session.records
-                if t == "auth.events" and r["event"] == "mfa_challenge_passed"}
+                if t == AUTH_EVENTS and r["event"] == "mfa_challenge_passed"}
     devices: dict[str, set[str]] = {}
     refused: set[str] = set()
     blocked_logins = []
     actions = {}
     for name, r in session.records:
-        if name == "auth.events" and r["event"] == "login_success":
+        if name == AUTH_EVENTS and r["event"] == "login_success":
             account = r["account_id"]
             known = devices.setdefault(account, set())
             if (r["ts"] >= session.open_ms and known and r["device_id"] not in known
@@ -107,7 +108,7 @@ def static_rules(session: Session, rules: StaticRules = StaticRules()) -> Outcom
                 blocked_logins.append(AccountAction(account, "block_login", r["ts"]))
             else:
                 known.add(r["device_id"])
-        elif name == "orders" and r["ts"] >= session.open_ms:
+        elif name == ORDERS and r["ts"] >= session.open_ms:
             halted = r["side"] == "buy" and r["ts"] >= halt_at.get(r["ticker"], float("inf"))
             actions[r["order_id"]] = ("block" if halted or r["session_id"] in refused
                                       else "allow")
@@ -125,14 +126,14 @@ def anomaly_scores(session: Session, window: int = Settings().anomaly_window) ->
     scores: dict[str, float] = {}
     for name, run in groupby(session.records, key=lambda tr: tr[0]):
         records = [typed(name, r) for _, r in run]
-        if name == "reference.tickers":
+        if name == REFERENCE_TICKERS:
             accounts.profiles.apply_reference(records)
-        elif name == "market.trades":
+        elif name == MARKET_TRADES:
             out = tickers.process(records, FlowBlock.empty(), _NO_BOARD, cfg)
             for p in out.profiles + tickers.close_periods(records[-1].ts):
                 accounts.profiles.apply(p["ticker"], p["ts"], p["adv_value"], p["last_price"])
-        elif name in ("auth.events", "orders"):
-            auth, orders = (records, []) if name == "auth.events" else ([], records)
+        elif name in (AUTH_EVENTS, ORDERS):
+            auth, orders = (records, []) if name == AUTH_EVENTS else ([], records)
             batch = accounts.order_batch(orders)
             features = accounts.features.process(
                 accounts.auth_batch(auth), batch, _runs([a.ts for a in auth], [o.ts for o in orders]))

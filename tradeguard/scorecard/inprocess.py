@@ -28,6 +28,7 @@ from typing import Any, Iterable, TextIO
 
 import orjson
 
+from streams.topics import AUTH_EVENTS, CONTROLS_ACCOUNTS, CONTROLS_TICKERS, DECISIONS, FEEDBACK
 from tradeguard.core import InProcessEngine
 from tradeguard.policy.config import PolicyConfig
 from tradeguard.scorecard.baselines import run_baselines
@@ -85,12 +86,12 @@ class InProcessResult:
 
     @property
     def first_label_ts(self) -> int | None:
-        return next((r["ts"] for t, r in self.injected if t == "feedback"), None)
+        return next((r["ts"] for t, r in self.injected if t == FEEDBACK), None)
 
     def summary(self) -> dict[str, Any]:
         """Counts of what was injected, for the report's ``run`` section."""
-        auth = [r["event"] for t, r in self.injected if t == "auth.events"]
-        labels = [r["label"] for t, r in self.injected if t == "feedback"]
+        auth = [r["event"] for t, r in self.injected if t == AUTH_EVENTS]
+        labels = [r["label"] for t, r in self.injected if t == FEEDBACK]
         return {"mode": "in-process", "partitions": self.partitions,
                 "decisions": len(self.decisions),
                 "ticker_controls": len(self.ticker_controls),
@@ -121,7 +122,7 @@ def run_in_process(session: Session, responses: ResponsesConfig | None = None,
     result = InProcessResult(session, cfg, partitions)
     records = session.records
     if cfg.analysts:
-        records = [(t, r) for t, r in records if t != "feedback"]
+        records = [(t, r) for t, r in records if t != FEEDBACK]
         result.scripted_feedback_left_out = len(session.records) - len(records)
     customers = CustomerResponses(session, cfg) if cfg.customers else None
     desk = AnalystDesk(session, cfg) if cfg.analysts else None
@@ -218,9 +219,9 @@ def evaluate_in_process(scenario_path: str | Path, out_dir: str | Path,
           f"{session.counts()}", file=out, flush=True)
     result = run_in_process(session, scenario.responses, policy)
     with open(out_dir / "engine-records.jsonl", "wb") as f:
-        for name, records in (("decisions", result.decisions),
-                              ("controls.tickers", result.ticker_controls),
-                              ("controls.accounts", result.account_controls)):
+        for name, records in ((DECISIONS, result.decisions),
+                              (CONTROLS_TICKERS, result.ticker_controls),
+                              (CONTROLS_ACCOUNTS, result.account_controls)):
             f.writelines(orjson.dumps({"topic": name, "record": r}) + b"\n" for r in records)
         f.writelines(orjson.dumps({"topic": t, "record": r, "injected": True}) + b"\n"
                      for t, r in result.injected)

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
+from streams.topics import ORDERS
+
 __all__ = ["ACCOUNT_STOPS", "AccountAction", "Halt", "Outcome", "STOPPED", "session_orders"]
 
 #: Order actions that stop an order before it executes (the gateway waits for the decision).
@@ -69,4 +71,4 @@ class Outcome:
 
 def session_orders(records: Iterable[tuple[str, dict[str, Any]]], open_ms: int) -> list[dict]:
     """The orders placed once the session opened: what the scorecard judges (not the warm-up)."""
-    return [r for t, r in records if t == "orders" and r["ts"] >= open_ms]
+    return [r for t, r in records if t == ORDERS and r["ts"] >= open_ms]

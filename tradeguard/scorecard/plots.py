@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from streams.topics import MARKET_TRADES
 from tradeguard.scorecard.outcome import Outcome, session_orders
 from tradeguard.simulator.generate import Session
 
@@ -63,7 +64,7 @@ def _ticker_plot(plt, session: Session, target, halts: dict[str, dict[str, int |
     """Price and volume of one targeted ticker around its campaign; ``halts`` per detector."""
     marks = [t for t in (target.preposition_start_ts, target.campaign_start_ts) if t is not None]
     lo = max(session.open_ms, min(marks) - 10 * 60_000)
-    trades = [r for t, r in session.records if t == "market.trades"
+    trades = [r for t, r in session.records if t == MARKET_TRADES
               and r["ticker"] == target.ticker and lo <= r["ts"] <= session.close_ms]
     fig, (ax_p, ax_v) = plt.subplots(2, 1, sharex=True, figsize=(10, 6),
                                      gridspec_kw={"height_ratios": [2, 1]})

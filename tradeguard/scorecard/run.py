@@ -25,6 +25,7 @@ from typing import Any, TextIO
 
 import orjson
 
+from streams.topics import CONTROLS_ACCOUNTS, CONTROLS_TICKERS, DECISIONS, ORDERS
 from tradeguard.kafka.admin import create_topics
 from tradeguard.broker.clients import GatewayProducer, TopicReader
 from tradeguard.broker.embedded import EmbeddedBroker, free_port
@@ -46,7 +47,7 @@ WARMUP_TIMEOUT_S = 180.0
 #: How long to wait for the last decisions once everything is produced.
 DRAIN_TIMEOUT_S = 60.0
 
-_READ = ("decisions", "controls.tickers", "controls.accounts")
+_READ = (DECISIONS, CONTROLS_TICKERS, CONTROLS_ACCOUNTS)
 
 
 class _StampingProducer:
@@ -59,7 +60,7 @@ class _StampingProducer:
         self.last_ts: int | None = None
 
     def send(self, name: str, record: dict[str, Any]) -> None:
-        if name == "orders":
+        if name == ORDERS:
             self.sent_at[record["order_id"]] = time.time() * 1000.0
         self._producer.send(name, record)
         self.sent += 1
@@ -80,10 +81,10 @@ class _Collected:
 
     def absorb(self, records: list[tuple[str, dict[str, Any]]]) -> None:
         for name, value in records:
-            if name == "decisions":
+            if name == DECISIONS:
                 self.decisions.append(value)
                 self.decided.add(value["order_id"])
-            elif name == "controls.tickers":
+            elif name == CONTROLS_TICKERS:
                 self.ticker_controls.append(value)
             else:
                 self.account_controls.append(value)
@@ -91,9 +92,9 @@ class _Collected:
     def write(self, path: Path) -> None:
         """Every record read back, one ``{"topic": ..., "record": ...}`` per line."""
         with open(path, "wb") as f:
-            for name, records in (("decisions", self.decisions),
-                                  ("controls.tickers", self.ticker_controls),
-                                  ("controls.accounts", self.account_controls)):
+            for name, records in ((DECISIONS, self.decisions),
+                                  (CONTROLS_TICKERS, self.ticker_controls),
+                                  (CONTROLS_ACCOUNTS, self.account_controls)):
                 f.writelines(orjson.dumps({"topic": name, "record": r}) + b"\n" for r in records)
 
 
@@ -105,7 +106,7 @@ class _ProgressBar:
         self.tty = out.isatty()
         self.started = time.monotonic()
         self._last = 0.0
-        self._orders = sum(1 for t, _ in session.records if t == "orders")
+        self._orders = sum(1 for t, _ in session.records if t == ORDERS)
 
     def show(self, producer: _StampingProducer, got: _Collected, phase: str,
              force: bool = False) -> None:
@@ -164,7 +165,7 @@ def _gateway(session: Session, settings: Settings, speed: float | None, worker: 
             return order_ids <= got.decided
 
         replay(warm, producer, None, lambda *_: bar.show(producer, got, "warm-up"))
-        warm_orders = {r["order_id"] for t, r in warm.records if t == "orders"}
+        warm_orders = {r["order_id"] for t, r in warm.records if t == ORDERS}
         if not wait_decided(warm_orders, WARMUP_TIMEOUT_S, "warm-up"):
             raise RuntimeError(f"the worker decided {len(got.decided)} of the {len(warm_orders)} "
                                f"warm-up orders within {WARMUP_TIMEOUT_S:g} s; its log:\n"
@@ -173,7 +174,7 @@ def _gateway(session: Session, settings: Settings, speed: float | None, worker: 
         replay(live, producer, speed, lambda *_: bar.show(producer, got, "session"),
                progress_every=100, sleep=lambda s: read_for(s, "session"))
         session_s = time.monotonic() - started
-        all_orders = {r["order_id"] for t, r in session.records if t == "orders"}
+        all_orders = {r["order_id"] for t, r in session.records if t == ORDERS}
         if not wait_decided(all_orders, DRAIN_TIMEOUT_S, "draining"):
             print(f"\nevaluate: {len(all_orders - got.decided)} orders still undecided after "
                   f"{DRAIN_TIMEOUT_S:g} s; they count as allowed", file=out, flush=True)

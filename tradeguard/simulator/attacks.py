@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from streams.topics import ORDERS
 from tradeguard.simulator.accounts import Account
 from tradeguard.simulator.infra import UA_KINDS, Context, device_id, ip_in, session_id
 from tradeguard.simulator.market import Ticker
@@ -312,7 +313,7 @@ class CampaignPlan:
         Its kind is ``stuffing_target``; the owners' own session orders are all legitimate.
         """
         tried = {c.account.account_id for c in self.stuffing.customers}
-        orders = [r for t, r in world.records if t == "orders" and r["account_id"] in tried
+        orders = [r for t, r in world.records if t == ORDERS and r["account_id"] in tried
                   and r["ts"] >= self.open_ms]
         return HardNegative(f"{self.name}:stuffing", "stuffing_target", self.start_ms,
                             self.start_ms + int(self.cfg.stuffing.window_s * 1000), sorted(tried),

@@ -23,6 +23,7 @@ from typing import Any, Iterator
 import numpy as np
 import orjson
 
+from streams.topics import AUTH_EVENTS, FEEDBACK, MARKET_TRADES, ORDERS, REFERENCE_TICKERS
 from tradeguard.simulator.accounts import build_population
 from tradeguard.simulator.accounts import Account
 from tradeguard.simulator.attacks import CampaignPlan, Stuffing, choose_victims, make_accomplice
@@ -37,7 +38,7 @@ from tradeguard.simulator.world import Clock, VenueHours, World
 __all__ = ["Session", "generate"]
 
 #: Topics a session writes, in the order replay reports them.
-SESSION_TOPICS = ("reference.tickers", "market.trades", "auth.events", "orders", "feedback")
+SESSION_TOPICS = (REFERENCE_TICKERS, MARKET_TRADES, AUTH_EVENTS, ORDERS, FEEDBACK)
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ class Session:
     def reference(self) -> list[dict[str, Any]]:
         """What a broker's instrument master knows: one ``reference.tickers`` record per
         ticker, first in the stream, at the warm-up's start (``market.reference_data``)."""
-        return list(self.of("reference.tickers"))
+        return list(self.of(REFERENCE_TICKERS))
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -131,10 +132,10 @@ def generate(scenario: Scenario) -> Session:
     world.run()
 
     truth = _truth(scenario, clock, warmup_start, world, campaigns, negatives)
-    orders = {r["order_id"]: r for t, r in world.records if t == "orders"}
+    orders = {r["order_id"]: r for t, r in world.records if t == ORDERS}
     reference = (reference_records(tickers, cfg.session.open.date(), warmup_start,
                                    _rng(seed, "reference")) if cfg.market.reference_data else [])
-    records = ([("reference.tickers", r) for r in reference] + world.records
+    records = ([(REFERENCE_TICKERS, r) for r in reference] + world.records
                + _feedback(cfg, truth, orders, _rng(seed, "feedback")))
     records.sort(key=lambda tr: tr[1]["ts"])  # stable: ties keep the walk's order
     return Session(scenario.name, seed, clock.open_ms, clock.close_ms, records, truth,
@@ -328,7 +329,7 @@ def _feedback(cfg: Scenario, truth: GroundTruth, orders: dict[str, dict],
 
 
 def _label(account_id, order_id, label, ts) -> tuple[str, dict[str, Any]]:
-    return ("feedback", {"account_id": account_id, "order_id": order_id, "label": label,
+    return (FEEDBACK, {"account_id": account_id, "order_id": order_id, "label": label,
                          "source": "simulator", "ts": ts})
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Callable, Protocol
 
 from streams.signing import ANSWERS, ControlKeys, sign
+from streams.topics import AUTH_EVENTS, FEEDBACK
 from tradeguard.runtime.settings import Settings
 from tradeguard.simulator.generate import Session, generate
 from tradeguard.simulator.scenario import load_scenario
@@ -92,7 +93,7 @@ class _SigningProducer:
         self.producer, self.keys = producer, keys
 
     def send(self, name: str, record: dict) -> None:
-        if name == "feedback" or (name == "auth.events" and record["event"] in ANSWERS):
+        if name == FEEDBACK or (name == AUTH_EVENTS and record["event"] in ANSWERS):
             record = sign(record, self.keys)
         self.producer.send(name, record)
 

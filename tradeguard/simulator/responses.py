@@ -45,6 +45,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from streams.topics import AUTH_EVENTS, FEEDBACK, ORDERS
 from tradeguard.simulator.generate import Session
 from tradeguard.simulator.scenario import ResponsesConfig
 from tradeguard.simulator.truth import TakenOverAccount
@@ -66,15 +67,15 @@ class _Truth:
 
     def __init__(self, session: Session) -> None:
         truth = session.truth
-        self.orders = {r["order_id"]: r for r in session.of("orders")}
+        self.orders = {r["order_id"]: r for r in session.of(ORDERS)}
         self.fraud = truth.fraud_order_ids
         self.accomplice_orders = {i for a in truth.accomplices for i in a.order_ids}
         self.accomplices = {a.account_id for a in truth.accomplices}
         self.taken: dict[str, TakenOverAccount] = {a.account_id: a for a in truth.accounts}
         self.network: dict[tuple[str, str], tuple[str | None, int | None]] = {}
-        self.mfa_failed_sessions = {r["session_id"] for r in session.of("auth.events")
+        self.mfa_failed_sessions = {r["session_id"] for r in session.of(AUTH_EVENTS)
                                     if r["event"] == "mfa_challenge_failed" and r["session_id"]}
-        for r in session.of("auth.events"):
+        for r in session.of(AUTH_EVENTS):
             self.network.setdefault((r["account_id"], r["ip"]), (r["country"], r["asn"]))
 
     def order(self, order_id: Any, what: str) -> dict[str, Any]:
@@ -134,7 +135,7 @@ class CustomerResponses:
                 self.silent += 1
                 continue
             self.answered += 1
-            out.append(("auth.events", self._auth(order, event, control["ts"] + delay_ms)))
+            out.append((AUTH_EVENTS, self._auth(order, event, control["ts"] + delay_ms)))
         return out
 
     def _outcome(self, attacker: TakenOverAccount | None) -> str | None:
@@ -221,7 +222,7 @@ class AnalystDesk:
             self.mislabelled += 1
         analyst = self.reviewed % self.cfg.analysts_on_shift
         self.reviewed += 1
-        return ("feedback", {"account_id": item.account_id, "order_id": item.order_id,
+        return (FEEDBACK, {"account_id": item.account_id, "order_id": item.order_id,
                              "label": label, "source": f"analyst-{analyst}", "ts": now})
 
     def label(self, item: Review, now: int) -> str:

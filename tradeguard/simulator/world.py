@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from streams.topics import AUTH_EVENTS, MARKET_TRADES, ORDERS
 from tradeguard.simulator.accounts import Account
 from tradeguard.simulator.infra import Context
 from tradeguard.simulator.market import TRADING_DAY_S, TickerState, round_to_tick
@@ -201,13 +202,13 @@ class World:
 
     def auth(self, ts: int, account: Account, event: str, context: Context,
              session_id: str | None) -> None:
-        self.records.append(("auth.events", {
+        self.records.append((AUTH_EVENTS, {
             "account_id": account.account_id, "event": event, "session_id": session_id,
             "ip": context.ip, "device_id": context.device_id, "user_agent": context.user_agent,
             "country": context.country, "asn": context.asn, "ts": ts}))
 
     def trade(self, ts: int, ticker: str, price: float, qty: int) -> None:
-        self.records.append(("market.trades", {"ticker": ticker, "price": price, "qty": qty,
+        self.records.append((MARKET_TRADES, {"ticker": ticker, "price": price, "qty": qty,
                                                "ts": ts}))
 
     def order(self, ts: int, spec: OrderSpec) -> dict[str, Any] | None:
@@ -249,7 +250,7 @@ class World:
             "holdings_value": round(holdings_value, 2),
         }
         if spec.visible:
-            self.records.append(("orders", record))
+            self.records.append((ORDERS, record))
         if spec.tag is not None:
             self.tagged.append((spec.tag, record, mark))
         return record
