@@ -83,6 +83,20 @@ def clean_sessions(session_evidence: np.ndarray, cfg: PolicyConfig) -> np.ndarra
     return (session_evidence < cfg.halt_exempt_below) & cfg.halt_spares_clean_sessions
 
 
+def _finite_notional(notional: np.ndarray) -> np.ndarray:
+    """``np.nan_to_num(notional, nan=0.0, posinf=0.0)`` bit for bit, in place, with one check
+    when every value is finite (always, past the input bounds): nan_to_num's Python-level
+    passes cost a paced worker's one-order call more than its arithmetic.
+
+    >>> _finite_notional(np.array([1.5, np.nan, np.inf, -np.inf])).tolist()
+    [1.5, 0.0, 0.0, -1.7976931348623157e+308]
+    """
+    if not np.isfinite(notional).all():
+        np.copyto(notional, 0.0, where=np.isnan(notional) | (notional == np.inf))
+        np.copyto(notional, np.finfo(np.float64).min, where=notional == -np.inf)
+    return notional
+
+
 #: Auth events that answer a step-up challenge.
 MFA_PASSED, MFA_FAILED = "mfa_challenge_passed", "mfa_challenge_failed"
 #: A ticker with no market history yet (a new listing, the day the engine is deployed) is
@@ -429,7 +443,7 @@ class AccountCore:
         controlled = np.zeros(len(orders), dtype=bool)
         decisions = self._verdicts(orders, batch, features, extra, windows, board, cfg,
                                    controls, controlled, pending)
-        notional = np.nan_to_num(batch.qty * batch.price, nan=0.0, posinf=0.0)
+        notional = _finite_notional(batch.qty * batch.price)
         # The account's risk as the ticker side reads it. A buy by an account under step-up
         # or freeze is risky whatever this order scored: a campaign's accounts stay risky
         # once caught. CAMPAIGN_BUY (1.0, which no score reaches) marks a campaign buy: a

@@ -124,7 +124,9 @@ class AccountAnomaly(OrderScorer):
         return self._hst
 
     def score_many(self, X) -> np.ndarray:
-        Xs = self.squashed(X)
+        return self._score_squashed(self.squashed(X))
+
+    def _score_squashed(self, Xs: np.ndarray) -> np.ndarray:
         hst = self._hst
         if self.n_learned < hst.window_size:  # River scores 0 until a reference window exists
             return np.zeros(len(Xs))
@@ -146,7 +148,8 @@ class AccountAnomaly(OrderScorer):
         score it would get one at a time, however the stream is batched.
         Returns the scores and, per row, the ``windows`` count that scored it.
         """
-        X = np.asarray(X, dtype=np.float64)
+        # Checked and squashed once for both (a paced worker calls this with one row).
+        X = self.squashed(X)
         n, k, size = len(X), self.learn_every, self._hst.window_size
         positions = self.n_offered + np.arange(n)
         learned = positions % k == 0
@@ -156,15 +159,17 @@ class AccountAnomaly(OrderScorer):
         start = 0
         for stop in list(rolls + 1) + [n]:
             if stop > start:
-                scores[start:stop] = self.score_many(X[start:stop])
+                scores[start:stop] = self._score_squashed(X[start:stop])
                 windows[start:stop] = self.windows
-                self.learn_many(X[start:stop])
+                self._learn_squashed(X[start:stop])
             start = stop
         return scores, windows
 
     def learn_many(self, X, y=None) -> None:
         """Learn every ``learn_every``-th row (by global position); y is ignored."""
-        Xs = self.squashed(X)
+        self._learn_squashed(self.squashed(X))
+
+    def _learn_squashed(self, Xs: np.ndarray) -> None:
         first = -self.n_offered % self.learn_every  # first row whose global index is a multiple
         rows = Xs[first :: self.learn_every]
         for row in rows:
