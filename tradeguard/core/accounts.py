@@ -83,6 +83,10 @@ def clean_sessions(session_evidence: np.ndarray, cfg: PolicyConfig) -> np.ndarra
     return (session_evidence < cfg.halt_exempt_below) & cfg.halt_spares_clean_sessions
 
 
+#: Later than any event time: "no deadline open" for AccountCore's due floor.
+NEVER_DUE = 2**62
+
+
 def _finite_notional(notional: np.ndarray) -> np.ndarray:
     """``np.nan_to_num(notional, nan=0.0, posinf=0.0)`` bit for bit, in place, with one check
     when every value is finite (always, past the input bounds): nan_to_num's Python-level
@@ -170,6 +174,10 @@ class AccountCore:
         # Accounts that passed a step-up: account -> (passed at, trusted until, session,
         # device of the answer).
         self._verified: dict[str, tuple[int, int, str | None, str | None]] = {}
+        # At or before every step-up's deadline and every trust's end (a lower bound: an
+        # answered challenge leaves it low until the next scan): before it, nothing expires
+        # and expire_challenges returns at once instead of scanning every open one.
+        self._due_floor = NEVER_DUE
 
     # -- the one way in -------------------------------------------------------------------
 
@@ -279,6 +287,7 @@ class AccountCore:
         if passed:
             self._verified[account_id] = (event.ts, event.ts + int(cfg.verified_for_s * 1000),
                                           event.session_id, event.device_id)
+            self._due_floor = min(self._due_floor, self._verified[account_id][1])
         control = board.account_control(account_id)
         if control is None or control["action"] != "step_up":
             return out  # released or frozen meanwhile, or a scratch board: nothing to publish
@@ -298,6 +307,8 @@ class AccountCore:
 
         Also forgets trust from passed challenges that has run out.
         """
+        if now_ms < self._due_floor:
+            return []
         out = []
         # Only the challenges due, oldest deadline first: sorting all of them on every
         # call cost a paced worker more than deciding its order.
@@ -319,7 +330,13 @@ class AccountCore:
         if self._verified:
             for account_id in [a for a, v in self._verified.items() if v[1] <= now_ms]:
                 del self._verified[account_id]
+        self._due_floor = self._next_due()
         return out
+
+    def _next_due(self) -> int:
+        """The earliest step-up deadline or trust end still open (NEVER_DUE if none)."""
+        return min(min((a for _, a in self._challenges.values()), default=NEVER_DUE),
+                   min((v[1] for v in self._verified.values()), default=NEVER_DUE))
 
     def _verified_mask(self, orders: list) -> np.ndarray | None:
         """Orders placed in the trust of a passed step-up (same session or same device, within
@@ -375,6 +392,7 @@ class AccountCore:
                                    "reasons": p.reasons, "answer_by": answer_by},
                       "source": "engine", "ts": p.ts}
             self._challenges[p.account_id] = (p.ts, answer_by)
+            self._due_floor = min(self._due_floor, answer_by)
             self._login_challenges[p.account_id] = p.login["session_id"]
             board.apply_account(record)
             controls.append(record)
@@ -552,6 +570,7 @@ class AccountCore:
                 answer_by = order.ts + int(cfg.step_up_timeout_s * 1000)
                 evidence["answer_by"] = answer_by
                 self._challenges[account_id] = (order.ts, answer_by)
+                self._due_floor = min(self._due_floor, answer_by)
             else:
                 self._challenges.pop(account_id, None)
             self._login_challenges.pop(account_id, None)
@@ -675,6 +694,7 @@ class AccountCore:
         restored._challenges = dict(state.get("challenges", {}))
         restored._login_challenges = dict(state.get("login_challenges", {}))
         restored._verified = dict(state.get("verified", {}))
+        restored._due_floor = restored._next_due()
         restored._progress_ms, restored._swept_ms = state["progress_ms"], state["swept_ms"]
         restored._evicting_before = state["evicting_before"]
         return restored
