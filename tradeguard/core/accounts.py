@@ -83,6 +83,15 @@ def clean_sessions(session_evidence: np.ndarray, cfg: PolicyConfig) -> np.ndarra
     return (session_evidence < cfg.halt_exempt_below) & cfg.halt_spares_clean_sessions
 
 
+@lru_cache(maxsize=64)
+def _session_columns(signal_names: tuple[str, ...], session_signals: frozenset) -> np.ndarray:
+    """Columns of the session signals among a verdict's signals (per policy, not per call)."""
+    columns = np.array([j for j, name in enumerate(signal_names) if name in session_signals],
+                       dtype=np.intp)
+    columns.flags.writeable = False  # shared by every call under the policy
+    return columns
+
+
 #: Later than any event time: "no deadline open" for AccountCore's due floor.
 NEVER_DUE = 2**62
 
@@ -499,22 +508,21 @@ class AccountCore:
         """
         verdicts = score_orders(features, ACCOUNT_FEATURES, cfg, extra,
                                 verified=self._verified_mask(orders))
-        session = [j for j, name in enumerate(verdicts.signal_names)
-                   if name in cfg.session_signals]
+        session = _session_columns(verdicts.signal_names, cfg.session_signals)
         clean = clean_sessions(verdicts.contributions[:, session].sum(axis=1), cfg)
         scores = np.round(verdicts.scores, 4)
         actions = verdicts.action_codes(cfg)
         reasons = self._reasons.encode(verdicts, cfg.max_reasons)
         accounts = [o.account_id for o in orders]
         tickers = [o.ticker for o in orders]
-        # Controls: only the orders that could meet one take the slow path.
+        # Controls: only the orders that could meet one take the slow path. (A list, not
+        # numpy masks: a paced worker's call has one or two orders.)
         stepped_at_login = {p.account_id for p in pending or ()}
-        candidates = np.flatnonzero(
-            (verdicts.scores >= cfg.step_up_at)
-            | np.array(board.has_account_controls(accounts), dtype=bool)
-            | np.array([a in stepped_at_login for a in accounts], dtype=bool)
-            | (batch.is_buy & np.array(board.has_ticker_controls(tickers), dtype=bool)))
-        for i in candidates.tolist():
+        candidates = [i for i, (high, controlled_account, account, buy, halted) in enumerate(zip(
+            (verdicts.scores >= cfg.step_up_at).tolist(), board.has_account_controls(accounts),
+            accounts, batch.is_buy.tolist(), board.has_ticker_controls(tickers)))
+            if high or controlled_account or account in stepped_at_login or (buy and halted)]
+        for i in candidates:
             if pending and controls is not None:
                 self._raise_login_step_ups(pending, orders[i].ts, board, cfg, controls)
             self._apply_controls(i, orders[i], float(scores[i]), actions, reasons, board, cfg,
