@@ -155,6 +155,24 @@ def _empty_row(dtype: np.dtype) -> np.ndarray:
 
 
 @numba.njit(cache=True)
+def _stamp_seen(seen, ids, ts_ms):
+    """Each account's last event time: the latest of its stamp and the batch's events.
+
+    An id stamped FREE (never used, or freed) takes the event's time, not max(). The
+    readable twin, which costs a paced worker's one-order call ~10x more (``ufunc.at``)::
+
+        seen[ids[seen[ids] == FREE]] = NEVER_MS
+        np.maximum.at(seen, ids, ts_ms)
+    """
+    for k in range(len(ids)):
+        i = ids[k]
+        if seen[i] == FREE:
+            seen[i] = NEVER_MS
+        if ts_ms[k] > seen[i]:
+            seen[i] = ts_ms[k]
+
+
+@numba.njit(cache=True)
 def _open_session(a, bloom_row, sessions, account, t, session, attributes, p):
     """Learn one login's attributes into the account's filter and record the session it opens."""
     failed = a.failed_logins * decay(t - a.failed_ms, p.tau_fail_ms)
@@ -494,10 +512,7 @@ class AccountFeatures:
             return
         require(batch, name, ids >= 0, "account ids must be >= 0")
         self._grow(int(ids.max()) + 1)
-        # An id stamped FREE (never used, or freed) takes the event's time, not max().
-        seen = self._seen
-        seen[ids[seen[ids] == FREE]] = NEVER_MS
-        np.maximum.at(seen, ids, batch.ts_ms)
+        _stamp_seen(self._seen, ids, batch.ts_ms)
 
     def learn_auth(self, batch: AuthBatch) -> np.ndarray:
         """Learn login successes, failures and session starts (kind OTHER is ignored).
