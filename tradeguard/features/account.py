@@ -552,11 +552,14 @@ class AccountFeatures:
         """
         runs = np.ascontiguousarray(runs, dtype=np.int64).reshape(-1, 2)
         is_order, length = runs[:, 0], runs[:, 1]
-        if int(length[is_order == 1].sum()) != len(orders) or \
-                int(length[is_order == 0].sum()) != len(auth):
-            raise ValueError(f"runs cover {int(length[is_order == 0].sum())} auth events and "
-                             f"{int(length[is_order == 1].sum())} orders; the batches have "
-                             f"{len(auth)} and {len(orders)}")
+        # Python sums: a run list is a handful of pairs, numpy's per-call cost is not.
+        covered = [0, 0]
+        for kind, n in runs.tolist():
+            if kind in (0, 1):
+                covered[kind] += n
+        if covered[1] != len(orders) or covered[0] != len(auth):
+            raise ValueError(f"runs cover {covered[0]} auth events and {covered[1]} orders; "
+                             f"the batches have {len(auth)} and {len(orders)}")
         self._reserve(auth)
         self._reserve(orders)
         require(auth, "kind", (auth.kind >= 0) & (auth.kind <= 3), "kind must be 0..3")
