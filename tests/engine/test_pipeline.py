@@ -117,6 +117,7 @@ def test_halted_ticker_blocks_buys_not_sells_and_the_halt_expires(engine_setting
 
         # A first order proves the worker is consuming before the clock of the halt starts.
         gateway.send("auth.events", login("acct-h", T0 - 1000))
+        gateway.flush()  # the login on the broker first: the order is decided in its session
         gateway.send("orders", order(0, "acct-h", ticker="7203"))
         gateway.flush()
         wait_for(lambda rs: "o-0" in decisions_by_order(rs), 60)

@@ -89,8 +89,13 @@ def test_warm_from_file_makes_the_history_known_to_the_first_worker(cli_env, sta
     home = login("acct-w1", now)
     new_device = login("acct-w2", now, device="phone")
     stranger = login("acct-w9", now)  # never in the history: the control case
-    for session, name in ((home, "home"), (new_device, "new-device"), (stranger, "stranger")):
+    # The logins are on the broker before any order is sent: a login and an order sent
+    # together may reach the worker in different fetches, and an order decided before its
+    # login has no session to compare (what CI saw once: "new-device" with no new_device).
+    for session in (home, new_device, stranger):
         gateway.send("auth.events", session)
+    gateway.flush()
+    for session, name in ((home, "home"), (new_device, "new-device"), (stranger, "stranger")):
         gateway.send("orders", order(name, session, now + 2_000))
     gateway.flush()
     with TopicReader(settings, "decisions") as topic:
