@@ -207,14 +207,15 @@ def test_one_campaign_buy_halts_alone():
     assert halt["evidence"]["campaign_buy"] and "campaign buy" in halt["reason"]
 
 
-@pytest.mark.parametrize("fmt", [2, 3, None])
-def test_an_account_snapshot_from_before_the_cold_tier_is_refused(fmt):
+@pytest.mark.parametrize("fmt", [2, 3, 4, None])
+def test_an_account_snapshot_of_an_older_format_is_refused(fmt):
     """Format 3 added the usual_device column (a format-2 core's models and remembered rows
-    are 19 wide); format 4 the idle accounts' cold tier and its sweep clock. An older
-    snapshot would be misread, so it is refused by name (warm afresh)."""
+    are 19 wide); format 4 the idle accounts' cold tier and its sweep clock; format 5 the
+    thin-buy baseline as a usual share of a ticker's day. An older snapshot would be
+    misread, so it is refused by name (warm afresh)."""
     from tradeguard.core.accounts import AccountCore
     good = pickle.loads(AccountCore().to_bytes())
-    with pytest.raises(ValueError, match=f"account snapshot format {fmt!r}, expected 4"):
+    with pytest.raises(ValueError, match=f"account snapshot format {fmt!r}, expected 5"):
         AccountCore.from_bytes(pickle.dumps({**good, "format": fmt}))
     AccountCore.from_bytes(pickle.dumps(good))  # its own format restores
 

@@ -2,9 +2,12 @@
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tradeguard.features import (ACCOUNT_FEATURES, LOGIN_FAILURE, LOGIN_SUCCESS, AccountFeatures,
                                  AuthBatch, OrderBatch)
+from tradeguard.features.account import HABIT_SESSION_KEEP
 from tradeguard.features.ids import stable_hash64
 
 pytestmark = pytest.mark.quick  # pure and fast: `python -m pytest -m quick`
@@ -108,6 +111,64 @@ def test_baselines_come_from_earlier_sessions_only():
     # Day 0's episode closed on day 1 and joined day 1's part; folded in on day 2.
     assert x["usual_liquidation"].tolist() == [1, 1, 1]
     assert x["liquidation_ratio"][0] == 1
+
+
+def thin_buys_in_sessions(f, shares, adv=2e7):
+    """One session per share: a login, then a buy worth that share of a ticker's day."""
+    for day, share in enumerate(shares):
+        t = T0 + day * 86_400_000
+        auth(f, {"session": 10 + day, "ts_ms": t})
+        orders(f, {"session": 10 + day, "ts_ms": t + MIN, "ticker": 100 + day, "qty": 1.0,
+                   "price": share * adv, "ticker_adv_value": adv})
+    return T0 + len(shares) * 86_400_000
+
+
+@settings(max_examples=60, deadline=None, database=None)
+@given(small=st.lists(st.floats(0.005, 0.02), min_size=1, max_size=4), times=st.floats(10.0, 100.0))
+def test_a_habit_of_small_thin_buys_does_not_make_a_far_larger_one_usual(small, times):
+    """Slow campaign: a hijacked account warmed with small thin buys (1.25% of a ticker's
+    day was enough to read as a full thin buyer) then buys many times that. The baseline
+    discounts the big buy by how usual its size is: at most the usual share over its own."""
+    f = AccountFeatures()
+    t = thin_buys_in_sessions(f, small)
+    big = max(small) * times
+    auth(f, {"session": 99, "ts_ms": t})
+    x = orders(f, {"session": 99, "ts_ms": t + MIN, "ticker": 7, "qty": 1.0, "price": big * 2e7,
+                   "ticker_adv_value": 2e7})
+    assert x["thin_ticker_notional_x_adv"][0] == pytest.approx(big)
+    assert x["usual_thin_buy"][0] <= max(small) / big * (1 + 1e-9)
+
+
+@settings(max_examples=60, deadline=None, database=None)
+@given(shares=st.lists(st.floats(0.01, 0.5), min_size=1, max_size=4))
+def test_a_thin_buy_no_larger_than_the_accounts_usual_ones_stays_usual(shares):
+    """The habitual thin-stock trader: a buy no larger than its usual share of a ticker's
+    day (the sessions' decayed mean) is fully usual (no new evidence); half again its
+    largest is mostly usual."""
+    f = AccountFeatures()
+    t = thin_buys_in_sessions(f, shares)
+    auth(f, {"session": 99, "ts_ms": t})
+    weights = [HABIT_SESSION_KEEP ** k for k in reversed(range(len(shares)))]  # recent count more
+    usual = sum(w * share for w, share in zip(weights, shares)) / sum(weights)
+    x = orders(f, *({"session": 99, "ts_ms": t + MIN, "ticker": 7, "qty": 1.0,
+                     "price": share * 2e7, "ticker_adv_value": 2e7}
+                    for share in (usual, min(shares), 1.5 * max(shares))))
+    assert x["usual_thin_buy"][:2] == pytest.approx([1.0, 1.0])
+    assert x["usual_thin_buy"][2] >= 1 / 1.5 * min(shares) / max(shares) - 1e-12
+
+
+def test_a_habit_of_small_sell_episodes_does_not_make_selling_everything_usual():
+    """Reviewed with the thin-buy baseline: usual_liquidation is the mean share sold per
+    episode, so a habit of selling 5% discounts a sell-off by about 5%, not fully."""
+    f = AccountFeatures()
+    for day in range(3):
+        t = T0 + day * 86_400_000
+        auth(f, {"session": 10 + day, "ts_ms": t})
+        x = orders(f, {"session": 10 + day, "ts_ms": t + MIN, "is_buy": False, "qty": 50.0,
+                       "price": 1000.0 if day < 2 else 20_000.0, "holdings_value": 1e6})
+    # Day 0's episode joined day 1's part when day 1's sell opened its own; folded in on day 2.
+    assert x["liquidation_ratio"][0] == 1.0
+    assert x["usual_liquidation"][0] == pytest.approx(0.05)
 
 
 def test_cold_start_flags_the_first_login_and_foreign_networks():

@@ -665,7 +665,9 @@ class AccountCore:
             # 3: usual_device joined the features (20 columns): a format-2 snapshot's models
             # and remembered rows have 19 and cannot be restored into this core.
             # 4: idle accounts' cold tier in the features, the horizon and its sweep clock.
-            "format": 4,
+            # 5: the features' thin-buy baseline is a usual share of a ticker's day, and
+            # usual_thin_buy compares each buy with it (a format-4 model learned the old one).
+            "format": 5,
             "home_market": self.home_market,
             "remember_orders": self.remember_orders,
             "features": self.features.to_bytes(),
@@ -690,8 +692,8 @@ class AccountCore:
         are shared by the worker's partitions and rebuilt from their topics.
         """
         state = pickle.loads(blob)
-        if state.get("format") != 4:
-            raise ValueError(f"account snapshot format {state.get('format')!r}, expected 4 "
+        if state.get("format") != 5:
+            raise ValueError(f"account snapshot format {state.get('format')!r}, expected 5 "
                              f"(take a fresh one with `tradeguard warm`)")
         restored = cls(state["home_market"], state["remember_orders"], profiles, infra=infra,
                        idle_horizon_s=state["idle_horizon_s"])

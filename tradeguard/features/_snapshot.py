@@ -14,7 +14,9 @@ import numpy as np
 
 from .ids import DenseIds
 
-FORMAT_VERSION = 3  # 2: account baselines and cold-start flags; 3: idle accounts' cold tier
+# 2: account baselines and cold-start flags; 3: idle accounts' cold tier; 4: the thin-buy
+# baseline sums buys' shares of a ticker's day (habit_thin_x), not capped counts.
+FORMAT_VERSION = 4
 
 
 def pack(params, arrays: dict[str, np.ndarray], ids: DenseIds | None = None) -> bytes:

@@ -35,7 +35,9 @@ ACCOUNT_FEATURES: tuple[str, ...] = (
     "liquidation_ratio", "first_buy_of_ticker", "thin_ticker_notional_x_adv",
     "first_overseas_trade", "sudden_margin",
     # The account's own baselines (0..1), from its earlier sessions only, so an attacker's
-    # burst never becomes "usual" within the session it happens in.
+    # burst never becomes "usual" within the session it happens in. usual_thin_buy is how
+    # usual *this* buy's thin-ticker share is (_usual_share): a habit of small thin buys
+    # does not make a buy forty times larger usual.
     "usual_liquidation", "usual_thin_buy",
     # What is known of a login with no history to compare against (cold start).
     "unknown_account", "foreign_first_login",
@@ -61,9 +63,6 @@ NO_DEVICE_BIT = 7
 MISMATCH_KNOWN_IP, MISMATCH_UNSEEN_IP = 0.5, 0.75
 # Flags that make a login's device not the account's usual one: new, first login, absent.
 _NOT_USUAL_DEVICE = (1 << 0) | (1 << UNKNOWN_BIT) | (1 << NO_DEVICE_BIT)
-# A buy worth this share of the ticker's daily value counts fully as a thin-ticker buy in
-# the account's baseline (usual_thin_buy is the mean of min(thin_x / this, 1) over its buys).
-THIN_BUY_REFERENCE = 0.01
 # Weight of the sessions before the latest in a baseline: ~10 sessions of memory.
 HABIT_SESSION_KEEP = 0.9
 
@@ -127,9 +126,11 @@ ACCOUNT_STATE = np.dtype([
     ("last_login_flags", np.uint8), ("traded_overseas", np.uint8),
     # Baselines: per-session EWMA sums and weights, and this session's pending part.
     ("habit_liquidation", np.float64), ("habit_sells", np.float64),
-    ("habit_thin", np.float64), ("habit_buys", np.float64),
+    # habit_thin_x sums thin_ticker_notional_x_adv over buys: its mean is the account's
+    # usual share of a ticker's day, the level usual_thin_buy holds a buy against.
+    ("habit_thin_x", np.float64), ("habit_buys", np.float64),
     ("pending_liquidation", np.float64), ("pending_sells", np.float64),
-    ("pending_thin", np.float64), ("pending_buys", np.float64),
+    ("pending_thin_x", np.float64), ("pending_buys", np.float64),
 ], align=True)
 
 # _seen of an id no account holds: never "idle", so a sweep passes it by.
@@ -173,6 +174,21 @@ def _stamp_seen(seen, ids, ts_ms):
 
 
 @numba.njit(cache=True)
+def _usual_share(usual, this):
+    """How usual an order's size of a behaviour (``this``) is against the account's usual
+    size of it (``usual``), 0..1: min(usual / this, 1); an order with none of it is usual
+    where the account has a habit, and nothing is usual where it has none (0 / 0 reads 0).
+
+    A discount that asked only whether the behaviour ever happened would let one small
+    instance of it launder any later one; this one discounts a buy forty times the
+    account's usual size by at most 1/40.
+    """
+    if this <= 0.0:
+        return 1.0 if usual > 0.0 else 0.0
+    return min(usual / this, 1.0)
+
+
+@numba.njit(cache=True)
 def _open_session(a, bloom_row, sessions, account, t, session, attributes, p):
     """Learn one login's attributes into the account's filter and record the session it opens."""
     failed = a.failed_logins * decay(t - a.failed_ms, p.tau_fail_ms)
@@ -191,11 +207,11 @@ def _open_session(a, bloom_row, sessions, account, t, session, attributes, p):
     # A new session: what the account did in the earlier ones becomes its baseline.
     a.habit_liquidation = a.habit_liquidation * HABIT_SESSION_KEEP + a.pending_liquidation
     a.habit_sells = a.habit_sells * HABIT_SESSION_KEEP + a.pending_sells
-    a.habit_thin = a.habit_thin * HABIT_SESSION_KEEP + a.pending_thin
+    a.habit_thin_x = a.habit_thin_x * HABIT_SESSION_KEEP + a.pending_thin_x
     a.habit_buys = a.habit_buys * HABIT_SESSION_KEEP + a.pending_buys
     a.pending_liquidation = 0.0
     a.pending_sells = 0.0
-    a.pending_thin = 0.0
+    a.pending_thin_x = 0.0
     a.pending_buys = 0.0
     a.last_login_ms = t
     a.last_login_flags = flags
@@ -333,9 +349,11 @@ def _transform_orders(acc, bloom, sessions, account, ticker, is_buy, qty, price,
         if is_buy[i] and ticker_adv_value[i] > 0:
             thin_x = notional / ticker_adv_value[i]
         usual_liquidation = a.habit_liquidation / a.habit_sells if a.habit_sells > 0 else 0.0
-        usual_thin = a.habit_thin / a.habit_buys if a.habit_buys > 0 else 0.0
+        usual_thin = 0.0
+        if a.habit_buys > 0:
+            usual_thin = _usual_share(a.habit_thin_x / a.habit_buys, thin_x)
         if is_buy[i]:
-            a.pending_thin += min(thin_x / THIN_BUY_REFERENCE, 1.0)
+            a.pending_thin_x += thin_x
             a.pending_buys += 1.0
 
         row = out[i]  # columns in ACCOUNT_FEATURES order

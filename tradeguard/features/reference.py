@@ -13,8 +13,8 @@ import math
 import numpy as np
 
 from .account import (ACCOUNT_FEATURES, FOREIGN_BIT, HABIT_SESSION_KEEP, LOGIN_ATTRIBUTES,
-                      MISMATCH_KNOWN_IP, MISMATCH_UNSEEN_IP, NO_DEVICE_BIT, THIN_BUY_REFERENCE,
-                      TICKER_KIND, UNKNOWN_BIT, AccountFeatures)
+                      MISMATCH_KNOWN_IP, MISMATCH_UNSEEN_IP, NO_DEVICE_BIT, TICKER_KIND,
+                      UNKNOWN_BIT, AccountFeatures)
 from .batches import LOGIN_FAILURE, LOGIN_SUCCESS, SESSION_START, AuthBatch, FlowBatch, OrderBatch, TradeBatch
 from .primitives import BLOOM_HASHES, NEVER_MS
 from .ticker import FLOW_BUY, FLOW_SELL, RISKY_BUY, TICKER_FEATURES, TRADED, TickerFeatures
@@ -145,7 +145,7 @@ def learn_auth(features: AccountFeatures, batch: AuthBatch) -> np.ndarray:
                 flags |= 1 << FOREIGN_BIT
             for habit, pending in (("habit_liquidation", "pending_liquidation"),
                                    ("habit_sells", "pending_sells"),
-                                   ("habit_thin", "pending_thin"), ("habit_buys", "pending_buys")):
+                                   ("habit_thin_x", "pending_thin_x"), ("habit_buys", "pending_buys")):
                 a[habit] = a[habit] * HABIT_SESSION_KEEP + a[pending]
                 a[pending] = 0.0
             a["last_login_ms"], a["last_login_flags"], a["last_login_failed"] = t, flags, failed_before
@@ -236,9 +236,17 @@ def transform_orders(features: AccountFeatures, batch: OrderBatch) -> np.ndarray
         adv = float(batch.ticker_adv_value[i])
         thin_x = notional / adv if buy and adv > 0 else 0.0
         usual_liquidation = a["habit_liquidation"] / a["habit_sells"] if a["habit_sells"] > 0 else 0.0
-        usual_thin = a["habit_thin"] / a["habit_buys"] if a["habit_buys"] > 0 else 0.0
+        # How usual this buy's share of the ticker's day is: the account's mean share over
+        # its earlier sessions' buys against this one's (a habit, and no share, is usual).
+        usual_thin = 0.0
+        if a["habit_buys"] > 0:
+            usual_thin_x = a["habit_thin_x"] / a["habit_buys"]
+            if thin_x > 0:
+                usual_thin = min(usual_thin_x / thin_x, 1.0)
+            elif usual_thin_x > 0:
+                usual_thin = 1.0
         if buy:
-            a["pending_thin"] += min(thin_x / THIN_BUY_REFERENCE, 1.0)
+            a["pending_thin_x"] += thin_x
             a["pending_buys"] += 1.0
         out[i] = [secs, *[(flags >> k) & 1 for k in range(len(LOGIN_ATTRIBUTES))], failed, mismatch,
                   rate_x, notional_x, liquidation, buy and has_orders and not ticker_seen,

@@ -32,8 +32,9 @@ class Signal:
     """How one feature turns into evidence, in log-odds of fraud:
     ``weight * clip((value - offset) / scale, 0, 1) * (1 - clip(discount_by, 0, 1))``.
 
-    ``discount_by`` names a feature in 0..1 that says how usual this is for the account
-    (``usual_liquidation``): what the customer always does is weak evidence.
+    ``discount_by`` names a feature in 0..1 that says how usual this order's size of the
+    behaviour is for the account (``usual_thin_buy``): what the customer always does is weak
+    evidence; one small instance of it does not make a far larger one usual.
     """
 
     weight: float
