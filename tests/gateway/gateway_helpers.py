@@ -89,3 +89,18 @@ def wait_until(condition, timeout_s: float = 20.0, what: str = "condition") -> N
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.02)
+
+
+def assert_on_murmur2_partitions(settings: Settings, order_ids: list[str]) -> None:
+    """Every order in ``order_ids`` is on ``orders`` at the partition Java's murmur2 of its key
+    gives (the engine's partitioner), as the broker stored it: an outside client's default
+    partitioner agrees with ours."""
+    from aiokafka.partitioner import murmur2
+
+    ids = set(order_ids)
+    stored = read_topic(settings, "orders",
+                        lambda rs: ids <= {v.get("order_id") for *_, v in rs}, 30)
+    ours = [(p, key) for p, _, key, v in stored if v.get("order_id") in ids]
+    assert len(ours) == len(ids)
+    for partition, key in ours:
+        assert partition == (murmur2(key.encode()) & 0x7FFFFFFF) % settings.partitions, key

@@ -14,10 +14,9 @@ from pathlib import Path
 
 import orjson
 import pytest
-from aiokafka.partitioner import murmur2
 from hypothesis import given, settings as hsettings, strategies as st
 
-from gateway_helpers import read_topic
+from gateway_helpers import assert_on_murmur2_partitions
 from streams.signing import ControlKeys, canonical, sign
 from tradeguard.kafka import clients as kafka
 
@@ -122,10 +121,4 @@ def test_a_java_gateway_gets_a_valid_decision_for_every_order(engine, java_gatew
     assert math.isfinite(summary["round_trip_ms_p50"]) and summary["round_trip_ms_p50"] >= 0
 
     # kafka-clients' default partitioner is the engine's murmur2, as the broker stored it
-    ids = set(summary["order_ids"])
-    stored = read_topic(settings, "orders",
-                        lambda rs: ids <= {v.get("order_id") for *_, v in rs}, 30)
-    ours = [(p, key) for p, _, key, v in stored if v.get("order_id") in ids]
-    assert len(ours) == len(ids)
-    for partition, key in ours:
-        assert partition == (murmur2(key.encode()) & 0x7FFFFFFF) % settings.partitions, key
+    assert_on_murmur2_partitions(settings, summary["order_ids"])

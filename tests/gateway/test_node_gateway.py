@@ -11,9 +11,8 @@ import uuid
 from pathlib import Path
 
 import pytest
-from aiokafka.partitioner import murmur2
 
-from gateway_helpers import read_topic
+from gateway_helpers import assert_on_murmur2_partitions
 
 pytestmark = pytest.mark.broker
 
@@ -60,10 +59,4 @@ def test_a_kafkajs_gateway_gets_a_valid_decision_for_every_order(engine, node_ga
     assert not summary["missing"] and not summary["repeated"] and not summary["problems"]
 
     # KafkaJS's partitioner agrees with the engine's (Java's murmur2), as the broker stored it
-    ids = set(summary["order_ids"])
-    stored = read_topic(settings, "orders",
-                        lambda rs: ids <= {v.get("order_id") for *_, v in rs}, 30)
-    ours = [(p, key) for p, _, key, v in stored if v.get("order_id") in ids]
-    assert len(ours) == len(ids)
-    for partition, key in ours:
-        assert partition == (murmur2(key.encode()) & 0x7FFFFFFF) % settings.partitions, key
+    assert_on_murmur2_partitions(settings, summary["order_ids"])

@@ -31,19 +31,25 @@ def test_a_login_from_a_hosting_network_the_account_never_used_is_new_hosting():
     assert watch.new_hosting_logins_many(accounts, times, frozenset()) == [0] * 6
 
 
-@settings(max_examples=150, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from("abc"), st.integers(0, 4 * HOUR),
-                          st.sampled_from([16509, 2516, None]),
-                          st.sampled_from(["login_success", "login_failure"])), max_size=20),
-       st.randoms(use_true_random=False), st.integers(0, 4 * HOUR))
-def test_new_hosting_does_not_depend_on_the_order_logins_arrive_in(events, rnd, at):
-    records = [login(a, t, event=e, asn=asn) for a, t, asn, e in events]
+def _in_order_and_shuffled(records: list, rnd) -> tuple[InfrastructureWatch, InfrastructureWatch]:
+    """Two watches: one fed ``records`` in one call, the other one at a time, shuffled."""
     shuffled = records[:]
     rnd.shuffle(shuffled)
     one, other = InfrastructureWatch(), InfrastructureWatch()
     one.observe(records)
     for r in shuffled:
         other.observe([r])
+    return one, other
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from("abc"), st.integers(0, 4 * HOUR),
+                          st.sampled_from([16509, 2516, None]),
+                          st.sampled_from(["login_success", "login_failure"])), max_size=20),
+       st.randoms(use_true_random=False), st.integers(0, 4 * HOUR))
+def test_new_hosting_does_not_depend_on_the_order_logins_arrive_in(events, rnd, at):
+    one, other = _in_order_and_shuffled(
+        [login(a, t, event=e, asn=asn) for a, t, asn, e in events], rnd)
     assert (one.new_hosting_logins_many(list("abc"), [at] * 3, HOSTING)
             == other.new_hosting_logins_many(list("abc"), [at] * 3, HOSTING))
 
@@ -96,13 +102,8 @@ logins = st.lists(st.tuples(st.sampled_from("abcdef"), st.integers(0, 3 * HOUR),
 @settings(max_examples=150, deadline=None)
 @given(logins, st.randoms(use_true_random=False), st.integers(0, 4 * HOUR))
 def test_the_answer_does_not_depend_on_the_order_logins_arrive_in(events, rnd, at):
-    records = [login(a, t, ip=ip, event=e, device=d) for a, t, ip, e, d in events]
-    shuffled = records[:]
-    rnd.shuffle(shuffled)
-    one, other = InfrastructureWatch(), InfrastructureWatch()
-    one.observe(records)
-    for r in shuffled:
-        other.observe([r])
+    one, other = _in_order_and_shuffled(
+        [login(a, t, ip=ip, event=e, device=d) for a, t, ip, e, d in events], rnd)
     assert ([one.shared_accounts(a, at) for a in "abcdef"]
             == [other.shared_accounts(a, at) for a in "abcdef"])
 

@@ -50,6 +50,14 @@ def observed_window_ms(age_ms, tau_ms):
 
 
 @numba.njit(cache=True)
+def _double_hash(words, kind, value):
+    """(h1, h2, bits in the row) of (kind, value): bit j of its BLOOM_HASHES is
+    (h1 + j * h2) mod bits (Kirsch-Mitzenmacher double hashing; h2 odd)."""
+    h = mix64(value ^ (np.uint64(kind + 1) * GOLDEN))
+    return h & _LOW32, (h >> np.uint64(32)) | np.uint64(1), np.uint64(words.shape[0] * 64)
+
+
+@numba.njit(cache=True)
 def bloom_test_and_add(words, kind, value):
     """Walk the BLOOM_HASHES bits of (kind, value) in one filter row: True if all were set; sets them.
 
@@ -58,10 +66,7 @@ def bloom_test_and_add(words, kind, value):
     """
     if value == 0:
         return True
-    h = mix64(value ^ (np.uint64(kind + 1) * GOLDEN))
-    n_bits = np.uint64(words.shape[0] * 64)
-    h1 = h & _LOW32
-    h2 = (h >> np.uint64(32)) | np.uint64(1)
+    h1, h2, n_bits = _double_hash(words, kind, value)
     present = True
     for j in range(BLOOM_HASHES):
         bit = (h1 + np.uint64(j) * h2) % n_bits
@@ -83,10 +88,7 @@ def bloom_test(words, kind, value):
     """
     if value == 0:
         return True
-    h = mix64(value ^ (np.uint64(kind + 1) * GOLDEN))
-    n_bits = np.uint64(words.shape[0] * 64)
-    h1 = h & _LOW32
-    h2 = (h >> np.uint64(32)) | np.uint64(1)
+    h1, h2, n_bits = _double_hash(words, kind, value)
     for j in range(BLOOM_HASHES):
         bit = (h1 + np.uint64(j) * h2) % n_bits
         if words[bit >> np.uint64(6)] & (np.uint64(1) << (bit & np.uint64(63))) == 0:
