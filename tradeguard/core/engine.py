@@ -107,16 +107,18 @@ class InProcessEngine:
                 parts[partition_for(getattr(r, key), self.partitions)].append(r)
             for p, rs in parts.items():
                 by_partition[p].add(name, rs)
+        # Through PartitionCore's two sides, as a worker calls them; but the account sides
+        # first, so this batch's flow reaches the ticker sides in the same batch (a worker's
+        # comes back through tickers.flow on its next step).
         out = Outputs()
         for p in sorted(by_partition):
             inputs = by_partition[p]
-            if inputs.orders or inputs.auth or inputs.feedback:
-                side = self.cores[p].accounts.process(inputs.auth, inputs.orders,
-                                                      inputs.feedback, self.shared.board,
-                                                      self.policy)
-                out.decisions = out.decisions.concat(side.decisions)
-                out.flows = out.flows.concat(side.flows)
-                out.account_controls += side.account_controls
+            side = self.cores[p].process_accounts(
+                Inputs(orders=inputs.orders, auth=inputs.auth, feedback=inputs.feedback),
+                self.policy, Outputs())
+            out.decisions = out.decisions.concat(side.decisions)
+            out.flows = out.flows.concat(side.flows)
+            out.account_controls += side.account_controls
         flows_by_partition: dict[int, list[int]] = defaultdict(list)
         for i, ticker in enumerate(out.flows.ticker):
             flows_by_partition[partition_for(ticker, self.partitions)].append(i)
@@ -124,7 +126,7 @@ class InProcessEngine:
             trades = by_partition[p].trades if p in by_partition else []
             flows = (out.flows.take(flows_by_partition[p]) if p in flows_by_partition
                      else FlowBlock.empty())
-            side = self.cores[p].tickers.process(trades, flows, self.shared.board, self.policy)
+            side = self.cores[p].process_tickers(Inputs(trades=trades, flows=flows), self.policy)
             out.ticker_controls += side.ticker_controls
             out.profiles += side.profiles
         self.shared.apply_profiles(out.profiles)
