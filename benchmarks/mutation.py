@@ -161,18 +161,60 @@ def sample(session: Path, n: int, seed: int) -> tuple[int, int]:
         db.close()
 
 
-def keep_only(session: Path, survivors: list[dict]) -> tuple[int, int]:
-    """Keep the mutants of ``survivors`` (module, operator, occurrence); (population, kept)."""
-    wanted = {(r["module"], r["operator"], r["occurrence"]) for r in survivors}
+# Run by cosmic-ray's interpreter: the changed lines of each (module, operator, occurrence)
+# read as JSON from stdin, printed as JSON.
+_CHANGED_LINES = """
+import difflib, json, sys
+from pathlib import Path
+import cosmic_ray.plugins
+from cosmic_ray.mutating import mutate_code
+out = []
+for module, operator, occurrence in json.load(sys.stdin):
+    code = Path(module).read_text()
+    mutated = mutate_code(code, cosmic_ray.plugins.get_operator(operator)(), occurrence)
+    diff = difflib.unified_diff(code.split("\\n"), (mutated or code).split("\\n"), lineterm="")
+    out.append([d for d in diff if d[:1] in "+-" and d[:3] not in ("---", "+++")])
+print(json.dumps(out))
+"""
+
+
+def changed_lines(diff: str | None) -> list[str]:
+    """The removed and added lines of a mutant's diff: what it changed, wherever it sits."""
+    return [d for d in (diff or "").splitlines()
+            if d[:1] in "+-" and d[:3] not in ("---", "+++")]
+
+
+def keep_only(session: Path, survivors: list[dict], cr: Path, work: Path) -> tuple[int, int]:
+    """Keep the mutants of ``survivors``; (population, kept).
+
+    A survivor is found by what it changes (the removed and added lines of its diff),
+    not by its occurrence number: that counts the operator's earlier applications in
+    the module, so a line added above it since the earlier report (another number, say)
+    would make the same number pick a different mutant. Among equal changes the one
+    nearest the survivor's line is taken.
+    """
     db = sqlite3.connect(session)
     try:
-        rows = db.execute("SELECT job_id, module_path, operator_name, occurrence "
-                          "FROM mutation_specs").fetchall()
-        drop = [(job,) for job, *spec in rows if tuple(spec) not in wanted]
+        rows = db.execute("SELECT job_id, module_path, operator_name, occurrence, "
+                          "start_pos_row FROM mutation_specs").fetchall()
+        wanted_ops = {(r["module"], r["operator"]) for r in survivors}
+        candidates = [row for row in rows if tuple(row[1:3]) in wanted_ops]
+        found = subprocess.run([str(cr.parent / "python"), "-c", _CHANGED_LINES], cwd=work,
+                               input=json.dumps([row[1:4] for row in candidates]), text=True,
+                               capture_output=True, check=True)
+        changes = json.loads(found.stdout)
+        keep = set()
+        for r in survivors:
+            same = [(abs(row[4] - r["line"]), row[0]) for row, change in zip(candidates, changes)
+                    if tuple(row[1:3]) == (r["module"], r["operator"])
+                    and change == changed_lines(r["diff"])]
+            if same:
+                keep.add(min(same)[1])
+        drop = [(job,) for job, *_ in rows if job not in keep]
         db.executemany("DELETE FROM mutation_specs WHERE job_id = ?", drop)
         db.executemany("DELETE FROM work_items WHERE job_id = ?", drop)
         db.commit()
-        return len(rows), len(rows) - len(drop)
+        return len(rows), len(keep)
     finally:
         db.close()
 
@@ -248,7 +290,7 @@ def run_group(cr: Path, work: Path, group: Group, n: int, seed: int, timeout_s: 
     if previous is None:
         population, kept = sample(session, n, seed)
     else:
-        population, kept = keep_only(session, previous["survivors"])
+        population, kept = keep_only(session, previous["survivors"], cr, work)
         if kept != previous["survived"]:
             print(f"mutation: {group.name}: {previous['survived'] - kept} earlier survivors no "
                   "longer exist (the code changed); they are left out", flush=True)
@@ -342,9 +384,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--venv", type=Path, default=DEFAULT_VENV,
                         help="virtual environment holding cosmic-ray")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
-    parser.add_argument("--recheck", type=Path, metavar="REPORT.json",
-                        help="run only the survivors of an earlier report (same seed and code), "
-                             "counting its kills: the score after tests were added")
+    parser.add_argument("--recheck", type=Path, metavar="REPORT.json", nargs="+",
+                        help="run only the survivors of earlier reports (same seed), counting "
+                             "their kills: the score after tests were added. Several reports: "
+                             "each group from the last one that has it")
     parser.add_argument("--tests-from", metavar="REV",
                         help="run the tests/ folder of git revision REV against today's code "
                              "(the score before new tests, on the same mutants)")
@@ -353,7 +396,10 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(wanted) - {g.name for g in GROUPS}
     if unknown:
         parser.error(f"unknown group(s) {sorted(unknown)}; groups: {[g.name for g in GROUPS]}")
-    previous = json.loads(args.recheck.read_text()) if args.recheck else None
+    previous = None
+    for path in args.recheck or ():  # a later report's group replaces an earlier one's
+        previous = previous or {"groups": {}}
+        previous["groups"].update(json.loads(path.read_text())["groups"])
     cr = cosmic_ray_bin(args.venv)
     version = subprocess.run([str(cr), "--version"], capture_output=True, text=True).stdout.split()
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True,
@@ -365,7 +411,7 @@ def main(argv: list[str] | None = None) -> int:
               "cosmic_ray": version[-1] if version else "?", "seed": args.seed,
               "sample": args.sample, "commit": commit + ("+dirty" if dirty else ""),
               "tests_from": args.tests_from,
-              "recheck_of": str(args.recheck) if args.recheck else None,
+              "recheck_of": ", ".join(map(str, args.recheck)) if args.recheck else None,
               "groups": {}}
     with tempfile.TemporaryDirectory(prefix="tradeguard-mutation-") as tmp:
         work = Path(tmp)

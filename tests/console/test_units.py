@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streams.records import AUDIT
-from tradeguard.console.access import ACTIONS, authorize, may_approve
+from tradeguard.console.access import ACTIONS, authorize, may_approve, rank
 from tradeguard.console.config import ConsoleSettings
 from tradeguard.console.operations import ActionError, Operator, Request, plan
 from tradeguard.console.pages import Ctx, dashboard_body, svg_chart
@@ -112,6 +112,12 @@ def test_nobody_approves_their_own_proposal(role, user, proposer):
     assert p.allowed == (role in ("analyst", "supervisor") and user != proposer)
 
 
+def test_ranks_count_trust_from_one_for_a_viewer():
+    # rank is exported with these numbers in its docstring; the callers here only compare
+    # ranks, but a caller elsewhere may store or compare against the number itself.
+    assert [rank(r) for r in (None, "root", *ROLES)] == [0, 0, 1, 2, 3]
+
+
 # --- sessions, CSRF and the login brake ----------------------------------------------------------
 
 @given(st.floats(0, 10_000), st.floats(0, 10_000))
@@ -135,6 +141,16 @@ def test_each_login_gets_a_new_session_and_csrf_token():
     for _ in range(10):
         bounded.open(None, None, None, 0.0)
     assert len(bounded) == 3
+
+
+def test_a_session_keeps_its_last_five_flashes_until_shown():
+    # Messages pile up while an operator acts without loading a page; the page then shows
+    # the newest five (an older one is dropped unseen), once.
+    s = SessionStore().open("u", "analyst", "local", 0.0)
+    for n in range(7):
+        s.flash("ok", f"action {n}")
+    assert s.take_flashes() == [("ok", f"action {n}") for n in range(2, 7)]
+    assert s.take_flashes() == []
 
 
 @given(st.lists(st.tuples(st.sampled_from(["sue", "bob"]), st.sampled_from(["a", "b", "c"]),
