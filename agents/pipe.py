@@ -318,6 +318,12 @@ class KafkaPipe:
                 self.acked[(tp.topic, tp.partition)] = tp.offset
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        if self._stop.is_set():
+            # An assignment that lands while close() leaves the group: nothing will decide
+            # these partitions here, and the handle being destroyed refuses the lookups
+            # below (CI saw "Failed to get committed offsets: Local: Broker handle destroyed
+            # for termination" raised out of close(), and a SIGTERMed worker exit 1).
+            return
         tps = [(tp.topic, tp.partition) for tp in partitions]
         committed = {}
         if partitions:
@@ -541,3 +547,5 @@ class KafkaPipe:
             self.consumer.close()
         except RuntimeError:
             pass
+        except KafkaException as exc:  # leaving the group failed: a stop is still a stop
+            log.warning("consumer close: %s", exc)
