@@ -463,18 +463,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     parser.add_argument("--broker", choices=("kafka", "tansu"), default="kafka",
                         help="Apache Kafka (default) or the embedded Tansu")
+    parser.add_argument("--session-ms", type=int, default=None,
+                        help="the workers' consumer session (TRADEGUARD_SESSION_TIMEOUT_MS); "
+                             "default: the broker profile's (6,000 on Kafka, the least a stock "
+                             "broker accepts; the test broker accepts 1,000)")
     args = parser.parse_args(argv)
     parts = [p for p in args.only.split(",") if p]
     if set(parts) - set(PARTS):
         parser.error(f"unknown parts {sorted(set(parts) - set(PARTS))}; choose from {PARTS}")
     try:
         with stop_on_signals():
-            return run(parts, args.quick, args.out, args.broker)
+            return run(parts, args.quick, args.out, args.broker, args.session_ms)
     except Terminated as exc:
         return exc.exit_status
 
 
-def run(parts: list[str], quick: bool, out_dir: Path, broker: str = "kafka") -> int:
+def run(parts: list[str], quick: bool, out_dir: Path, broker: str = "kafka",
+        session_ms: int | None = None) -> int:
     started = datetime.now(timezone.utc)
     t0 = time.monotonic()
 
@@ -483,7 +488,7 @@ def run(parts: list[str], quick: bool, out_dir: Path, broker: str = "kafka") -> 
 
     results: dict = {"started_utc": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
                      "mode": "quick" if quick else "full", "cpus": os.cpu_count(),
-                     "broker": broker,
+                     "broker": broker, "session_timeout_ms": session_ms,
                      "errors": []}
     spec = {"accounts": 2_000, "templates": 20_000, "seed": 5,
             "now_ms": int(time.time() * 1000)}
@@ -504,6 +509,7 @@ def run(parts: list[str], quick: bool, out_dir: Path, broker: str = "kafka") -> 
         log(f"{name} ...")
         try:
             with Rig(broker=broker) as rig:  # a fresh broker per part: one fault does not leak into the next
+                rig.session_timeout_ms = session_ms
                 results[name] = jobs[name](rig)
             log(f"  {json.dumps(results[name], default=str)[:400]}")
         except Exception as exc:  # the report says which part broke, and the exit status

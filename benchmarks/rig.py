@@ -189,6 +189,9 @@ class Rig:
         self.broker = kind(log_path=self.workdir / "broker.log")
         #: ``auto`` (exactly once on Kafka), or ``at_least_once`` to measure what it costs.
         self.guarantee = "auto"
+        #: The workers' consumer session (ms); None: the broker profile's. The failover after
+        #: a SIGKILL is about one session (the dead member is noticed only when it ends).
+        self.session_timeout_ms: int | None = None
         self._children: list[Child | WorkerProcess] = []
         self.first_decision_s: float | None = None  # of the last engine start_engine started
         self._collectors: list[Collector] = []
@@ -236,7 +239,8 @@ class Rig:
             env={}, broker=self.broker.url, broker_profile=self.broker.profile, topic_prefix=f"b{self.tag}-{name}.",
             app_id=f"bench-{self.tag}-{name}", partitions=self.partitions, web_port=0,
             log_level="warning", state_dir=self.workdir / name / "state",
-            processing_guarantee=self.guarantee)
+            processing_guarantee=self.guarantee,
+            **({"session_timeout_ms": self.session_timeout_ms} if self.session_timeout_ms else {}))
 
     def topics(self, name: str) -> Settings:
         settings = self.settings(name)
