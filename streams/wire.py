@@ -33,6 +33,9 @@ __all__ = ["BatchDecoder", "encode_decisions", "encode_flows", "record_type", "t
 
 _BASE = {"string": str, "integer": int, "number": float, "boolean": bool,
          "array": list, "object": dict}
+#: A JSON Schema bound (``Field.bounds``) as msgspec names it.
+_META = {"exclusiveMinimum": "gt", "minimum": "ge", "maximum": "le", "maxLength": "max_length",
+         "minLength": "min_length"}
 
 
 def _field_type(f: Field) -> Any:
@@ -40,17 +43,7 @@ def _field_type(f: Field) -> Any:
         base: Any = Literal[f.enum]  # type: ignore[valid-type]
     else:
         base = _BASE[f.type]
-        meta: dict[str, Any] = {}
-        if f.exclusive_minimum is not None:
-            meta["gt"] = f.exclusive_minimum
-        if f.minimum is not None:
-            meta["ge"] = f.minimum
-        if f.maximum is not None:
-            meta["le"] = f.maximum
-        if f.max_length is not None:
-            meta["max_length"] = f.max_length
-        if f.type == "string" and f.required and not f.nullable:
-            meta["min_length"] = 1
+        meta = {_META[keyword]: bound for keyword, bound in f.bounds().items()}
         if f.type == "integer":
             # Integers land in int64 columns: a 400-digit number is an error, not a bigint.
             if "gt" not in meta:
