@@ -16,7 +16,9 @@ __all__ = [
     "AUTH_EVENT",
     "AUTH_EVENT_KINDS",
     "DEADLETTER",
+    "DECIDED_FIELDS",
     "DECISION",
+    "DECISION_STAMPED",
     "FEEDBACK",
     "ORDER",
     "SCHEMAS",
@@ -188,6 +190,13 @@ DECISION = RecordSchema(
               required=False, nullable=True, max_length=64),
     ),
 )
+
+#: A decision's fields the worker stamps as it publishes it (its wall time, its provenance);
+#: the core decides the others, ``DECIDED_FIELDS``: the columns of
+#: ``tradeguard.core.DecisionBlock`` and of replay's ``Decided``, in this order
+#: (tests/house/test_decision_record.py holds them to it).
+DECISION_STAMPED = ("ts", "step")
+DECIDED_FIELDS = tuple(f.name for f in DECISION.fields if f.name not in DECISION_STAMPED)
 
 ENGINE_STEP = RecordSchema(
     "engine_step",

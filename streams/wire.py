@@ -26,6 +26,7 @@ from typing import Annotated, Any, Literal, Optional, Sequence
 
 import msgspec
 
+from streams.records import DECISION, TICKER_FLOW
 from streams.schema import Field, RecordError, RecordSchema
 from streams.vocabulary import ACTIONS
 
@@ -170,33 +171,20 @@ class BatchDecoder:
         return records, bad
 
 
-class _Decision(msgspec.Struct, gc=False):
-    """The ``decisions`` value as it is encoded (field order as in streams/records.py)."""
+def _encoded(schema: RecordSchema, **types: Any) -> type[msgspec.Struct]:
+    """A Struct that encodes ``schema``'s records: its fields in their declared order.
 
-    order_id: str
-    account_id: str
-    ticker: str
-    side: str
-    action: str
-    score: float
-    reasons: msgspec.Raw
-    model_version: str
-    policy_version: str
-    order_ts: int
-    ts: int
-    step: str | None = None
+    Encoding checks nothing (the core made the values), so a field's type is its JSON
+    type, or the one ``types`` names (``reasons``: JSON bytes the core encoded once).
+    """
+    fields = [(f.name, types.get(f.name, _BASE[f.type])) if f.required else
+              (f.name, Optional[types.get(f.name, _BASE[f.type])], None) for f in schema.fields]
+    name = "".join(word.title() for word in schema.name.split("_"))
+    return msgspec.defstruct(f"Encoded{name}", fields, gc=False)
 
 
-class _Flow(msgspec.Struct, gc=False):
-    """The ``tickers.flow`` value as it is encoded."""
-
-    ticker: str
-    account_id: str
-    side: str
-    order_id: str
-    notional: float
-    account_risk: float
-    ts: int
+_Decision = _encoded(DECISION, reasons=msgspec.Raw)
+_Flow = _encoded(TICKER_FLOW)
 
 
 _ENCODER = msgspec.json.Encoder()
