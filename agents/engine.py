@@ -29,10 +29,9 @@ import orjson
 
 from agents.pipe import Assigned, Delivery, Fenced, KafkaPipe, Poll, Revoked
 from agents.state import PartitionState, SnapshotStore, restore_partitions
-from streams.bounds import Limits, implausible
+from streams.bounds import Limits, implausible, out_of_time
 from streams.codec import deadletter_record, encode_value
 from streams.partitioning import FIX, home_partition, misplaced
-from streams.schema import RecordError
 from streams.signing import CONTROL_TOPICS, ControlKeys, attest, attest_answers, sign
 from streams.topics import (AUTH_EVENTS, CONTROLS_ACCOUNTS, CONTROLS_TICKERS, DEADLETTER,
                             DECISIONS, DECISIONS_SHADOW, ENGINE_STEPS, FEEDBACK, MARKET_TRADES,
@@ -340,7 +339,9 @@ class EngineService(mode.Service):
         beyond = implausible(name, records, self.limits)
         records = _without(records, beyond)
         messages = self._set_aside(name, beyond, messages, delivery, wall)
-        late = self._out_of_time(records, wall)
+        # Event-time bounds: too old, or too far ahead of this worker's clock.
+        late = out_of_time(records, wall, self.settings.max_event_age_s,
+                           self.settings.max_event_lead_s)
         records = _without(records, late)
         messages = self._set_aside(name, late, messages, delivery, wall)
         if name == FEEDBACK:  # only a signed label may change an account (issue 21)
@@ -361,22 +362,6 @@ class EngineService(mode.Service):
         for i, error in rejected:
             self._deadletter(name, messages[i], error, delivery, wall)
         return _without(messages, rejected)
-
-    def _out_of_time(self, records: list, wall: int) -> list[tuple[int, RecordError]]:
-        """(row, why) for each record whose event time is implausible against ``wall``."""
-        s = self.settings
-        oldest = wall - int(s.max_event_age_s * 1000) if s.max_event_age_s else None
-        newest = wall + int(s.max_event_lead_s * 1000)
-        late = [i for i, r in enumerate(records)
-                if r.ts > newest or (oldest is not None and r.ts < oldest)]
-        out = []
-        for i in late:
-            ts = records[i].ts
-            why = (f"event time {ts} is more than {s.max_event_lead_s:g} s ahead of the "
-                   "worker's clock" if ts > newest else
-                   f"event time {ts} is more than {s.max_event_age_s:g} s old")
-            out.append((i, RecordError(why, "ts")))
-        return out
 
     def _align(self, lagging_topics: set[tuple[str, int]], touched: set[int]
                ) -> dict[int, Inputs]:
