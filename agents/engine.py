@@ -278,8 +278,10 @@ class EngineService(mode.Service):
         cfg = self.policy.current()
         delivery = Delivery({})
         wall = now_ms()
-        touched = {p for (full, p), messages in poll.records.items()
-                   if self._admit(full, p, messages, delivery, wall)}
+        touched: set[int] = set()  # partitions given records this step
+        for (full, p), messages in poll.records.items():
+            if self._admit(full, p, messages, delivery, wall):
+                touched.add(p)
         ready = self._align(poll.lagging, touched)
         # Every login released is indexed for the shared-infrastructure signal before any
         # order is decided, whichever partition each is on (the index answers by event
