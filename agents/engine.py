@@ -29,10 +29,9 @@ import orjson
 
 from agents.pipe import Assigned, Delivery, Fenced, KafkaPipe, Poll, Revoked
 from agents.state import PartitionState, SnapshotStore, restore_partitions
-from streams.bounds import Limits, implausible
+from streams.bounds import Limits, implausible, out_of_time
 from streams.codec import deadletter_record, encode_value
 from streams.partitioning import FIX, home_partition, misplaced
-from streams.schema import RecordError
 from streams.signing import CONTROL_TOPICS, ControlKeys, attest, attest_answers, sign
 from streams.topics import (AUTH_EVENTS, CONTROLS_ACCOUNTS, CONTROLS_TICKERS, DEADLETTER,
                             DECISIONS, DECISIONS_SHADOW, ENGINE_STEPS, FEEDBACK, MARKET_TRADES,
@@ -272,74 +271,114 @@ class EngineService(mode.Service):
             pipe.commit_delivered()
 
     def _step(self, poll: Poll) -> None:
+        """One poll: admit its batches, release what is aligned, decide it, publish, commit."""
         pipe = self.pipe
         assert pipe is not None
         started = time.perf_counter()
         cfg = self.policy.current()
         delivery = Delivery({})
         wall = now_ms()
-        oldest = wall - int(self.settings.max_event_age_s * 1000) \
-            if self.settings.max_event_age_s else None
-        newest = wall + int(self.settings.max_event_lead_s * 1000)
-        touched: set[int] = set()
+        touched: set[int] = set()  # partitions given records this step
         for (full, p), messages in poll.records.items():
-            pipe.positions[(full, p)] = messages[-1].offset() + 1
-            state = self.partitions.get(p)
-            if state is None:
-                state = self.partitions[p] = PartitionState(self._fresh())
-            skip = state.skip_below.get(full, 0)
-            if messages[0].offset() < skip:
-                messages = [m for m in messages if m.offset() >= skip]
-                if not messages:
-                    state.next_offsets[full] = max(state.next_offsets.get(full, 0), skip)
-                    continue
-            name = self.names[full]
-            # -- partitioning contract (streams/partitioning.py): off its key's partition,
-            # re-sent to the partition its key hashes to and decided there; no key, dead
-            wrong = misplaced([m.key() for m in messages], p, self.settings.partitions)
-            if wrong:
-                self._reroute(name, messages, wrong, delivery, wall)
-                wrong_rows = {i for i, _ in wrong}
-                messages = [m for i, m in enumerate(messages) if i not in wrong_rows]
-            # --
-            records, bad = self.decoders[name].decode_many([m.value() for m in messages])
-            for i, error in bad:
-                self._deadletter(name, messages[i], error, delivery, wall)
-            if bad:
-                bad_rows = {i for i, _ in bad}
-                messages = [m for i, m in enumerate(messages) if i not in bad_rows]
-            # Plausible bounds (streams/bounds.py): a quantity, price or notional beyond what
-            # the market allows is a dead letter naming the field, not a risk to score.
-            beyond = implausible(name, records, self.limits)
-            if beyond:
-                for i, error in beyond:
-                    self._deadletter(name, messages[i], error, delivery, wall)
-                drop = {i for i, _ in beyond}
-                records = [r for i, r in enumerate(records) if i not in drop]
-                messages = [m for i, m in enumerate(messages) if i not in drop]
-            records, messages = self._in_time(name, records, messages, oldest, newest,
-                                              delivery, wall)
-            if name == FEEDBACK:  # only a signed label may change an account (issue 21)
-                records = attest(records, [m.value() for m in messages], self.control_keys)
-            elif name == AUTH_EVENTS:  # nor an unsigned answer to a step-up
-                records = attest_answers(records, [m.value() for m in messages],
-                                         self.control_keys)
-            state.stash(name, records, [m.offset() for m in messages],
-                        messages[-1].offset() + 1 if messages else None)
-            if not messages:  # all dead: nothing to hold back, the offsets can move on
-                state.next_offsets[full] = max(state.next_offsets.get(full, 0),
-                                               poll.records[(full, p)][-1].offset() + 1)
-            touched.add(p)
-            self.metrics.observe_records(name, len(records))
-        # Event-time alignment: records wait while a sibling topic of their partition has
-        # records on the broker this worker has not received yet, so logins, orders,
-        # trades and flow are merged in event time even when catching up on a backlog.
-        lagging = {(self.names[t], p) for t, p in poll.lagging if t in self.names}
-        # Ticker sides first: their trades close the ticker-profile periods orders are
-        # valued with. Then, across this worker's partitions, an order waits for the logins
-        # of every local partition up to its time (the shared-infrastructure signal) and
-        # for the trades that close the profile period it reads (one period before it):
-        # received or not, trades not decided yet hold back the orders after them.
+            if self._admit(full, p, messages, delivery, wall):
+                touched.add(p)
+        ready = self._align(poll.lagging, touched)
+        # Every login released is indexed for the shared-infrastructure signal before any
+        # order is decided, whichever partition each is on (the index answers by event
+        # time), so the answer does not depend on the order partitions are walked.
+        for inputs in ready.values():
+            self.shared.infra.observe(inputs.auth)
+        outs = self._ticker_sides(ready, cfg)
+        # Decide now, record what was known: the step's provenance is taken before its
+        # decisions, which name it (``step``), and goes out with them, in the same delivery
+        # (committed together), once it can name the controls the step issued too.
+        step = self._provenance(ready, outs, wall) if ready else None
+        self._step_ref = None if step is None else f"{self.incarnation}/{step['step']}"
+        decided, deciding = self._account_sides(ready, outs, cfg, delivery)
+        if step is not None:
+            self._stamp(step, outs, delivery)
+        if self.shadow_policy is not None and deciding:
+            # After every live decision of the step is handed to the producer: the shadow
+            # costs CPU, never the live decisions' latency. Only partitions that decided
+            # orders in this step: another's last batch was shadowed when it was decided.
+            self._shadow(deciding, delivery)
+        self._offsets_to_commit(delivery)
+        pipe.track(delivery)
+        self.metrics.observe_step(poll.count, decided, time.perf_counter() - started)
+
+    # -- the step's stages ----------------------------------------------------------------
+
+    def _admit(self, full: str, p: int, messages: list, delivery: Delivery, wall: int) -> bool:
+        """Stash one (topic, partition) batch of a poll for its core; False if all was seen.
+
+        In order: what a restored snapshot already covers is skipped; a record off its
+        key's partition is re-sent there (the partitioning contract); the rest is decoded
+        and held to plausible and event-time bounds, each record that fails one going to
+        ``deadletter`` with the reason; labels and step-up answers are attested.
+        """
+        end = messages[-1].offset() + 1
+        self.pipe.positions[(full, p)] = end
+        state = self.partitions.get(p)
+        if state is None:
+            state = self.partitions[p] = PartitionState(self._fresh())
+        skip = state.skip_below.get(full, 0)
+        if messages[0].offset() < skip:
+            messages = [m for m in messages if m.offset() >= skip]
+            if not messages:
+                _move_on(state, full, skip)
+                return False
+        name = self.names[full]
+        # Partitioning contract (streams/partitioning.py): off its key's partition,
+        # re-sent to the partition its key hashes to and decided there; no key, dead.
+        wrong = misplaced([m.key() for m in messages], p, self.settings.partitions)
+        if wrong:
+            self._reroute(name, messages, wrong, delivery, wall)
+            messages = _without(messages, wrong)
+        records, bad = self.decoders[name].decode_many([m.value() for m in messages])
+        messages = self._set_aside(name, bad, messages, delivery, wall)
+        # Plausible bounds (streams/bounds.py): a quantity, price or notional beyond what
+        # the market allows is a dead letter naming the field, not a risk to score.
+        beyond = implausible(name, records, self.limits)
+        records = _without(records, beyond)
+        messages = self._set_aside(name, beyond, messages, delivery, wall)
+        # Event-time bounds: too old, or too far ahead of this worker's clock.
+        late = out_of_time(records, wall, self.settings.max_event_age_s,
+                           self.settings.max_event_lead_s)
+        records = _without(records, late)
+        messages = self._set_aside(name, late, messages, delivery, wall)
+        if name == FEEDBACK:  # only a signed label may change an account (issue 21)
+            records = attest(records, [m.value() for m in messages], self.control_keys)
+        elif name == AUTH_EVENTS:  # nor an unsigned answer to a step-up
+            records = attest_answers(records, [m.value() for m in messages],
+                                     self.control_keys)
+        state.stash(name, records, [m.offset() for m in messages],
+                    messages[-1].offset() + 1 if messages else None)
+        if not messages:  # all dead: nothing to hold back, the offsets can move on
+            _move_on(state, full, end)
+        self.metrics.observe_records(name, len(records))
+        return True
+
+    def _set_aside(self, name: str, rejected: list[tuple[int, Exception]], messages: list,
+                   delivery: Delivery, wall: int) -> list:
+        """Dead-letter each rejected (row, error), in that order; the messages kept."""
+        for i, error in rejected:
+            self._deadletter(name, messages[i], error, delivery, wall)
+        return _without(messages, rejected)
+
+    def _align(self, lagging_topics: set[tuple[str, int]], touched: set[int]
+               ) -> dict[int, Inputs]:
+        """Each partition's inputs that are ready to decide, in event time.
+
+        Records wait while a sibling topic of their partition has records on the broker
+        this worker has not received yet, so logins, orders, trades and flow are merged
+        in event time even when catching up on a backlog. Ticker sides first: their
+        trades close the ticker-profile periods orders are valued with. Then, across this
+        worker's partitions, an order waits for the logins of every local partition up
+        to its time (the shared-infrastructure signal) and for the trades that close the
+        profile period it reads (one period before it): received or not, trades not
+        decided yet hold back the orders after them.
+        """
+        lagging = {(self.names[t], p) for t, p in lagging_topics if t in self.names}
         now = time.monotonic()
         wait_s = self.settings.align_wait_ms / 1000
         ready: dict[int, Inputs] = {}
@@ -348,12 +387,7 @@ class EngineService(mode.Service):
                 inputs = state.release(lagging, p, now, sides=(TICKER_TOPICS,), wait_s=wait_s)
                 if inputs is not None:
                     ready[p] = inputs
-        limits = [self.partitions[p].last_ts(AUTH_EVENTS)
-                  for name, p in lagging if name == AUTH_EVENTS and p in self.partitions]
-        limits += [state.processed_ts(MARKET_TRADES) + PROFILE_LAG_MS
-                   for p, state in self.partitions.items()
-                   if state.holds(MARKET_TRADES) or (MARKET_TRADES, p) in lagging]
-        account_limit = min(limits) if limits else None
+        account_limit = self._account_limit(lagging)
         for p, state in self.partitions.items():
             if state.stashed or p in touched:
                 inputs = state.release(lagging, p, now, account_limit, sides=(ACCOUNT_TOPICS,),
@@ -364,24 +398,34 @@ class EngineService(mode.Service):
                         ready[p].feedback = inputs.feedback
                     else:
                         ready[p] = inputs
-        # Every login released is indexed for the shared-infrastructure signal before any
-        # order is decided, whichever partition each is on (the index answers by event
-        # time), so the answer does not depend on the order partitions are walked.
-        for inputs in ready.values():
-            self.shared.infra.observe(inputs.auth)
-        # Ticker sides first: a profile one of them publishes is applied here at once (it
-        # reaches other workers through tickers.profile), so the orders after it see it
-        # as they would had it come back from Kafka, without waiting for the round trip.
-        decided = 0
+        return ready
+
+    def _account_limit(self, lagging: set[tuple[str, int]]) -> int | None:
+        """The event time no order may pass yet: logins still lagging, trades not decided."""
+        limits = [self.partitions[p].last_ts(AUTH_EVENTS)
+                  for name, p in lagging if name == AUTH_EVENTS and p in self.partitions]
+        limits += [state.processed_ts(MARKET_TRADES) + PROFILE_LAG_MS
+                   for p, state in self.partitions.items()
+                   if state.holds(MARKET_TRADES) or (MARKET_TRADES, p) in lagging]
+        return min(limits) if limits else None
+
+    def _ticker_sides(self, ready: dict[int, Inputs], cfg: Any) -> dict:
+        """Each ready partition's ticker side, its profiles applied at once.
+
+        A profile one of them publishes is applied here (it reaches other workers through
+        tickers.profile), so the orders after it see it as they would had it come back
+        from Kafka, without waiting for the round trip.
+        """
         outs = {}
         for p, inputs in ready.items():
             outs[p] = self.partitions[p].core.process_tickers(inputs, cfg)
             self.shared.apply_profiles(outs[p].profiles)
-        # Decide now, record what was known: the step's provenance is taken before its
-        # decisions, which name it (``step``), and goes out with them, in the same delivery
-        # (committed together), once it can name the controls the step issued too.
-        step = self._provenance(ready, outs, wall) if ready else None
-        self._step_ref = None if step is None else f"{self.incarnation}/{step['step']}"
+        return outs
+
+    def _account_sides(self, ready: dict[int, Inputs], outs: dict, cfg: Any,
+                       delivery: Delivery) -> tuple[int, list[int]]:
+        """Decide each ready partition's orders and publish; (decided, partitions deciding)."""
+        decided = 0
         deciding = []
         for p, inputs in ready.items():
             out = self.partitions[p].core.process_accounts(inputs, cfg, outs[p])
@@ -389,20 +433,15 @@ class EngineService(mode.Service):
             if len(out.decisions):
                 deciding.append(p)
             self._publish(out, delivery)
-        if step is not None:
-            self._stamp(step, outs, delivery)
-        if self.shadow_policy is not None and deciding:
-            # After every live decision of the step is handed to the producer: the shadow
-            # costs CPU, never the live decisions' latency. Only partitions that decided
-            # orders in this step: another's last batch was shadowed when it was decided.
-            self._shadow(deciding, delivery)
+        return decided, deciding
+
+    def _offsets_to_commit(self, delivery: Delivery) -> None:
+        """What each partition's core has decided: committed once the delivery is acked."""
         for p, state in self.partitions.items():
             for name, offset in state.commit_offsets().items():
                 full = self.settings.topic(name)
                 delivery.offsets[(full, p)] = offset
                 state.next_offsets[full] = offset
-        pipe.track(delivery)
-        self.metrics.observe_step(poll.count, decided, time.perf_counter() - started)
 
     def _provenance(self, ready: dict[int, Inputs], outs: dict, wall: int) -> dict[str, Any]:
         """This step's ``engine.steps`` record, as known before its account sides run.
@@ -469,23 +508,6 @@ class EngineService(mode.Service):
             block = self.partitions[p].core.shadow(cfg)
             for key, value in zip(block.account_id, encode_decisions(block, wall)):
                 produce(topic, key.encode(), value, delivery)
-
-    def _in_time(self, name: str, records: list, messages: list, oldest: int | None,
-                 newest: int, delivery: Delivery, wall: int) -> tuple[list, list]:
-        """Records whose event time is plausible against this worker's clock; the rest dead."""
-        late = [i for i, r in enumerate(records)
-                if r.ts > newest or (oldest is not None and r.ts < oldest)]
-        if not late:
-            return records, messages
-        for i in late:
-            ts = records[i].ts
-            why = (f"event time {ts} is more than {self.settings.max_event_lead_s:g} s ahead of "
-                   "the worker's clock" if ts > newest else
-                   f"event time {ts} is more than {self.settings.max_event_age_s:g} s old")
-            self._deadletter(name, messages[i], RecordError(why, "ts"), delivery, wall)
-        drop = set(late)
-        return ([r for i, r in enumerate(records) if i not in drop],
-                [m for i, m in enumerate(messages) if i not in drop])
 
     def _publish(self, out, delivery: Delivery) -> None:
         pipe, produce, topics = self.pipe, self.pipe.produce, self.out_topics
@@ -651,6 +673,19 @@ class EngineService(mode.Service):
         pipe.track(after)
         self._last_snapshot_mono = time.monotonic()
         self.metrics.observe_snapshot(time.perf_counter() - started)
+
+
+def _without(rows: list, rejected: list[tuple[int, Any]]) -> list:
+    """``rows`` less those whose index ``rejected`` names."""
+    if not rejected:
+        return rows
+    drop = {i for i, _ in rejected}
+    return [row for i, row in enumerate(rows) if i not in drop]
+
+
+def _move_on(state: PartitionState, full: str, offset: int) -> None:
+    """Nothing of ``full`` below ``offset`` is held back: its next offset is at least that."""
+    state.next_offsets[full] = max(state.next_offsets.get(full, 0), offset)
 
 
 def _off_the_loop(work: Callable[[], Any], name: str) -> asyncio.Future:

@@ -28,7 +28,7 @@ from streams import records as contract
 from streams.schema import RecordError
 from streams.topics import MARKET_TRADES, ORDERS
 
-__all__ = ["BoundsError", "Limits", "implausible"]
+__all__ = ["BoundsError", "Limits", "implausible", "out_of_time"]
 
 
 class BoundsError(RecordError):
@@ -104,4 +104,27 @@ def implausible(topic: str, records: Sequence[Any], limits: Limits
         error = check(r, limits)
         if error is not None:
             out.append((i, error))
+    return out
+
+
+def out_of_time(records: Sequence[Any], now_ms: int, max_age_s: float | None,
+                max_lead_s: float) -> list[tuple[int, RecordError]]:
+    """(index into ``records``, why) for each whose event time ``ts`` is implausible against
+    the worker's clock ``now_ms``: older than ``max_age_s`` (none: no bound) or ahead of it
+    by more than ``max_lead_s``.
+
+    >>> from types import SimpleNamespace as R
+    >>> [(i, str(e)) for i, e in out_of_time([R(ts=0), R(ts=500_000)], 1_000, None, 300)]
+    [(1, "ts: event time 500000 is more than 300 s ahead of the worker's clock")]
+    """
+    oldest = now_ms - int(max_age_s * 1000) if max_age_s else None
+    newest = now_ms + int(max_lead_s * 1000)
+    late = [i for i, r in enumerate(records)
+            if r.ts > newest or (oldest is not None and r.ts < oldest)]
+    out = []
+    for i in late:
+        ts = records[i].ts
+        why = (f"event time {ts} is more than {max_lead_s:g} s ahead of the worker's clock"
+               if ts > newest else f"event time {ts} is more than {max_age_s:g} s old")
+        out.append((i, RecordError(why, "ts")))
     return out

@@ -16,7 +16,9 @@ __all__ = [
     "AUTH_EVENT",
     "AUTH_EVENT_KINDS",
     "DEADLETTER",
+    "DECIDED_FIELDS",
     "DECISION",
+    "DECISION_STAMPED",
     "FEEDBACK",
     "ORDER",
     "SCHEMAS",
@@ -189,6 +191,13 @@ DECISION = RecordSchema(
     ),
 )
 
+#: A decision's fields the worker stamps as it publishes it (its wall time, its provenance);
+#: the core decides the others, ``DECIDED_FIELDS``: the columns of
+#: ``tradeguard.core.DecisionBlock`` and of replay's ``Decided``, in this order
+#: (tests/house/test_decision_record.py holds them to it).
+DECISION_STAMPED = ("ts", "step")
+DECIDED_FIELDS = tuple(f.name for f in DECISION.fields if f.name not in DECISION_STAMPED)
+
 ENGINE_STEP = RecordSchema(
     "engine_step",
     "Engine step provenance (internal)",
@@ -222,9 +231,19 @@ ENGINE_STEP = RecordSchema(
     ),
 )
 
-def _sequenced_and_signed(target: str) -> tuple[Field, Field]:
-    """``seq`` and ``signature``, the two fields every control record carries for authority."""
-    return (
+def _control(name: str, title: str, description: str, key: Field, target: str,
+             action: Field, evidence: Field, *extra: Field, deciders: str) -> RecordSchema:
+    """A control record: whom it is for, what it does and why, who decided and when, and
+    the two fields that give it authority (``seq``, ``signature``)."""
+    return RecordSchema(name, title, description, (
+        key,
+        action,
+        Field("reason", "string", "Why, in words."),
+        evidence,
+        *extra,
+        Field("source", "string", f"Who decided: {deciders}, ...", required=False,
+              nullable=True),
+        Field("ts", "integer", _ENGINE_TS, minimum=0),
         Field("seq", "integer", f"The {target}'s control sequence number: one more than the "
               "record it supersedes, inside the signed payload. Every writer sets it; a reader "
               "holding the control key refuses a record without it, or whose seq does not "
@@ -234,47 +253,35 @@ def _sequenced_and_signed(target: str) -> tuple[Field, Field]:
               "canonical JSON without this field, made with the control key "
               "(streams/signing.py). Unsigned or forged records are ignored.", required=False,
               nullable=True),
-    )
+    ))
 
 
-TICKER_CONTROL = RecordSchema(
+TICKER_CONTROL = _control(
     "ticker_control",
     "Ticker control",
     "Buy-halt or release for one ticker. Topic `controls.tickers` (compacted), key ticker: the "
     "latest record per ticker is its current state.",
-    (
-        _TICKER,
-        Field("action", "string", "halt_buys: reject buy orders; release: end the halt.",
-              enum=TICKER_ACTIONS),
-        Field("reason", "string", "Why, in words."),
-        Field("evidence", "object", "What the engine saw (accounts, notional, window).",
-              nullable=True),
-        Field("expires_at", "integer", "When a halt lapses by itself (epoch ms); null for release.",
-              nullable=True, minimum=0),
-        Field("source", "string", "Who decided: engine, cli, analyst, ...", required=False,
-              nullable=True),
-        Field("ts", "integer", _ENGINE_TS, minimum=0),
-        *_sequenced_and_signed("ticker"),
-    ),
+    _TICKER, "ticker",
+    Field("action", "string", "halt_buys: reject buy orders; release: end the halt.",
+          enum=TICKER_ACTIONS),
+    Field("evidence", "object", "What the engine saw (accounts, notional, window).",
+          nullable=True),
+    Field("expires_at", "integer", "When a halt lapses by itself (epoch ms); null for release.",
+          nullable=True, minimum=0),
+    deciders="engine, cli, analyst",
 )
 
-ACCOUNT_CONTROL = RecordSchema(
+ACCOUNT_CONTROL = _control(
     "account_control",
     "Account control",
     "Step-up, freeze or release for one account. Topic `controls.accounts` (compacted), key "
     "account_id: the latest record per account is its current state.",
-    (
-        _ACCOUNT,
-        Field("action", "string",
-              "step_up: require re-authentication; freeze: reject all orders; release: end it.",
-              enum=ACCOUNT_ACTIONS),
-        Field("reason", "string", "Why, in words."),
-        Field("evidence", "object", "What the engine saw.", required=False, nullable=True),
-        Field("source", "string", "Who decided: engine, cli, feedback, ...", required=False,
-              nullable=True),
-        Field("ts", "integer", _ENGINE_TS, minimum=0),
-        *_sequenced_and_signed("account"),
-    ),
+    _ACCOUNT, "account",
+    Field("action", "string",
+          "step_up: require re-authentication; freeze: reject all orders; release: end it.",
+          enum=ACCOUNT_ACTIONS),
+    Field("evidence", "object", "What the engine saw.", required=False, nullable=True),
+    deciders="engine, cli, feedback",
 )
 
 FEEDBACK = RecordSchema(

@@ -78,21 +78,24 @@ class Field:
             raise RecordError("must not be empty", self.name)
         return value
 
+    def bounds(self) -> dict[str, Any]:
+        """The bounds this field sets, by their JSON Schema keyword, in one order."""
+        out: dict[str, Any] = {}
+        for keyword, bound in (("exclusiveMinimum", self.exclusive_minimum),
+                               ("minimum", self.minimum), ("maximum", self.maximum),
+                               ("maxLength", self.max_length)):
+            if bound is not None:
+                out[keyword] = bound
+        if self.type == "string" and self.required and not self.nullable:
+            out["minLength"] = 1
+        return out
+
     def json_schema(self) -> dict[str, Any]:
         base: dict[str, Any] = {"type": [self.type, "null"] if self.nullable else self.type}
         base["description"] = self.description
         if self.enum:
             base["enum"] = list(self.enum) + ([None] if self.nullable else [])
-        if self.exclusive_minimum is not None:
-            base["exclusiveMinimum"] = self.exclusive_minimum
-        if self.minimum is not None:
-            base["minimum"] = self.minimum
-        if self.maximum is not None:
-            base["maximum"] = self.maximum
-        if self.max_length is not None:
-            base["maxLength"] = self.max_length
-        if self.type == "string" and self.required and not self.nullable:
-            base["minLength"] = 1
+        base.update(self.bounds())
         if self.items is not None:
             base["items"] = self.items
         return base

@@ -26,6 +26,7 @@ from typing import Annotated, Any, Literal, Optional, Sequence
 
 import msgspec
 
+from streams.records import DECISION, TICKER_FLOW
 from streams.schema import Field, RecordError, RecordSchema
 from streams.vocabulary import ACTIONS
 
@@ -33,6 +34,9 @@ __all__ = ["BatchDecoder", "encode_decisions", "encode_flows", "record_type", "t
 
 _BASE = {"string": str, "integer": int, "number": float, "boolean": bool,
          "array": list, "object": dict}
+#: A JSON Schema bound (``Field.bounds``) as msgspec names it.
+_META = {"exclusiveMinimum": "gt", "minimum": "ge", "maximum": "le", "maxLength": "max_length",
+         "minLength": "min_length"}
 
 
 def _field_type(f: Field) -> Any:
@@ -40,17 +44,7 @@ def _field_type(f: Field) -> Any:
         base: Any = Literal[f.enum]  # type: ignore[valid-type]
     else:
         base = _BASE[f.type]
-        meta: dict[str, Any] = {}
-        if f.exclusive_minimum is not None:
-            meta["gt"] = f.exclusive_minimum
-        if f.minimum is not None:
-            meta["ge"] = f.minimum
-        if f.maximum is not None:
-            meta["le"] = f.maximum
-        if f.max_length is not None:
-            meta["max_length"] = f.max_length
-        if f.type == "string" and f.required and not f.nullable:
-            meta["min_length"] = 1
+        meta = {_META[keyword]: bound for keyword, bound in f.bounds().items()}
         if f.type == "integer":
             # Integers land in int64 columns: a 400-digit number is an error, not a bigint.
             if "gt" not in meta:
@@ -177,33 +171,20 @@ class BatchDecoder:
         return records, bad
 
 
-class _Decision(msgspec.Struct, gc=False):
-    """The ``decisions`` value as it is encoded (field order as in streams/records.py)."""
+def _encoded(schema: RecordSchema, **types: Any) -> type[msgspec.Struct]:
+    """A Struct that encodes ``schema``'s records: its fields in their declared order.
 
-    order_id: str
-    account_id: str
-    ticker: str
-    side: str
-    action: str
-    score: float
-    reasons: msgspec.Raw
-    model_version: str
-    policy_version: str
-    order_ts: int
-    ts: int
-    step: str | None = None
+    Encoding checks nothing (the core made the values), so a field's type is its JSON
+    type, or the one ``types`` names (``reasons``: JSON bytes the core encoded once).
+    """
+    fields = [(f.name, types.get(f.name, _BASE[f.type])) if f.required else
+              (f.name, Optional[types.get(f.name, _BASE[f.type])], None) for f in schema.fields]
+    name = "".join(word.title() for word in schema.name.split("_"))
+    return msgspec.defstruct(f"Encoded{name}", fields, gc=False)
 
 
-class _Flow(msgspec.Struct, gc=False):
-    """The ``tickers.flow`` value as it is encoded."""
-
-    ticker: str
-    account_id: str
-    side: str
-    order_id: str
-    notional: float
-    account_risk: float
-    ts: int
+_Decision = _encoded(DECISION, reasons=msgspec.Raw)
+_Flow = _encoded(TICKER_FLOW)
 
 
 _ENCODER = msgspec.json.Encoder()

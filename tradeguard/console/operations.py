@@ -29,6 +29,7 @@ from typing import Any
 from confluent_kafka import KafkaException
 
 from streams import topics
+from streams.controls import AccountControl, TickerControl
 from streams.records import ACCOUNT_CONTROL, AUDIT, FEEDBACK, TICKER_CONTROL
 from streams.signing import CONTROL_TOPICS, ControlKeys, sign
 from tradeguard.kafka.producer import RecordProducer
@@ -171,10 +172,10 @@ def _record(view: ConsoleView, req: Request, op: Operator, before: dict | None, 
     source = f"console:{op.user}"
     reason = req.reason.strip()
     if req.action == "release_halt":
-        return topics.CONTROLS_TICKERS, TICKER_CONTROL.validate({
-            "ticker": req.target, "action": "release", "reason": reason,
-            "evidence": {**evidence, "halt_ts": before["ts"]}, "expires_at": None,
-            "source": source, "ts": now_ms, "seq": seq})
+        return topics.CONTROLS_TICKERS, TICKER_CONTROL.validate(TickerControl(
+            ticker=req.target, action="release", reason=reason,
+            evidence={**evidence, "halt_ts": before["ts"]}, expires_at=None,
+            source=source, ts=now_ms).record(seq=seq))
     if req.action == "extend_halt":
         until = max(before["expires_at"] or now_ms, now_ms) + req.minutes * 60_000
         kept = {k: v for k, v in before.items() if k != "signature"}
@@ -184,10 +185,10 @@ def _record(view: ConsoleView, req: Request, op: Operator, before: dict | None, 
             "evidence": {**(before["evidence"] or {}), **evidence,
                          "extended_from": before["expires_at"], "halt_reason": before["reason"]}})
     if req.action in ("release_account", "freeze_account"):
-        return topics.CONTROLS_ACCOUNTS, ACCOUNT_CONTROL.validate({
-            "account_id": req.target, "action": req.action.split("_")[0], "reason": reason,
-            "evidence": {**evidence, "previous": before and before["action"]},
-            "source": source, "ts": now_ms, "seq": seq})
+        return topics.CONTROLS_ACCOUNTS, ACCOUNT_CONTROL.validate(AccountControl(
+            account_id=req.target, action=req.action.split("_")[0], reason=reason,
+            evidence={**evidence, "previous": before and before["action"]},
+            source=source, ts=now_ms).record(seq=seq))
     return topics.FEEDBACK, FEEDBACK.validate({
         "account_id": before["account_id"], "order_id": req.target, "label": req.label,
         "source": source, "ts": now_ms})

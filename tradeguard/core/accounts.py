@@ -27,6 +27,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from streams.controls import AccountControl
 from tradeguard.core.blocks import ACTIONS, BLOCK, HOLD, DecisionBlock, FlowBlock, ReasonsEncoder
 from tradeguard.core.board import ControlBoard
 from tradeguard.core.infrastructure import InfrastructureWatch
@@ -300,14 +301,14 @@ class AccountCore:
         control = board.account_control(account_id)
         if control is None or control["action"] != "step_up":
             return out  # released or frozen meanwhile, or a scratch board: nothing to publish
-        record = {"account_id": account_id,
-                  "action": "release" if passed or withdrawn else "freeze",
-                  "reason": "passed the step-up challenge" if passed
-                  else "the login's own factor failed: its session never opened" if withdrawn
-                  else "failed the step-up challenge",
-                  "evidence": {"order_id": (control.get("evidence") or {}).get("order_id"),
-                               "session_id": event.session_id},
-                  "source": "engine", "ts": event.ts}
+        record = AccountControl(
+            account_id=account_id, action="release" if passed or withdrawn else "freeze",
+            reason="passed the step-up challenge" if passed
+            else "the login's own factor failed: its session never opened" if withdrawn
+            else "failed the step-up challenge",
+            evidence={"order_id": (control.get("evidence") or {}).get("order_id"),
+                      "session_id": event.session_id},
+            source="engine", ts=event.ts).record()
         board.apply_account(record)
         return out + [record]
 
@@ -330,10 +331,10 @@ class AccountCore:
             control = board.account_control(account_id)
             if control is None or control["action"] != "step_up":
                 continue  # released or frozen meanwhile
-            record = {"account_id": account_id, "action": "freeze",
-                      "reason": "step-up challenge unanswered",
-                      "evidence": {"order_id": (control.get("evidence") or {}).get("order_id")},
-                      "source": "engine", "ts": answer_by}
+            record = AccountControl(
+                account_id=account_id, action="freeze", reason="step-up challenge unanswered",
+                evidence={"order_id": (control.get("evidence") or {}).get("order_id")},
+                source="engine", ts=answer_by).record()
             board.apply_account(record)
             out.append(record)
         if self._verified:
@@ -395,11 +396,12 @@ class AccountCore:
                     trust[3] is not None and trust[3] == p.login["device_id"]:
                 continue  # the customer proved it is them on this device
             answer_by = p.ts + int(cfg.step_up_timeout_s * 1000)
-            record = {"account_id": p.account_id, "action": "step_up",
-                      "reason": f"login {p.login['session_id']} scored {p.score:.2f}",
-                      "evidence": {"order_id": None, "login": p.login, "score": p.score,
-                                   "reasons": p.reasons, "answer_by": answer_by},
-                      "source": "engine", "ts": p.ts}
+            record = AccountControl(
+                account_id=p.account_id, action="step_up",
+                reason=f"login {p.login['session_id']} scored {p.score:.2f}",
+                evidence={"order_id": None, "login": p.login, "score": p.score,
+                          "reasons": p.reasons, "answer_by": answer_by},
+                source="engine", ts=p.ts).record()
             self._challenges[p.account_id] = (p.ts, answer_by)
             self._due_floor = min(self._due_floor, answer_by)
             self._login_challenges[p.account_id] = p.login["session_id"]
@@ -582,14 +584,14 @@ class AccountCore:
             else:
                 self._challenges.pop(account_id, None)
             self._login_challenges.pop(account_id, None)
-            record = {
-                "account_id": account_id,
-                "action": wanted,
-                "reason": f"order {order.order_id} scored {score:.2f}",
-                "evidence": evidence,
-                "source": "engine",
-                "ts": order.ts,
-            }
+            record = AccountControl(
+                account_id=account_id,
+                action=wanted,
+                reason=f"order {order.order_id} scored {score:.2f}",
+                evidence=evidence,
+                source="engine",
+                ts=order.ts,
+            ).record()
             board.apply_account(record)  # later orders of this batch see it at once
             controls.append(record)
             current = wanted
@@ -647,9 +649,9 @@ class AccountCore:
                 action, reason = "freeze", f"labelled fraud by {label.source}"
             else:
                 continue
-            record = {"account_id": account_id, "action": action, "reason": reason,
-                      "evidence": {"order_id": label.order_id}, "source": "feedback",
-                      "ts": label.ts}
+            record = AccountControl(account_id=account_id, action=action, reason=reason,
+                                    evidence={"order_id": label.order_id}, source="feedback",
+                                    ts=label.ts).record()
             board.apply_account(record)
             out.append(record)
         return out

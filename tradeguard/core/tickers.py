@@ -18,6 +18,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from streams.controls import TickerControl
 from tradeguard.core.blocks import FlowBlock
 from tradeguard.core.accounts import CAMPAIGN_BUY
 from tradeguard.core.board import ControlBoard
@@ -208,11 +209,11 @@ class TickerCore:
                       "bought a thin ticker (campaign buy)")
         expires_at = ts + int(cfg.halt_ttl_s * 1000)
         self._halts[ticker] = (ts, expires_at)
-        return {
-            "ticker": ticker,
-            "action": "halt_buys",
-            "reason": reason,
-            "evidence": {
+        return TickerControl(
+            ticker=ticker,
+            action="halt_buys",
+            reason=reason,
+            evidence={
                 "accounts": sorted({a for _, a, _ in buys}),
                 "risky_notional": round(sum(n for _, _, n in buys), 2),
                 "risky_buyers": risky_buyers,
@@ -223,10 +224,10 @@ class TickerCore:
                 "trigger_order_id": order_id,
                 "campaign_buy": campaign_buy,
             },
-            "expires_at": expires_at,
-            "source": "engine",
-            "ts": ts,
-        }
+            expires_at=expires_at,
+            source="engine",
+            ts=ts,
+        ).record()
 
     def _release_expired(self, board: ControlBoard) -> list[dict[str, Any]]:
         """A release for each own halt whose expiry this side's event time has passed."""
@@ -238,9 +239,9 @@ class TickerCore:
             current = board.ticker_halt(ticker, halt_ts)
             if current is None or current.get("ts") != halt_ts:
                 continue  # released or replaced by someone else meanwhile
-            release = {"ticker": ticker, "action": "release", "reason": "halt expired",
-                       "evidence": {"halt_ts": halt_ts}, "expires_at": None,
-                       "source": "engine", "ts": expires_at}
+            release = TickerControl(ticker=ticker, action="release", reason="halt expired",
+                                    evidence={"halt_ts": halt_ts}, expires_at=None,
+                                    source="engine", ts=expires_at).record()
             board.apply_ticker(release)
             out.append(release)
         return out

@@ -16,6 +16,7 @@ ACLs: a super user or one with ``Alter`` on the cluster).
 
 from __future__ import annotations
 
+from concurrent.futures import Future
 from typing import Iterable, Mapping
 
 from confluent_kafka import KafkaException
@@ -66,12 +67,8 @@ def apply_acls(settings: Settings, principals: Iterable[Principal] = PRINCIPALS,
     prefix = settings.topic_prefix if prefix is None else prefix
     wanted = [b for p in principals for b in bindings(p, prefix)]
     client = _admin(settings)  # held until every future is answered: its end fails them
-    futures = client.create_acls(wanted, request_timeout=timeout_s)
-    for binding, future in futures.items():
-        try:
-            future.result(timeout_s)
-        except KafkaException as exc:
-            raise BrokerError(f"could not create ACL {binding}: {exc.args[0].str()}") from None
+    _answered(client.create_acls(wanted, request_timeout=timeout_s), timeout_s,
+              "could not create ACL {}")
     return len(wanted)
 
 
@@ -88,10 +85,15 @@ def upsert_scram_users(settings: Settings, passwords: Mapping[str, str],
                                             password.encode())
                for user, password in passwords.items()]
     client = _admin(settings)  # held until every future is answered: its end fails them
-    futures = client.alter_user_scram_credentials(upserts, request_timeout=timeout_s)
-    for user, future in futures.items():
+    _answered(client.alter_user_scram_credentials(upserts, request_timeout=timeout_s),
+              timeout_s, "could not set SCRAM credentials of {}")
+
+
+def _answered(futures: Mapping[object, Future], timeout_s: float, failed: str) -> None:
+    """Wait for each of an admin call's futures; the first that failed raises ``BrokerError``,
+    ``failed`` naming what it was for (``{}``: the future's key) before the broker's words."""
+    for what, future in futures.items():
         try:
             future.result(timeout_s)
         except KafkaException as exc:
-            raise BrokerError(f"could not set SCRAM credentials of {user}: "
-                              f"{exc.args[0].str()}") from None
+            raise BrokerError(f"{failed.format(what)}: {exc.args[0].str()}") from None
