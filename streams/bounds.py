@@ -22,19 +22,51 @@ scoring it would let one bad gateway move the account's learned history.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Protocol, Sequence
 
 from streams import records as contract
 from streams.schema import RecordError
 from streams.topics import MARKET_TRADES, ORDERS
 
-__all__ = ["BoundsError", "Limits", "implausible", "out_of_time"]
+__all__ = ["BoundsError", "LimitSettings", "Limits", "implausible", "out_of_time"]
 
 
 class BoundsError(RecordError):
     """A value beyond a plausible bound; ``field`` names it (``notional``: qty x price)."""
 
     label = "implausible_value"
+
+
+class LimitSettings(Protocol):
+    """The settings ``Limits.from_settings`` reads (``tradeguard.runtime.settings.Settings``;
+    the runtime imports this layer, not the other way)."""
+
+    max_order_qty: int
+    max_price: float
+    max_order_notional: float
+    max_trade_qty: int
+    max_holdings_value: float
+
+
+class PricedOrder(Protocol):
+    """A decoded ``orders`` record, as far as its bounds go."""
+
+    qty: int
+    price: float | None
+    holdings_value: float | None
+
+
+class Trade(Protocol):
+    """A decoded ``market.trades`` record, as far as its bounds go."""
+
+    qty: int
+    price: float
+
+
+class Timed(Protocol):
+    """Any decoded record: its event time (ms)."""
+
+    ts: int
 
 
 @dataclass(frozen=True)
@@ -48,7 +80,7 @@ class Limits:
     max_holdings_value: float = contract.PLAUSIBLE_HOLDINGS_VALUE
 
     @classmethod
-    def from_settings(cls, settings: Any) -> "Limits":
+    def from_settings(cls, settings: LimitSettings) -> "Limits":
         return cls(settings.max_order_qty, settings.max_price, settings.max_order_notional,
                    settings.max_trade_qty, settings.max_holdings_value)
 
@@ -62,7 +94,7 @@ def _over(field: str, value: float, limit: float, unit: str, setting: str) -> Bo
                        field)
 
 
-def _order(r: Any, lim: Limits) -> BoundsError | None:
+def _order(r: PricedOrder, lim: Limits) -> BoundsError | None:
     if r.qty > lim.max_order_qty:
         return _over("qty", r.qty, lim.max_order_qty, "shares", "MAX_ORDER_QTY")
     if r.price is not None:
@@ -78,7 +110,7 @@ def _order(r: Any, lim: Limits) -> BoundsError | None:
     return None
 
 
-def _trade(r: Any, lim: Limits) -> BoundsError | None:
+def _trade(r: Trade, lim: Limits) -> BoundsError | None:
     if r.qty > lim.max_trade_qty:
         return _over("qty", r.qty, lim.max_trade_qty, "shares", "MAX_TRADE_QTY")
     if r.price > lim.max_price:
@@ -89,7 +121,7 @@ def _trade(r: Any, lim: Limits) -> BoundsError | None:
 _CHECKS = {ORDERS: _order, MARKET_TRADES: _trade}
 
 
-def implausible(topic: str, records: Sequence[Any], limits: Limits
+def implausible(topic: str, records: Sequence[PricedOrder] | Sequence[Trade], limits: Limits
                 ) -> list[tuple[int, BoundsError]]:
     """(index into ``records``, why) for each decoded record of ``topic`` beyond ``limits``.
 
@@ -107,7 +139,7 @@ def implausible(topic: str, records: Sequence[Any], limits: Limits
     return out
 
 
-def out_of_time(records: Sequence[Any], now_ms: int, max_age_s: float | None,
+def out_of_time(records: Sequence[Timed], now_ms: int, max_age_s: float | None,
                 max_lead_s: float) -> list[tuple[int, RecordError]]:
     """(index into ``records``, why) for each whose event time ``ts`` is implausible against
     the worker's clock ``now_ms``: older than ``max_age_s`` (none: no bound) or ahead of it

@@ -22,7 +22,7 @@ A bad value costs its own dead letter and nothing else:
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal, Optional, Sequence
+from typing import Annotated, Any, Literal, Optional, Protocol, Sequence
 
 import msgspec
 
@@ -30,7 +30,8 @@ from streams.records import DECISION, TICKER_FLOW
 from streams.schema import Field, RecordError, RecordSchema
 from streams.vocabulary import ACTIONS
 
-__all__ = ["BatchDecoder", "encode_decisions", "encode_flows", "record_type", "to_dict"]
+__all__ = ["BatchDecoder", "DecisionColumns", "FlowColumns", "encode_decisions", "encode_flows",
+           "record_type", "to_dict"]
 
 _BASE = {"string": str, "integer": int, "number": float, "boolean": bool,
          "array": list, "object": dict}
@@ -187,11 +188,40 @@ _Decision = _encoded(DECISION, reasons=msgspec.Raw)
 _Flow = _encoded(TICKER_FLOW)
 
 
+class DecisionColumns(Protocol):
+    """What ``encode_decisions`` reads: ``tradeguard.core.DecisionBlock``'s columns (the core
+    imports this layer, never the other way, so the block is named by its shape here)."""
+
+    order_id: Sequence[str]
+    account_id: Sequence[str]
+    ticker: Sequence[str]
+    side: Sequence[str]
+    action: Any  # np.ndarray of int8 action codes (indexes ``ACTIONS``)
+    score: Any  # np.ndarray of float64
+    reasons: Sequence[bytes]
+    model_version: Sequence[str]
+    policy_version: str
+    order_ts: Any  # np.ndarray of int64 event times (ms)
+
+
+class FlowColumns(Protocol):
+    """What ``encode_flows`` reads: ``tradeguard.core.FlowBlock``'s columns."""
+
+    ticker: Sequence[str]
+    account_id: Sequence[str]
+    side: Sequence[str]
+    order_id: Sequence[str]
+    notional: Any  # np.ndarray of float64
+    account_risk: Any  # np.ndarray of float64
+    ts: Any  # np.ndarray of int64
+
+
 _ENCODER = msgspec.json.Encoder()
 _ACTION_NAMES = ACTIONS  # a decision block's int8 action code indexes it
 
 
-def encode_decisions(block: Any, now_ms: int, step: str | None = None) -> list[bytes]:
+def encode_decisions(block: DecisionColumns, now_ms: int, step: str | None = None
+                     ) -> list[bytes]:
     """One ``decisions`` value per row of a ``tradeguard.core.DecisionBlock``; ``ts`` = now_ms.
 
     ``step``: the provenance reference (``worker/step``) a live worker stamps.
@@ -206,7 +236,7 @@ def encode_decisions(block: Any, now_ms: int, step: str | None = None) -> list[b
                 block.model_version, block.order_ts.tolist())]
 
 
-def encode_flows(block: Any) -> list[bytes]:
+def encode_flows(block: FlowColumns) -> list[bytes]:
     """One ``tickers.flow`` value per row of a ``tradeguard.core.FlowBlock``."""
     encode = _ENCODER.encode
     return [encode(_Flow(t, a, s, o, n, r, ts)) for t, a, s, o, n, r, ts in zip(
