@@ -577,7 +577,10 @@ class EngineService(mode.Service):
         for p in sorted(new & set(parked)):
             mine = {t: o for (t, q), o in item.committed.items() if q == p and t in self.names}
             acked = {t: o for (t, q), o in self.pipe.acked.items() if q == p}
-            if parked[p].resumable(mine, acked):
+            why_not = parked[p].not_resumable(mine, acked)
+            if why_not is not None:  # moved on by someone, or ours but unacknowledged
+                log.info("partition %d given back but restored, not resumed: %s", p, why_not)
+            else:
                 # A broker pause that outlived the session, or a rebalance that gave it
                 # back: nobody moved it on, so the core goes on as if it never left (the
                 # step records go on in this incarnation; replay needs nothing else).

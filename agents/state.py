@@ -176,12 +176,19 @@ class PartitionState:
         decided here, outputs delivered, so they are skipped (``skip_below``), not
         decided twice, and the state goes on exactly as if the partition never left.
         """
+        return self.not_resumable(committed, acked) is None
+
+    def not_resumable(self, committed: dict[str, int | None], acked: dict[str, int]
+                      ) -> str | None:
+        """Why ``resumable`` says no (the first offset that disagrees), or None if it says yes."""
         for full, offset in committed.items():
             if offset != acked.get(full):
-                return False
+                return (f"{full}: committed {offset}, this worker's acknowledged commit "
+                        f"{acked.get(full)}")
             if offset is not None and offset > self.next_offsets.get(full, -1):
-                return False
-        return True
+                return (f"{full}: committed {offset}, past what it decided "
+                        f"({self.next_offsets.get(full)})")
+        return None
 
     def commit_offsets(self) -> dict[str, int]:
         """Per registry topic: the next offset that may be committed (nothing held below it)."""

@@ -53,6 +53,16 @@ def test_another_workers_commit_or_a_commit_past_the_core_means_a_restore():
                                 {"t.orders": 130, "t.auth.events": 40})
 
 
+def test_the_log_names_the_offset_that_stopped_a_resume():
+    parked = _state({"t.orders": 120, "t.auth.events": 40}).parked()
+    acked = {"t.orders": 100, "t.auth.events": 40}
+    assert parked.not_resumable({"t.orders": 100, "t.auth.events": 40}, acked) is None
+    assert parked.not_resumable({"t.orders": 110, "t.auth.events": 40}, acked) == (
+        "t.orders: committed 110, this worker's acknowledged commit 100")
+    assert parked.not_resumable({"t.orders": 130}, {"t.orders": 130}) == (
+        "t.orders: committed 130, past what it decided (120)")
+
+
 offsets = st.one_of(st.none(), st.integers(0, 50))
 
 
