@@ -23,14 +23,14 @@ from tradeguard.replay.batches import LiveBatches
 PARTITIONS = 4
 
 
-def _outcome(batches):
-    engine = InProcessEngine(partitions=PARTITIONS)
+def _outcome(batches, partitions=PARTITIONS):
+    engine = InProcessEngine(partitions=partitions)
     return canonical(engine.process(batch) for batch in batches)
 
 
-def _live_outcome(batches):
+def _live_outcome(batches, partitions=PARTITIONS):
     """As the replay feeds them: each batch's profiles, computed ahead, in the book first."""
-    engine = InProcessEngine(partitions=PARTITIONS)
+    engine = InProcessEngine(partitions=partitions)
 
     def run(batch):
         batch.ahead(engine.shared.profiles)
@@ -80,3 +80,18 @@ def test_the_in_process_engine_closes_periods_the_live_worker_leaves_open(stream
     decisions = sorted((d for out in engine.run(records) for d in out.decisions.rows()),
                        key=lambda d: d["order_id"])
     assert decisions != one_by_one[0]
+
+
+def test_an_order_after_its_account_was_stepped_up_in_the_same_batch():
+    """The stealth scenario's first day over 8 partitions, as ``tradeguard replay`` reads it
+    from a production layout: an account stepped up by one order places a low-scored one in
+    the same batch (and the same segment of the account side: no label or answer between),
+    which is held under the step-up, as in a call of its own."""
+    from tests.conftest import SCENARIO_DIR
+    from tradeguard.simulator import generate, load_scenario
+
+    session = generate(load_scenario(SCENARIO_DIR / "stealth.toml"))
+    records = [(name, typed(name, r)) for name, r in session.records
+               if r["ts"] <= 1_744_763_400_000]  # up to a minute past that order
+    one_by_one = _outcome(([item] for item in records), partitions=8)
+    assert _live_outcome(LiveBatches(8)(records), partitions=8) == one_by_one

@@ -113,6 +113,8 @@ def _finite_notional(notional: np.ndarray) -> np.ndarray:
 
 #: Auth events that answer a step-up challenge.
 MFA_PASSED, MFA_FAILED = "mfa_challenge_passed", "mfa_challenge_failed"
+#: The auth event on which a login may be stepped up (``logins.login_step_ups``).
+LOGIN_SUCCESS = "login_success"
 #: A ticker with no market history yet (a new listing, the day the engine is deployed) is
 #: valued as a penny stock, a daily traded value of 20M yen: a buy in it is judged as a
 #: buy in a thin stock until its trades say otherwise.
@@ -210,12 +212,27 @@ class AccountCore:
         if not feedback and not answers:
             self._segment(auth, orders, board, cfg, out)
         else:
-            a = o = 0
+            # The segment not yet decided: auth[a:a_end] and orders[o:o_end], with its
+            # accounts' successful logins' sessions and its accounts with an order (either may
+            # raise a step-up).
+            a = o = a_end = o_end = 0
+            logins: dict[str, set[str | None]] = {}
+            ordering: set[str] = set()
             for event in sorted([*feedback, *answers], key=_ts):
-                a_end = _count_until(auth, a, event.ts)
-                o_end = _count_until(orders, o, event.ts)
+                a_next = _count_until(auth, a_end, event.ts)
+                o_next = _count_until(orders, o_end, event.ts)
+                for e in auth[a_end:a_next]:
+                    if e.event == LOGIN_SUCCESS:
+                        logins.setdefault(e.account_id, set()).add(e.session_id)
+                ordering.update(r.account_id for r in orders[o_end:o_next])
+                a_end, o_end = a_next, o_next
+                if not hasattr(event, "label") and self._moot(
+                        event, logins, ordering, auth[a:a_end][:1] + orders[o:o_end][:1], cfg):
+                    continue  # the segment runs on through it, as if it were not there
                 self._segment(auth[a:a_end], orders[o:o_end], board, cfg, out)
                 a, o = a_end, o_end
+                logins.clear()
+                ordering.clear()
                 if hasattr(event, "label"):
                     out.account_controls += self.learn_feedback([event], board)
                 else:
@@ -227,6 +244,29 @@ class AccountCore:
         if last is not None:
             self._sweep_idle(last)
         return out
+
+    def _moot(self, answer: Any, logins: dict[str, set[str | None]], ordering: set[str],
+              firsts: list[Any], cfg: PolicyConfig) -> bool:
+        """Whether an answer to a step-up changes nothing, were the segment before it decided
+        first (``logins``: its accounts' successful logins' sessions; ``ordering``: its
+        accounts with an order; ``firsts``: its first login and first order).
+
+        Most answers are a login's own factor, with no challenge open or only the one its
+        login raised: splitting the call at each cost a replayed day five thousand small
+        segments. One is moot when its account has no challenge open, places no order before
+        it, and logged in before it only in the session it passes in (a step-up raised on
+        that login is not answered by its own factor), and no deadline or trust can have
+        run out by its time (``expire_challenges`` would return at once): then
+        ``answer_challenge`` returns nothing and changes nothing.
+        """
+        account_id, ts = answer.account_id, answer.ts
+        if account_id in self._challenges or account_id in ordering or ts >= self._due_floor:
+            return False
+        sessions = logins.get(account_id)
+        if sessions and (answer.event != MFA_PASSED or sessions != {answer.session_id}):
+            return False
+        # A step-up the segment raises is due its timeout after it, at the earliest.
+        return all(ts < r.ts + int(cfg.step_up_timeout_s * 1000) for r in firsts)
 
     # -- idle accounts --------------------------------------------------------------------
 
@@ -524,11 +564,20 @@ class AccountCore:
             (verdicts.scores >= cfg.step_up_at).tolist(), board.has_account_controls(accounts),
             accounts, batch.is_buy.tolist(), board.has_ticker_controls(tickers)))
             if high or controlled_account or account in stepped_at_login or (buy and halted)]
-        for i in candidates:
+        # And the later orders of an account put under control by an earlier one of the call,
+        # as they would be were they decided in a call of their own.
+        chosen, watched = set(candidates), set()
+        raised = 0 if controls is None else len(controls)
+        for i, account in enumerate(accounts):
+            if i not in chosen and account not in watched:
+                continue
             if pending and controls is not None:
                 self._raise_login_step_ups(pending, orders[i].ts, board, cfg, controls)
             self._apply_controls(i, orders[i], float(scores[i]), actions, reasons, board, cfg,
                                  controls, bool(clean[i]), controlled)
+            if controls is not None and len(controls) > raised:
+                watched.update(c["account_id"] for c in controls[raised:])
+                raised = len(controls)
         if controls is not None:
             spared = np.flatnonzero((actions == 0) & clean)
             self.halt_clean.update(orders[i].order_id for i in spared.tolist())
