@@ -200,6 +200,7 @@ def test_sigterm_mid_stream_decides_what_it_polled_commits_it_and_exits_quickly(
         gateway.send("auth.events", login(a))
     gateway.flush()
     sent = 0
+    stopping = threading.Event()
 
     def produce() -> None:  # a steady stream, so the stop lands in the middle of it
         nonlocal sent
@@ -208,7 +209,7 @@ def test_sigterm_mid_stream_decides_what_it_polled_commits_it_and_exits_quickly(
             if i % 100 == 99:
                 gateway.flush()
                 sent = i + 1
-                time.sleep(0.3)  # ~9 s of orders
+                stopping.wait(0.3)  # ~9 s of orders; the rest at once after the SIGTERM
         gateway.flush()
         sent = n
 
@@ -223,6 +224,7 @@ def test_sigterm_mid_stream_decides_what_it_polled_commits_it_and_exits_quickly(
     rc = first.process.wait(30)
     took = time.monotonic() - stopped_at
     sent_at_exit = sent
+    stopping.set()
     producer.join()
     assert rc == 0, (rc, first.log_tail())
     assert took < STOP_PROMISED_S, (f"SIGTERM to exit took {took:.2f} s; deploy/README.md "
