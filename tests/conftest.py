@@ -59,8 +59,7 @@ def broker(tmp_path_factory):
             os.environ["TRADEGUARD_BROKER_PROFILE"] = previous
 
 
-@pytest.fixture
-def engine_settings(broker, tmp_path) -> Settings:
+def isolated_engine_settings(broker, tmp_path: Path) -> Settings:
     """Settings for an isolated engine: own topic prefix and consumer group, topics created."""
     tag = uuid.uuid4().hex[:8]
     settings = Settings.from_env(
@@ -70,6 +69,18 @@ def engine_settings(broker, tmp_path) -> Settings:
         max_event_age_s=0)
     create_topics(settings)
     return settings
+
+
+@pytest.fixture
+def engine_settings(broker, tmp_path) -> Settings:
+    """Settings for an isolated engine: own topic prefix and consumer group, topics created."""
+    return isolated_engine_settings(broker, tmp_path)
+
+
+@pytest.fixture(scope="module")
+def module_engine_settings(broker, tmp_path_factory) -> Settings:
+    """As ``engine_settings``, shared by the tests of one module (one worker for several)."""
+    return isolated_engine_settings(broker, tmp_path_factory.mktemp("module-engine"))
 
 
 @pytest.fixture
@@ -83,6 +94,8 @@ def start_worker(tmp_path):
         return w
 
     yield start
+    for w in started:  # all at once: a group's workers stopped in turn rebalance each other
+        w.terminate()
     for w in started:
         w.stop()
 

@@ -22,6 +22,7 @@ from worker_probe import (committed_offsets, get, get_json, log_ends, login, ord
 
 from streams.signing import ControlKeys, sign
 from tradeguard.broker.clients import GatewayProducer, TopicReader
+from tradeguard.broker.worker_process import WorkerProcess
 
 pytestmark = pytest.mark.broker
 
@@ -29,18 +30,30 @@ SNAPSHOT_AGE = "tradeguard_last_snapshot_age_seconds"
 DEPLOY_README = Path(__file__).resolve().parents[2] / "deploy" / "README.md"
 
 
-def test_readiness_turns_true_only_after_partitions_are_assigned(engine_settings, start_worker):
-    worker = start_worker(engine_settings)
-    seen: list[tuple[int | None, dict | None]] = []
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        status, body = get_json(engine_settings, "/readyz")
-        if status is not None and (not seen or seen[-1][1] != body):
-            seen.append((status, body))
-        if status == 200:
-            break
-        assert worker.alive, worker.log_tail()
-        time.sleep(0.05)
+@pytest.fixture(scope="module")
+def watched_from_start(module_engine_settings, tmp_path_factory):
+    """One worker for the two probe tests, its /readyz watched from its start until ready:
+    [(status, body)] at each change. The healthz test stops it only well within its session."""
+    settings = module_engine_settings
+    worker = WorkerProcess(settings, tmp_path_factory.mktemp("watched") / "worker.log").start()
+    try:
+        seen: list[tuple[int | None, dict | None]] = []
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            status, body = get_json(settings, "/readyz")
+            if status is not None and (not seen or seen[-1][1] != body):
+                seen.append((status, body))
+            if status == 200:
+                break
+            assert worker.alive, worker.log_tail()
+            time.sleep(0.05)
+        yield settings, worker, seen
+    finally:
+        worker.stop()
+
+
+def test_readiness_turns_true_only_after_partitions_are_assigned(watched_from_start):
+    settings, worker, seen = watched_from_start
     statuses = [s for s, _ in seen]
     assert statuses[-1] == 200, (seen, worker.log_tail())
     # The web server answers before the group join: not ready, and says why.
@@ -49,15 +62,15 @@ def test_readiness_turns_true_only_after_partitions_are_assigned(engine_settings
     assert all(s == 503 for s in statuses[:-1])
     ready = seen[-1][1]
     assert all(ready["checks"].values())
-    assert ready["partitions"] > 0 and ready["partitions"] % engine_settings.partitions == 0
+    assert ready["partitions"] > 0 and ready["partitions"] % settings.partitions == 0
 
-    status, live = get_json(engine_settings, "/healthz")
+    status, live = get_json(settings, "/healthz")
     assert status == 200 and live["live"] and live["crashed_agents"] == [], live
 
 
-def test_healthz_cannot_answer_while_the_event_loop_is_stopped(engine_settings, start_worker):
+def test_healthz_cannot_answer_while_the_event_loop_is_stopped(watched_from_start):
     """A wedged loop fails the probe by timing out; once it runs again the stall is reported."""
-    worker = start_worker(engine_settings)
+    engine_settings, worker, _ = watched_from_start
     wait_ready(engine_settings, worker)
     os.kill(worker.process.pid, signal.SIGSTOP)
     try:
@@ -187,6 +200,7 @@ def test_sigterm_mid_stream_decides_what_it_polled_commits_it_and_exits_quickly(
         gateway.send("auth.events", login(a))
     gateway.flush()
     sent = 0
+    stopping = threading.Event()
 
     def produce() -> None:  # a steady stream, so the stop lands in the middle of it
         nonlocal sent
@@ -195,7 +209,7 @@ def test_sigterm_mid_stream_decides_what_it_polled_commits_it_and_exits_quickly(
             if i % 100 == 99:
                 gateway.flush()
                 sent = i + 1
-                time.sleep(0.3)  # ~9 s of orders
+                stopping.wait(0.3)  # ~9 s of orders; the rest at once after the SIGTERM
         gateway.flush()
         sent = n
 
@@ -210,6 +224,7 @@ def test_sigterm_mid_stream_decides_what_it_polled_commits_it_and_exits_quickly(
     rc = first.process.wait(30)
     took = time.monotonic() - stopped_at
     sent_at_exit = sent
+    stopping.set()
     producer.join()
     assert rc == 0, (rc, first.log_tail())
     assert took < STOP_PROMISED_S, (f"SIGTERM to exit took {took:.2f} s; deploy/README.md "
@@ -247,6 +262,6 @@ def test_sigterm_mid_stream_decides_what_it_polled_commits_it_and_exits_quickly(
         committed_all = {name: committed_offsets(engine_settings, name) for name in ends}
         if committed_all == ends:
             break
-        time.sleep(1.0)
+        time.sleep(0.2)
     assert committed_all == ends
     assert second.stop() == 0

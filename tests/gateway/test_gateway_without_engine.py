@@ -121,6 +121,7 @@ def test_an_order_that_cannot_be_queued_is_answered_by_the_mode_and_counted(sett
         assert sample(gateway, "tradeguard_gateway_produce_errors_total") == 1
         # nothing to wait for from the engine: the order never left
         assert gateway.counts() == {"pending": 0, "awaiting": 1}
+        gateway.close(flush_timeout_s=0)  # the queued order can never leave: no 5 s flush
     assert any(f"order {stuck['order_id']} not sent" in r.getMessage() for r in caplog.records)
 
 

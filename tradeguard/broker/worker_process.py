@@ -21,8 +21,10 @@ class WorkerProcess:
     log_path: Path
     extra_env: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen | None = field(default=None, init=False)
+    _signalled: bool = field(default=False, init=False, repr=False)  # SIGTERM sent to it
 
     def start(self) -> "WorkerProcess":
+        self._signalled = False
         env = {**os.environ, **self.env(), **self.extra_env}
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
@@ -76,13 +78,20 @@ class WorkerProcess:
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
+    def terminate(self) -> None:
+        """SIGTERM, once, without waiting: workers of one group stop together (one after the
+        other, each stop rebalances the rest), then ``stop`` waits for each."""
+        if self.alive and not self._signalled:
+            self.process.send_signal(signal.SIGTERM)
+            self._signalled = True
+
     def stop(self, timeout_s: float = 20.0) -> int | None:
         """SIGTERM (graceful: finish batches, commit), SIGKILL if it does not exit in time."""
         proc = self.process
         if proc is None:
             return None
         if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
+            self.terminate()
             try:
                 proc.wait(timeout_s)
             except subprocess.TimeoutExpired:
