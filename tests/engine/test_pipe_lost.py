@@ -46,10 +46,14 @@ def pipe_and_handed():
     thread.start()
     settings = Settings.from_env(env={}, broker="kafka://127.0.0.1:9", web_port=0)
     pipe = KafkaPipe(settings, [settings.topic("orders")], hand_off, loop)
+    real = pipe.consumer
     pipe.consumer = _RecordingConsumer()
     try:
         yield pipe, handed, settings.topic("orders")
     finally:
+        # The real clients would otherwise try 127.0.0.1:9 for the rest of the session.
+        real.close()
+        pipe.producer = None
         loop.call_soon_threadsafe(loop.stop)
         thread.join(5)
         loop.close()

@@ -42,5 +42,8 @@ def test_an_assignment_during_the_stop_is_ignored_not_raised():
         pipe._stop.set()  # what stop() does first, before it closes the consumer
         pipe._on_assign(_ClosingConsumer(), [TopicPartition(settings.topic("orders"), 0)])
         assert handed == [] and not pipe.assignment
+        # The real clients would otherwise try 127.0.0.1:9 for the rest of the session.
+        pipe.consumer.close()
+        pipe.producer = None
     finally:
         loop.close()
