@@ -182,6 +182,11 @@ class KafkaPipe:
         # The assignment was lost with the session (on_lost) and none has come since: no
         # commit can succeed, and a failed one costs the next join a session (_on_lost).
         self._lost = False
+        # Offsets this worker's commits carried that no answer has confirmed yet, per
+        # partition: a commit sent before a broker pause can land while its answer is lost
+        # with the session. The group's committed offset found equal to one of them at the
+        # next assignment is this worker's own (``_on_assign``), as an acknowledged one is.
+        self._sent: dict[tuple[str, int], set[int]] = {}
         self.stuck_join_s = (MAX_POLL_INTERVAL_MS + session_ms) / 1000
 
     # -- consumer thread -------------------------------------------------------------------
@@ -308,6 +313,8 @@ class KafkaPipe:
                 log.info("offset commit dropped: the assignment was lost with the session")
                 continue
             try:
+                for tp in offsets:
+                    self._sent.setdefault((tp.topic, tp.partition), set()).add(tp.offset)
                 done = self.consumer.commit(offsets=offsets, asynchronous=asynchronous)
                 if not asynchronous:  # an asynchronous one is acknowledged in _on_commit
                     self._acked(done)
@@ -321,7 +328,11 @@ class KafkaPipe:
     def _acked(self, partitions: list[TopicPartition] | None) -> None:
         for tp in partitions or ():
             if tp.error is None and tp.offset >= 0:
-                self.acked[(tp.topic, tp.partition)] = tp.offset
+                key = (tp.topic, tp.partition)
+                self.acked[key] = tp.offset
+                sent = self._sent.get(key)
+                if sent:  # what this answer confirms, or made stale, is not pending any more
+                    sent.difference_update([o for o in sent if o <= tp.offset])
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         if self._stop.is_set():
@@ -341,6 +352,10 @@ class KafkaPipe:
                     self._received[key] = max(low, 0)
                 else:
                     self._received[key] = committed[key]
+                    if committed[key] in self._sent.get(key, ()):
+                        # A commit of ours whose answer never came (lost with the session)
+                        # landed: the group's offset is still this worker's own.
+                        self._acked([TopicPartition(tp.topic, tp.partition, committed[key])])
         self.assignment |= set(tps)
         self._unassigned_since = None
         self._lost = False
