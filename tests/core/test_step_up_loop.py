@@ -227,3 +227,21 @@ def test_a_restored_core_learns_a_pass_against_a_scratch_board():
     out = restored.process(auth_events[2:], orders[1:], [], ControlBoard(), cfg)
     assert out.decisions.rows()[0]["action"] == "allow"
     assert out.account_controls == []  # nothing to publish: the live board had the release
+
+
+
+def test_a_step_up_raised_in_a_call_reaches_no_order_of_the_account_before_it():
+    """The account side walks only the orders that may meet a control, and adds an account's
+    orders when a control is raised for it: those after the raising order, never one before
+    it (the stealth scenario's test in tests/replay/test_batches.py holds the later ones).
+    One call or one call per record: the same decisions."""
+    records = story(None)[:2] + [
+        # the stranger's session, a trifle, in the same profile period (one call) as the sell
+        order("small-before", T0 + MIN - 10_000, qty=10),
+        order("sell-all", T0 + MIN),
+    ]
+    whole, controls = run(records)
+    assert run(records, batch_size=1) == (whole, controls)
+    assert transitions(controls) == [STEPPED_UP]
+    assert whole["small-before"]["action"] == "allow", whole["small-before"]
+    assert "account_step_up" not in {r["code"] for r in whole["small-before"]["reasons"]}

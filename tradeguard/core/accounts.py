@@ -20,6 +20,7 @@ progress (never the wall clock), so live, restore and replay evict alike.
 
 from __future__ import annotations
 
+import heapq
 import pickle
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -557,26 +558,41 @@ class AccountCore:
         reasons = self._reasons.encode(verdicts, cfg.max_reasons)
         accounts = [o.account_id for o in orders]
         tickers = [o.ticker for o in orders]
-        # Controls: only the orders that could meet one take the slow path. (A list, not
-        # numpy masks: a paced worker's call has one or two orders.)
-        stepped_at_login = {p.account_id for p in pending or ()}
-        candidates = [i for i, (high, controlled_account, account, buy, halted) in enumerate(zip(
-            (verdicts.scores >= cfg.step_up_at).tolist(), board.has_account_controls(accounts),
-            accounts, batch.is_buy.tolist(), board.has_ticker_controls(tickers)))
-            if high or controlled_account or account in stepped_at_login or (buy and halted)]
+        # Controls: only the orders that could meet one take the slow path.
+        n = len(orders)
+        may_meet = ((verdicts.scores >= cfg.step_up_at)
+                    | np.fromiter(board.has_account_controls(accounts), bool, n)
+                    | (batch.is_buy & np.fromiter(board.has_ticker_controls(tickers), bool, n)))
+        if pending:
+            stepped_at_login = {p.account_id for p in pending}
+            may_meet |= np.fromiter((a in stepped_at_login for a in accounts), bool, n)
+        candidates = np.flatnonzero(may_meet).tolist()
         # And the later orders of an account put under control by an earlier one of the call,
-        # as they would be were they decided in a call of their own.
-        chosen, watched = set(candidates), set()
+        # as they would be were they decided in a call of their own. They join the walk
+        # (in order: ``queue`` is a heap of positions) when the control is raised, so a
+        # large call walks its candidates, not every order.
+        queue, queued = candidates, set(candidates)  # ascending: already a heap
+        watched: set[str] = set()
+        account_column = None  # built at the first control raised: most calls raise none
         raised = 0 if controls is None else len(controls)
-        for i, account in enumerate(accounts):
-            if i not in chosen and account not in watched:
-                continue
+        while queue:
+            i = heapq.heappop(queue)
             if pending and controls is not None:
                 self._raise_login_step_ups(pending, orders[i].ts, board, cfg, controls)
             self._apply_controls(i, orders[i], float(scores[i]), actions, reasons, board, cfg,
                                  controls, bool(clean[i]), controlled)
             if controls is not None and len(controls) > raised:
-                watched.update(c["account_id"] for c in controls[raised:])
+                for account in [c["account_id"] for c in controls[raised:]]:
+                    if account in watched:
+                        continue
+                    watched.add(account)
+                    if account_column is None:
+                        account_column = np.array(accounts, dtype=object)
+                    later = np.flatnonzero(account_column[i + 1:] == account) + (i + 1)
+                    for j in later.tolist():
+                        if j not in queued:
+                            queued.add(j)
+                            heapq.heappush(queue, j)
                 raised = len(controls)
         if controls is not None:
             spared = np.flatnonzero((actions == 0) & clean)
