@@ -76,3 +76,20 @@ def test_distinct_buyers_saturate_at_the_ring_size():
 def test_bad_trades_name_their_column():
     with pytest.raises(ValueError, match="TradeBatch.price: row 1"):
         trades(TickerFeatures(), [100.0, -1.0])
+
+
+def test_profiles_read_in_one_call_are_each_ticker_s_adv_and_last_price():
+    """``profiles`` (one kernel call) against ``adv_value`` and ``last_price`` one by one,
+    on tickers traded at random, one never traded and ids the state does not hold."""
+    rng = np.random.default_rng(3)
+    f = TickerFeatures()
+    n = 400
+    f.learn_trades(TradeBatch.from_columns(
+        ticker=rng.choice([0, 1, 2, 4, 6], n), price=rng.uniform(1, 5000, n),
+        qty=rng.integers(1, 10_000, n).astype(float),
+        ts_ms=np.sort(T0 + rng.integers(0, 40 * 1440 * MIN, n))))
+    ids = [0, 1, 2, 3, 4, 5, 6, 7, 99, -1]  # 3 and 5 never traded; 7, 99 and -1 not held
+    adv, last = f.profiles(ids)
+    np.testing.assert_array_equal(adv, [f.adv_value(i) for i in ids])
+    np.testing.assert_array_equal(last, [f.last_price(i) for i in ids])
+    assert np.isfinite(adv[[0, 1, 2, 4, 6]]).all() and np.isnan(adv[[3, 5, 7, 8, 9]]).all()

@@ -77,7 +77,8 @@ def login_step_ups(auth: Sequence[Any], rows: np.ndarray, infra: InfrastructureW
     session evidence alone scores at least ``cfg.step_up_at``, in event-time order."""
     if not cfg.step_up_on_login or not len(auth):
         return []
-    picked = [i for i, e in enumerate(auth) if e.event == "login_success" and rows[i, 0] >= 0]
+    success = np.fromiter((e.event == "login_success" for e in auth), bool, len(auth))
+    picked = np.flatnonzero(success & (rows[:, 0] >= 0)).tolist()
     if not picked:
         return []
     accounts = [auth[i].account_id for i in picked]

@@ -247,15 +247,13 @@ class TickerCore:
         return out
 
     def _profiles(self, features: TickerFeatures, ts: int) -> list[dict[str, Any]]:
-        out = []
-        for ticker in sorted(self._touched):
-            idx = features.ids.get(ticker)
-            adv, last = features.adv_value(idx), features.last_price(idx)
-            if np.isfinite(adv) and np.isfinite(last) and last > 0:
-                out.append({"ticker": ticker, "adv_value": round(float(adv), 2),
-                            "last_price": float(last), "ts": ts})
+        tickers = sorted(self._touched)
         self._touched.clear()
-        return out
+        adv, last = features.profiles([features.ids.get(t) for t in tickers])
+        published = np.isfinite(adv) & np.isfinite(last) & (last > 0)
+        return [{"ticker": ticker, "adv_value": round(a, 2), "last_price": p, "ts": ts}
+                for ticker, a, p, ok in zip(tickers, adv.tolist(), last.tolist(),
+                                            published.tolist()) if ok]
 
     # -- snapshots ------------------------------------------------------------------------
 
