@@ -12,13 +12,19 @@ reaching it is what a stranger's login looks like (a new device from a hosting n
 abroad after failed attempts); a traveller on their own phone, or a customer's new phone
 at home, stays below it, as their orders do.
 
+A login of an account whose logins pass a second factor is not in until the factor answers.
+Its step-up waits (``settle_awaited``): the factor failed in its session, the broker's own
+factor stopped it and the owner is not bothered (a stuffing run's right passwords on accounts
+with MFA); the factor passed (a one-time code relayed by a phishing page), the step-up is
+raised then; an order comes first (no factor was asked), it is raised at that order.
+
 Pure: the rows come from the account kernel's walk (``AccountFeatures.process_with_logins``),
 the infrastructure answers from ``InfrastructureWatch``; event time only.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
 import numpy as np
@@ -29,7 +35,7 @@ from tradeguard.features.account import (ACCOUNT_FEATURES, FOREIGN_BIT, LOGIN_AT
 from tradeguard.policy.config import PolicyConfig
 from tradeguard.policy.orders import score_orders
 
-__all__ = ["LoginStepUp", "login_features", "login_step_ups"]
+__all__ = ["LoginStepUp", "login_features", "login_step_ups", "settle_awaited"]
 
 _COLUMN = {name: j for j, name in enumerate(ACCOUNT_FEATURES)}
 
@@ -99,3 +105,58 @@ def login_step_ups(auth: Sequence[Any], rows: np.ndarray, infra: InfrastructureW
             {"session_id": e.session_id, "ip": e.ip, "device_id": e.device_id,
              "user_agent": e.user_agent}))
     return sorted(out, key=lambda s: (s.ts, s.account_id))
+
+
+#: The login's own factor, as the identity system reports it on ``auth.events``.
+FACTOR_PASSED, FACTOR_FAILED = "mfa_challenge_passed", "mfa_challenge_failed"
+
+
+def settle_awaited(awaiting: dict[str, LoginStepUp], auth: Sequence[Any],
+                   orders: Sequence[Any]) -> list[LoginStepUp]:
+    """The login step-ups in ``awaiting`` (account -> step-up waiting for its login's factor)
+    that ``auth`` and ``orders`` settle, each at the event time that settles it; the settled
+    ones leave ``awaiting``, those dropped included.
+
+    The first of these settles one: its login's factor passed in its session (raised then), an
+    order of the account at or after the login (raised at the order), its login's factor failed
+    in its session (dropped: the session never opened). A failure the Kafka edge found unsigned
+    (``authoritative`` false) drops nothing: whoever can write ``auth.events`` could send one.
+
+    >>> s = LoginStepUp("a", 10, 0.9, [], {"session_id": "s-1"})
+    >>> class E:
+    ...     def __init__(self, event, ts, session_id="s-1", account_id="a"):
+    ...         self.event, self.ts, self.session_id, self.account_id = event, ts, session_id, account_id
+    >>> waiting = {"a": s}
+    >>> [(x.account_id, x.ts) for x in settle_awaited(waiting, [E(FACTOR_PASSED, 25)], [])], waiting
+    ([('a', 25)], {})
+    >>> waiting = {"a": s}
+    >>> settle_awaited(waiting, [E(FACTOR_FAILED, 25)], []), waiting
+    ([], {})
+    """
+    if not awaiting:
+        return []
+    first: dict[str, tuple[int, bool]] = {}  # account -> (settled at, raised)
+    for e in auth:
+        p = awaiting.get(e.account_id)
+        if p is None or e.ts < p.ts or e.session_id != p.login["session_id"]:
+            continue
+        if e.event == FACTOR_PASSED or (e.event == FACTOR_FAILED
+                                        and getattr(e, "authoritative", True)):
+            _earliest(first, e.account_id, e.ts, e.event == FACTOR_PASSED)
+    for o in orders:
+        p = awaiting.get(o.account_id)
+        if p is not None and o.ts >= p.ts:
+            _earliest(first, o.account_id, o.ts, True)
+    out = []
+    for account_id, (ts, raised) in sorted(first.items()):
+        p = awaiting.pop(account_id)
+        if raised:
+            out.append(replace(p, ts=ts))
+    return sorted(out, key=lambda s: (s.ts, s.account_id))
+
+
+def _earliest(first: dict[str, tuple[int, bool]], account_id: str, ts: int, raised: bool) -> None:
+    """Keep the earlier settlement of an account (at equal times, the raising one)."""
+    known = first.get(account_id)
+    if known is None or ts < known[0] or (ts == known[0] and raised and not known[1]):
+        first[account_id] = (ts, raised)
