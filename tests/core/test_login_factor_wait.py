@@ -15,16 +15,19 @@ from tradeguard.policy.config import PolicyConfig
 from tests.core.test_login_step_up import HOME, MIN, STRANGER, T0, auth, order, run
 
 
-def story(*after, factor=True):
-    """Known at home for a day, where each login passes a second factor (``factor``); then two
-    failures and a right password from a stranger's server abroad, and what ``after`` says."""
+def story(*after, factor=True, seen=True):
+    """Known at home for a day (``seen``), where each login passes a second factor (``factor``);
+    then three failures and a right password from a stranger's server abroad, and what
+    ``after`` says."""
     history = [auth("login_success", T0 - 24 * 60 * MIN, HOME, session="s-0"),
                order("home-old", T0 - 24 * 60 * MIN + 1000, HOME, "s-0")]
-    if factor:
+    if not seen:
+        history = []
+    elif factor:
         history.append(auth("mfa_challenge_passed", T0 - 24 * 60 * MIN + 500, HOME, session="s-0"))
     return sorted([*history,
                    *(auth("login_failure", T0 - 30_000 + k, STRANGER, session=None)
-                     for k in range(2)),
+                     for k in range(3)),
                    auth("login_success", T0, STRANGER),
                    *after], key=lambda r: r[1]["ts"])
 
@@ -84,3 +87,14 @@ def test_a_waiting_step_up_survives_a_snapshot():
     core = AccountCore.from_bytes(core.to_bytes(), core.profiles, core.infra)
     out = core.process([typed(*PASSED)], [], [], board, cfg)
     assert [(c["action"], c["ts"]) for c in out.account_controls] == [("step_up", T0 + 10_000)]
+
+
+def test_a_first_login_waits_a_while_for_a_factor_the_engine_cannot_know_of():
+    """Never seen before the stranger's login: a failed factor drops the step-up; with no
+    answer it is raised once the policy's wait is over (60 s), with no order needed."""
+    _, controls = run(story(FAILED, seen=False))
+    assert controls == []
+    later = auth("logout", T0 + 2 * MIN, STRANGER)
+    _, controls = run(story(later, seen=False))
+    assert [(c["action"], c["ts"]) for c in controls] == [("step_up", T0 + 60_000)]
+    assert controls[0]["evidence"]["answer_by"] == T0 + 60_000 + 600_000

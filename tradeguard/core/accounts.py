@@ -21,7 +21,7 @@ progress (never the wall clock), so live, restore and replay evict alike.
 from __future__ import annotations
 
 import pickle
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any, Sequence
 
@@ -190,7 +190,8 @@ class AccountCore:
         # factor answer seen. Kept when the account goes idle (a few bytes an MFA account):
         # forgetting it would change how the account's next login is judged.
         self._factor_since: dict[str, int] = {}
-        # Login step-ups of such accounts waiting for their login's factor (logins.py).
+        # Login step-ups waiting for their login's factor: such accounts', and first logins'
+        # for at most the policy's factor_wait_s (_wait_for_factor, logins.py).
         self._awaiting_factor: dict[str, LoginStepUp] = {}
         # At or before every step-up's deadline and every trust's end (a lower bound: an
         # answered challenge leaves it low until the next scan): before it, nothing expires
@@ -426,25 +427,35 @@ class AccountCore:
         # event-time order among the orders' own controls (an order before the login is
         # decided without it).
         pending = self._wait_for_factor(login_step_ups(auth, logins, self.infra, cfg), auth,
-                                        orders)
+                                        orders, cfg)
         if orders:
             out.extend(self._decide(orders, batch, features, board, cfg, pending))
         self._raise_login_step_ups(pending, None, board, cfg, out.account_controls)
 
-    def _wait_for_factor(self, pending: list[LoginStepUp], auth: list,
-                         orders: list) -> list[LoginStepUp]:
-        """``pending`` less the logins of accounts known to pass a second factor before them,
-        which wait for it, plus the waiting step-ups the segment's ``auth`` and ``orders``
-        settle (``settle_awaited``), in event-time order: raised among the segment's orders
-        at the time that settled them, as any login step-up is at its login's."""
-        waiting = [p for p in pending
-                   if self._factor_since.get(p.account_id, NEVER_DUE) < p.ts]
+    def _wait_for_factor(self, pending: list[LoginStepUp], auth: list, orders: list,
+                         cfg: PolicyConfig) -> list[LoginStepUp]:
+        """``pending`` less the step-ups that wait for their login's own factor, plus the
+        waiting ones the segment's ``auth`` and ``orders`` settle (``settle_awaited``), in
+        event-time order: raised among the segment's orders at the time that settled them,
+        as any login step-up is at its login's.
+
+        A login waits when the account passed or failed a factor before it (it has one), or,
+        for ``cfg.factor_wait_s``, when it is the first the engine saw of the account.
+        """
+        now, waiting = [], []
+        for p in pending:
+            if self._factor_since.get(p.account_id, NEVER_DUE) < p.ts:
+                waiting.append(p)
+            elif p.first_login and cfg.factor_wait_s:
+                waiting.append(replace(p, wait_until=p.ts + int(cfg.factor_wait_s * 1000)))
+            else:
+                now.append(p)
         if not waiting and not self._awaiting_factor:
             return pending
         for p in waiting:
             self._awaiting_factor[p.account_id] = p
-        now = [p for p in pending if self._factor_since.get(p.account_id, NEVER_DUE) >= p.ts]
-        settled = settle_awaited(self._awaiting_factor, auth, orders)
+        reached = max(r.ts for r in (*auth[-1:], *orders[-1:]))  # a segment is never empty
+        settled = settle_awaited(self._awaiting_factor, auth, orders, reached)
         return sorted(now + settled, key=lambda s: (s.ts, s.account_id))
 
     def _raise_login_step_ups(self, pending: list[LoginStepUp], until_ms: int | None,

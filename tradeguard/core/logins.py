@@ -49,6 +49,8 @@ class LoginStepUp:
     score: float
     reasons: list[dict[str, Any]]
     login: dict[str, Any]  # session_id, ip, device_id, user_agent: who answers the challenge
+    first_login: bool = False  # the first the engine saw of the account: its factor unknown
+    wait_until: int | None = None  # waiting for the login's factor: raised then, unanswered
 
 
 def login_features(rows: np.ndarray) -> np.ndarray:
@@ -103,7 +105,7 @@ def login_step_ups(auth: Sequence[Any], rows: np.ndarray, infra: InfrastructureW
         out.append(LoginStepUp(
             e.account_id, e.ts, round(float(scores[k]), 4), verdicts.reasons(k, cfg.max_reasons),
             {"session_id": e.session_id, "ip": e.ip, "device_id": e.device_id,
-             "user_agent": e.user_agent}))
+             "user_agent": e.user_agent}, bool(x[k, _COLUMN["unknown_account"]])))
     return sorted(out, key=lambda s: (s.ts, s.account_id))
 
 
@@ -112,14 +114,15 @@ FACTOR_PASSED, FACTOR_FAILED = "mfa_challenge_passed", "mfa_challenge_failed"
 
 
 def settle_awaited(awaiting: dict[str, LoginStepUp], auth: Sequence[Any],
-                   orders: Sequence[Any]) -> list[LoginStepUp]:
+                   orders: Sequence[Any], now_ms: int) -> list[LoginStepUp]:
     """The login step-ups in ``awaiting`` (account -> step-up waiting for its login's factor)
     that ``auth`` and ``orders`` settle, each at the event time that settles it; the settled
     ones leave ``awaiting``, those dropped included.
 
     The first of these settles one: its login's factor passed in its session (raised then), an
     order of the account at or after the login (raised at the order), its login's factor failed
-    in its session (dropped: the session never opened). A failure the Kafka edge found unsigned
+    in its session (dropped: the session never opened), its ``wait_until`` passed by ``now_ms``
+    (the event time the partition has reached: raised at it). A failure the Kafka edge found unsigned
     (``authoritative`` false) drops nothing: whoever can write ``auth.events`` could send one.
 
     >>> s = LoginStepUp("a", 10, 0.9, [], {"session_id": "s-1"})
@@ -127,11 +130,17 @@ def settle_awaited(awaiting: dict[str, LoginStepUp], auth: Sequence[Any],
     ...     def __init__(self, event, ts, session_id="s-1", account_id="a"):
     ...         self.event, self.ts, self.session_id, self.account_id = event, ts, session_id, account_id
     >>> waiting = {"a": s}
-    >>> [(x.account_id, x.ts) for x in settle_awaited(waiting, [E(FACTOR_PASSED, 25)], [])], waiting
-    ([('a', 25)], {})
+    >>> [(x.account_id, x.ts) for x in settle_awaited(waiting, [E(FACTOR_PASSED, 25)], [], 25)]
+    [('a', 25)]
+    >>> waiting
+    {}
     >>> waiting = {"a": s}
-    >>> settle_awaited(waiting, [E(FACTOR_FAILED, 25)], []), waiting
+    >>> settle_awaited(waiting, [E(FACTOR_FAILED, 25)], [], 25), waiting
     ([], {})
+    >>> waiting = {"a": replace(s, wait_until=70)}
+    >>> settle_awaited(waiting, [], [], 69), [(x.ts, x.wait_until) for x in
+    ...                                       settle_awaited(waiting, [], [], 80)]
+    ([], [(70, 70)])
     """
     if not awaiting:
         return []
@@ -147,6 +156,9 @@ def settle_awaited(awaiting: dict[str, LoginStepUp], auth: Sequence[Any],
         p = awaiting.get(o.account_id)
         if p is not None and o.ts >= p.ts:
             _earliest(first, o.account_id, o.ts, True)
+    for account_id, p in awaiting.items():
+        if p.wait_until is not None and p.wait_until <= now_ms:
+            _earliest(first, account_id, p.wait_until, True)
     out = []
     for account_id, (ts, raised) in sorted(first.items()):
         p = awaiting.pop(account_id)
