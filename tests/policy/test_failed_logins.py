@@ -1,6 +1,7 @@
-"""Failed logins before a login count from a device the account does not use, and repeated
-failures more than one (issue 23, strangers): the owner mistypes on their own device; a guessed
-or stuffed password is tried from the attacker's."""
+"""Strangers (issue 23): failed logins before a login count from a device the account does not
+use, and repeated failures more than one (the owner mistypes on their own device; a guessed or
+stuffed password is tried from the attacker's); a never-seen account's first login from abroad
+weighs what a known account's new country and network do."""
 
 from __future__ import annotations
 
@@ -39,3 +40,9 @@ def test_a_strangers_first_login_after_three_failures_from_a_hosting_network_abr
     x = np.array([[2.9, 0.0, 1.0, 1.0, 1.0], [1.0, 0.0, 1.0, 1.0, 1.0]])
     scores = score_orders(x, names, CFG).scores
     assert scores[0] >= CFG.step_up_at > scores[1]
+
+
+def test_a_never_seen_accounts_first_login_from_abroad_weighs_a_known_accounts_new_country_and_network():
+    names = ("foreign_first_login", "new_country", "new_asn", "usual_device")
+    v = score_orders(np.array([[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 1.0, 0.0]]), names, CFG)
+    assert v.contributions[0].sum() == pytest.approx(v.contributions[1].sum()) == 3.0
