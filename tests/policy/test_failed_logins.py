@@ -42,7 +42,7 @@ def test_a_strangers_first_login_after_three_failures_from_a_hosting_network_abr
     assert scores[0] >= CFG.step_up_at > scores[1]
 
 
-def test_a_never_seen_accounts_first_login_from_abroad_weighs_a_known_accounts_new_country_and_network():
+def test_a_first_login_from_abroad_weighs_a_known_accounts_new_country_and_network():
     names = ("foreign_first_login", "new_country", "new_asn", "usual_device")
     v = score_orders(np.array([[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 1.0, 0.0]]), names, CFG)
     assert v.contributions[0].sum() == pytest.approx(v.contributions[1].sum()) == 3.0

@@ -31,7 +31,8 @@ from streams.controls import AccountControl
 from tradeguard.core.blocks import ACTIONS, BLOCK, HOLD, DecisionBlock, FlowBlock, ReasonsEncoder
 from tradeguard.core.board import ControlBoard
 from tradeguard.core.infrastructure import InfrastructureWatch
-from tradeguard.core.logins import LoginStepUp, login_step_ups, settle_awaited
+from tradeguard.core.logins import (MFA_FAILED, MFA_PASSED, LoginStepUp, login_step_ups,
+                                    settle_awaited)
 from tradeguard.core.profiles import ProfileBook
 from tradeguard.features.account import ACCOUNT_FEATURES, AccountFeatures, AccountParams
 from tradeguard.features.batches import AUTH_KINDS, OTHER, AuthBatch, OrderBatch
@@ -111,8 +112,6 @@ def _finite_notional(notional: np.ndarray) -> np.ndarray:
     return notional
 
 
-#: Auth events that answer a step-up challenge.
-MFA_PASSED, MFA_FAILED = "mfa_challenge_passed", "mfa_challenge_failed"
 #: The auth event on which a login may be stepped up (``logins.login_step_ups``).
 LOGIN_SUCCESS = "login_success"
 #: A ticker with no market history yet (a new listing, the day the engine is deployed) is

@@ -109,8 +109,8 @@ def login_step_ups(auth: Sequence[Any], rows: np.ndarray, infra: InfrastructureW
     return sorted(out, key=lambda s: (s.ts, s.account_id))
 
 
-#: The login's own factor, as the identity system reports it on ``auth.events``.
-FACTOR_PASSED, FACTOR_FAILED = "mfa_challenge_passed", "mfa_challenge_failed"
+#: Auth events of a second factor: a login's own, or an answer to a step-up.
+MFA_PASSED, MFA_FAILED = "mfa_challenge_passed", "mfa_challenge_failed"
 
 
 def settle_awaited(awaiting: dict[str, LoginStepUp], auth: Sequence[Any],
@@ -122,20 +122,21 @@ def settle_awaited(awaiting: dict[str, LoginStepUp], auth: Sequence[Any],
     The first of these settles one: its login's factor passed in its session (raised then), an
     order of the account at or after the login (raised at the order), its login's factor failed
     in its session (dropped: the session never opened), its ``wait_until`` passed by ``now_ms``
-    (the event time the partition has reached: raised at it). A failure the Kafka edge found unsigned
-    (``authoritative`` false) drops nothing: whoever can write ``auth.events`` could send one.
+    (the event time the partition has reached: raised at it). A failure the Kafka edge found
+    unsigned (``authoritative`` false) drops nothing: whoever can write ``auth.events`` could
+    send one.
 
     >>> s = LoginStepUp("a", 10, 0.9, [], {"session_id": "s-1"})
     >>> class E:
-    ...     def __init__(self, event, ts, session_id="s-1", account_id="a"):
-    ...         self.event, self.ts, self.session_id, self.account_id = event, ts, session_id, account_id
+    ...     def __init__(self, event, ts):
+    ...         self.event, self.ts, self.session_id, self.account_id = event, ts, "s-1", "a"
     >>> waiting = {"a": s}
-    >>> [(x.account_id, x.ts) for x in settle_awaited(waiting, [E(FACTOR_PASSED, 25)], [], 25)]
+    >>> [(x.account_id, x.ts) for x in settle_awaited(waiting, [E(MFA_PASSED, 25)], [], 25)]
     [('a', 25)]
     >>> waiting
     {}
     >>> waiting = {"a": s}
-    >>> settle_awaited(waiting, [E(FACTOR_FAILED, 25)], [], 25), waiting
+    >>> settle_awaited(waiting, [E(MFA_FAILED, 25)], [], 25), waiting
     ([], {})
     >>> waiting = {"a": replace(s, wait_until=70)}
     >>> settle_awaited(waiting, [], [], 69), [(x.ts, x.wait_until) for x in
@@ -149,9 +150,9 @@ def settle_awaited(awaiting: dict[str, LoginStepUp], auth: Sequence[Any],
         p = awaiting.get(e.account_id)
         if p is None or e.ts < p.ts or e.session_id != p.login["session_id"]:
             continue
-        if e.event == FACTOR_PASSED or (e.event == FACTOR_FAILED
+        if e.event == MFA_PASSED or (e.event == MFA_FAILED
                                         and getattr(e, "authoritative", True)):
-            _earliest(first, e.account_id, e.ts, e.event == FACTOR_PASSED)
+            _earliest(first, e.account_id, e.ts, e.event == MFA_PASSED)
     for o in orders:
         p = awaiting.get(o.account_id)
         if p is not None and o.ts >= p.ts:
