@@ -112,8 +112,8 @@ def test_tied_reasons_come_in_the_policy_files_order():
     default.toml); the file's order breaks ties."""
     x = np.array([[0, 0, 1, 1, 0, 3, 1, 1]], float)
     v = score_orders(x, NAMES, CFG)
-    assert [r["code"] for r in v.reasons(0, 8)] == [
-        "liquidation_ratio", "thin_ticker_notional_x_adv", "failed_logins_before", "new_asn",
+    assert [r["code"] for r in v.reasons(0, 8)] == [  # failed logins weigh 4.0, above the ties
+        "failed_logins_before", "liquidation_ratio", "thin_ticker_notional_x_adv", "new_asn",
         "new_country"]
     assert [code for code, _ in reasons_twin(x[0], 8)] == [r["code"] for r in v.reasons(0, 8)]
 

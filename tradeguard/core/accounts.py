@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import heapq
 import pickle
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any, Sequence
 
@@ -32,7 +32,8 @@ from streams.controls import AccountControl
 from tradeguard.core.blocks import ACTIONS, BLOCK, HOLD, DecisionBlock, FlowBlock, ReasonsEncoder
 from tradeguard.core.board import ControlBoard
 from tradeguard.core.infrastructure import InfrastructureWatch
-from tradeguard.core.logins import LoginStepUp, login_step_ups
+from tradeguard.core.logins import (MFA_FAILED, MFA_PASSED, LoginStepUp, login_step_ups,
+                                    settle_awaited)
 from tradeguard.core.profiles import ProfileBook
 from tradeguard.features.account import ACCOUNT_FEATURES, AccountFeatures, AccountParams
 from tradeguard.features.batches import AUTH_KINDS, OTHER, AuthBatch, OrderBatch
@@ -112,8 +113,6 @@ def _finite_notional(notional: np.ndarray) -> np.ndarray:
     return notional
 
 
-#: Auth events that answer a step-up challenge.
-MFA_PASSED, MFA_FAILED = "mfa_challenge_passed", "mfa_challenge_failed"
 #: The auth event on which a login may be stepped up (``logins.login_step_ups``).
 LOGIN_SUCCESS = "login_success"
 #: A ticker with no market history yet (a new listing, the day the engine is deployed) is
@@ -187,6 +186,13 @@ class AccountCore:
         # Accounts that passed a step-up: account -> (passed at, trusted until, session,
         # device of the answer).
         self._verified: dict[str, tuple[int, int, str | None, str | None]] = {}
+        # Accounts whose logins pass a second factor: account -> event time of the first
+        # factor answer seen. Kept when the account goes idle (a few bytes an MFA account):
+        # forgetting it would change how the account's next login is judged.
+        self._factor_since: dict[str, int] = {}
+        # Login step-ups waiting for their login's factor: such accounts', and first logins'
+        # for at most the policy's factor_wait_s (_wait_for_factor, logins.py).
+        self._awaiting_factor: dict[str, LoginStepUp] = {}
         # At or before every step-up's deadline and every trust's end (a lower bound: an
         # answered challenge leaves it low until the next scan): before it, nothing expires
         # and expire_challenges returns at once instead of scanning every open one.
@@ -204,6 +210,9 @@ class AccountCore:
         """
         auth = sorted(auth, key=_ts)
         orders = sorted(orders, key=_ts)
+        for e in auth:
+            if e.event == MFA_PASSED or e.event == MFA_FAILED:
+                self._factor_since.setdefault(e.account_id, e.ts)
         self._last = []
         self.halt_clean = set()
         out = AccountOutputs()
@@ -292,7 +301,7 @@ class AccountCore:
         before = self._evicting_before
         if before is None:
             return []
-        keep = {*self._challenges, *self._login_challenges,
+        keep = {*self._challenges, *self._login_challenges, *self._awaiting_factor,
                 *(a for a, trust in self._verified.items() if trust[1] > before)}
         evicted = self.features.evict_idle(before, keep, EVICTIONS_PER_CALL)
         if len(evicted) < EVICTIONS_PER_CALL:
@@ -417,10 +426,37 @@ class AccountCore:
         # Logins the evidence says are an attacker's: step-ups at the login's time, raised in
         # event-time order among the orders' own controls (an order before the login is
         # decided without it).
-        pending = login_step_ups(auth, logins, self.infra, cfg)
+        pending = self._wait_for_factor(login_step_ups(auth, logins, self.infra, cfg), auth,
+                                        orders, cfg)
         if orders:
             out.extend(self._decide(orders, batch, features, board, cfg, pending))
         self._raise_login_step_ups(pending, None, board, cfg, out.account_controls)
+
+    def _wait_for_factor(self, pending: list[LoginStepUp], auth: list, orders: list,
+                         cfg: PolicyConfig) -> list[LoginStepUp]:
+        """``pending`` less the step-ups that wait for their login's own factor, plus the
+        waiting ones the segment's ``auth`` and ``orders`` settle (``settle_awaited``), in
+        event-time order: raised among the segment's orders at the time that settled them,
+        as any login step-up is at its login's.
+
+        A login waits when the account passed or failed a factor before it (it has one), or,
+        for ``cfg.factor_wait_s``, when it is the first the engine saw of the account.
+        """
+        now, waiting = [], []
+        for p in pending:
+            if self._factor_since.get(p.account_id, NEVER_DUE) < p.ts:
+                waiting.append(p)
+            elif p.first_login and cfg.factor_wait_s:
+                waiting.append(replace(p, wait_until=p.ts + int(cfg.factor_wait_s * 1000)))
+            else:
+                now.append(p)
+        if not waiting and not self._awaiting_factor:
+            return pending
+        for p in waiting:
+            self._awaiting_factor[p.account_id] = p
+        reached = max(r.ts for r in (*auth[-1:], *orders[-1:]))  # a segment is never empty
+        settled = settle_awaited(self._awaiting_factor, auth, orders, reached)
+        return sorted(now + settled, key=lambda s: (s.ts, s.account_id))
 
     def _raise_login_step_ups(self, pending: list[LoginStepUp], until_ms: int | None,
                               board: ControlBoard, cfg: PolicyConfig,
@@ -744,6 +780,8 @@ class AccountCore:
             "challenges": self._challenges,
             "login_challenges": self._login_challenges,
             "verified": self._verified,
+            "factor_since": self._factor_since,
+            "awaiting_factor": self._awaiting_factor,
             "idle_horizon_s": self.idle_horizon_s,
             "progress_ms": self._progress_ms,
             "swept_ms": self._swept_ms,
@@ -771,6 +809,8 @@ class AccountCore:
         restored._challenges = dict(state.get("challenges", {}))
         restored._login_challenges = dict(state.get("login_challenges", {}))
         restored._verified = dict(state.get("verified", {}))
+        restored._factor_since = dict(state.get("factor_since", {}))
+        restored._awaiting_factor = dict(state.get("awaiting_factor", {}))
         restored._due_floor = restored._next_due()
         restored._progress_ms, restored._swept_ms = state["progress_ms"], state["swept_ms"]
         restored._evicting_before = state["evicting_before"]

@@ -12,13 +12,19 @@ reaching it is what a stranger's login looks like (a new device from a hosting n
 abroad after failed attempts); a traveller on their own phone, or a customer's new phone
 at home, stays below it, as their orders do.
 
+A login of an account whose logins pass a second factor is not in until the factor answers.
+Its step-up waits (``settle_awaited``): the factor failed in its session, the broker's own
+factor stopped it and the owner is not bothered (a stuffing run's right passwords on accounts
+with MFA); the factor passed (a one-time code relayed by a phishing page), the step-up is
+raised then; an order comes first (no factor was asked), it is raised at that order.
+
 Pure: the rows come from the account kernel's walk (``AccountFeatures.process_with_logins``),
 the infrastructure answers from ``InfrastructureWatch``; event time only.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
 import numpy as np
@@ -29,7 +35,7 @@ from tradeguard.features.account import (ACCOUNT_FEATURES, FOREIGN_BIT, LOGIN_AT
 from tradeguard.policy.config import PolicyConfig
 from tradeguard.policy.orders import score_orders
 
-__all__ = ["LoginStepUp", "login_features", "login_step_ups"]
+__all__ = ["LoginStepUp", "login_features", "login_step_ups", "settle_awaited"]
 
 _COLUMN = {name: j for j, name in enumerate(ACCOUNT_FEATURES)}
 
@@ -43,6 +49,8 @@ class LoginStepUp:
     score: float
     reasons: list[dict[str, Any]]
     login: dict[str, Any]  # session_id, ip, device_id, user_agent: who answers the challenge
+    first_login: bool = False  # the first the engine saw of the account: its factor unknown
+    wait_until: int | None = None  # waiting for the login's factor: raised then, unanswered
 
 
 def login_features(rows: np.ndarray) -> np.ndarray:
@@ -98,5 +106,71 @@ def login_step_ups(auth: Sequence[Any], rows: np.ndarray, infra: InfrastructureW
         out.append(LoginStepUp(
             e.account_id, e.ts, round(float(scores[k]), 4), verdicts.reasons(k, cfg.max_reasons),
             {"session_id": e.session_id, "ip": e.ip, "device_id": e.device_id,
-             "user_agent": e.user_agent}))
+             "user_agent": e.user_agent}, bool(x[k, _COLUMN["unknown_account"]])))
     return sorted(out, key=lambda s: (s.ts, s.account_id))
+
+
+#: Auth events of a second factor: a login's own, or an answer to a step-up.
+MFA_PASSED, MFA_FAILED = "mfa_challenge_passed", "mfa_challenge_failed"
+
+
+def settle_awaited(awaiting: dict[str, LoginStepUp], auth: Sequence[Any],
+                   orders: Sequence[Any], now_ms: int) -> list[LoginStepUp]:
+    """The login step-ups in ``awaiting`` (account -> step-up waiting for its login's factor)
+    that ``auth`` and ``orders`` settle, each at the event time that settles it; the settled
+    ones leave ``awaiting``, those dropped included.
+
+    The first of these settles one: its login's factor passed in its session (raised then), an
+    order of the account at or after the login (raised at the order), its login's factor failed
+    in its session (dropped: the session never opened), its ``wait_until`` passed by ``now_ms``
+    (the event time the partition has reached: raised at it). A failure the Kafka edge found
+    unsigned (``authoritative`` false) drops nothing: whoever can write ``auth.events`` could
+    send one.
+
+    >>> s = LoginStepUp("a", 10, 0.9, [], {"session_id": "s-1"})
+    >>> class E:
+    ...     def __init__(self, event, ts):
+    ...         self.event, self.ts, self.session_id, self.account_id = event, ts, "s-1", "a"
+    >>> waiting = {"a": s}
+    >>> [(x.account_id, x.ts) for x in settle_awaited(waiting, [E(MFA_PASSED, 25)], [], 25)]
+    [('a', 25)]
+    >>> waiting
+    {}
+    >>> waiting = {"a": s}
+    >>> settle_awaited(waiting, [E(MFA_FAILED, 25)], [], 25), waiting
+    ([], {})
+    >>> waiting = {"a": replace(s, wait_until=70)}
+    >>> settle_awaited(waiting, [], [], 69), [(x.ts, x.wait_until) for x in
+    ...                                       settle_awaited(waiting, [], [], 80)]
+    ([], [(70, 70)])
+    """
+    if not awaiting:
+        return []
+    first: dict[str, tuple[int, bool]] = {}  # account -> (settled at, raised)
+    for e in auth:
+        p = awaiting.get(e.account_id)
+        if p is None or e.ts < p.ts or e.session_id != p.login["session_id"]:
+            continue
+        if e.event == MFA_PASSED or (e.event == MFA_FAILED
+                                        and getattr(e, "authoritative", True)):
+            _earliest(first, e.account_id, e.ts, e.event == MFA_PASSED)
+    for o in orders:
+        p = awaiting.get(o.account_id)
+        if p is not None and o.ts >= p.ts:
+            _earliest(first, o.account_id, o.ts, True)
+    for account_id, p in awaiting.items():
+        if p.wait_until is not None and p.wait_until <= now_ms:
+            _earliest(first, account_id, p.wait_until, True)
+    out = []
+    for account_id, (ts, raised) in sorted(first.items()):
+        p = awaiting.pop(account_id)
+        if raised:
+            out.append(replace(p, ts=ts))
+    return sorted(out, key=lambda s: (s.ts, s.account_id))
+
+
+def _earliest(first: dict[str, tuple[int, bool]], account_id: str, ts: int, raised: bool) -> None:
+    """Keep the earlier settlement of an account (at equal times, the raising one)."""
+    known = first.get(account_id)
+    if known is None or ts < known[0] or (ts == known[0] and raised and not known[1]):
+        first[account_id] = (ts, raised)

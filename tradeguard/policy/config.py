@@ -78,6 +78,9 @@ class PolicyConfig:
     #: Score successful logins by their session evidence alone and step up those reaching
     #: ``step_up_at`` before any order (tradeguard/core/logins.py).
     step_up_on_login: bool = False
+    #: How long a login step-up waits for the login's own factor when the engine cannot know
+    #: whether the account has one (an account it has never seen log in), seconds.
+    factor_wait_s: float = 0.0
     #: ASNs of hosting and VPN networks (``[network] hosting_asns``): a login from one the
     #: account never used is the ``hosting_network`` signal.
     hosting_asns: frozenset = frozenset()
@@ -170,6 +173,8 @@ class PolicyConfig:
             campaign_buy_adv_share=num("ticker", "campaign_buy_adv_share", 0),
             hosting_asns=_asn_list(doc, "network", "hosting_asns"),
             step_up_on_login=_flag(doc, "account", "step_up_on_login"),
+            factor_wait_s=num("account", "factor_wait_s", 0, 3600)
+            if "factor_wait_s" in doc.get("account", {}) else 0.0,
             session_signals=frozenset(n for n, sig in signals.items() if sig.group == "session"),
             version=policy_version(doc),
         )
