@@ -229,6 +229,8 @@ class KafkaPipe:
         self.stuck_join_s = (MAX_POLL_INTERVAL_MS + session_ms) / 1000
         #: Poll rounds that raised and were answered by a rejoin (``_poll_loop``).
         self.poll_failures = 0
+        #: librdkafka's fatal error, once one came (``polling``).
+        self.fatal: str | None = None
 
     # -- consumer thread -------------------------------------------------------------------
 
@@ -243,8 +245,18 @@ class KafkaPipe:
 
     @property
     def polling(self) -> bool:
-        """False once the consumer thread has ended while the worker runs (liveness)."""
+        """False once the consumer cannot poll any more while the worker runs (liveness):
+        its thread ended, or librdkafka raised a fatal error, after which the handle is
+        unusable and only a new process recovers (Kubernetes restarts the pod)."""
+        if self.fatal is not None:
+            return False
         return self._stop.is_set() or not self._thread.ident or self._thread.is_alive()
+
+    def _fatal(self, error: KafkaError) -> None:
+        if self.fatal is None:
+            self.fatal = str(error)
+            log.error("the consumer hit a fatal error and can read nothing more; liveness "
+                      "now fails so that the worker is restarted: %s", error)
 
     def _put(self, item: Any) -> None:
         """Hand an item to the event loop; blocks while the agent is two polls behind.
@@ -279,9 +291,14 @@ class KafkaPipe:
         while not self._stop.is_set():
             try:
                 self._poll_round()
-            except Exception:  # noqa: BLE001 - see the docstring: never end the thread
+            except Exception as exc:  # noqa: BLE001 - see the docstring: never end the thread
                 if self._stop.is_set():
                     break
+                error = exc.args[0] if isinstance(exc, KafkaException) and exc.args else None
+                if isinstance(error, KafkaError) and error.code() == KafkaError._FATAL:
+                    self._fatal(error)
+                    self._stop.wait(1.0)  # nothing to rejoin with: wait for the restart
+                    continue
                 self.poll_failures += 1
                 log.exception("consumer poll failed (%d so far): leaving the group and "
                               "joining it again", self.poll_failures)
@@ -319,7 +336,9 @@ class KafkaPipe:
         count = 0
         for msg in messages:
             if msg.error() is not None:
-                if msg.error().code() != KafkaError._PARTITION_EOF:
+                if msg.error().code() == KafkaError._FATAL:
+                    self._fatal(msg.error())
+                elif msg.error().code() != KafkaError._PARTITION_EOF:
                     log.warning("consumer error: %s", msg.error())
                 continue
             grouped.setdefault((msg.topic(), msg.partition()), []).append(msg)

@@ -56,6 +56,9 @@ class _RecoveringConsumer:
     def position(self, partitions):
         return []
 
+    def consume(self, num_messages=1, timeout=None):
+        return []
+
     def subscribe(self, topics, **callbacks):
         self.subscribed += 1
 
@@ -129,3 +132,40 @@ def test_a_failed_poll_round_rejoins_and_the_thread_goes_on(pipe_and_handed):
     assert pipe._thread.is_alive() and pipe.polling
     assert pipe.poll_failures == 1
     assert (consumer.unsubscribed, consumer.subscribed) == (1, 1)  # left and joined again
+
+
+class _FatalConsumer(_RecoveringConsumer):
+    """What librdkafka hands a static member fenced by its own earlier incarnation."""
+
+    def poll(self, timeout=None):
+        self.polls += 1
+        if self.polls == 1:
+            return _Message(KafkaError(KafkaError._FATAL, "Fatal error: Broker: Static "
+                                       "consumer fenced by other consumer with same "
+                                       "group.instance.id", fatal=True))
+        raise KafkaException(KafkaError(KafkaError._FATAL, "Failed to remove subscription: "
+                                        "Local: Fatal error", fatal=True))
+
+
+class _Message:
+    def __init__(self, error) -> None:
+        self._error = error
+
+    def error(self):
+        return self._error
+
+
+def test_a_fatal_consumer_error_fails_liveness_instead_of_looking_alive(pipe_and_handed):
+    pipe, _, _, _ = pipe_and_handed
+    consumer = _FatalConsumer(failures=0)
+    pipe.consumer = consumer
+    pipe._poll_round()  # the fatal error arrives as a message's error
+    assert pipe.fatal is not None and "Static consumer fenced" in pipe.fatal
+    assert not pipe.polling
+    pipe._thread.start()  # and a fatal error raised out of a round is not "rejoined"
+    deadline = time.monotonic() + 10
+    while consumer.polls < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert consumer.polls >= 2 and pipe._thread.is_alive()
+    assert (consumer.unsubscribed, consumer.subscribed) == (0, 0)
+    assert not pipe.polling
