@@ -107,6 +107,50 @@ class Delivery:
 MAX_POLL_INTERVAL_MS = 60_000
 
 
+def _group_protocol_config(settings: Settings) -> dict[str, Any]:
+    """How this worker takes part in its consumer group.
+
+    Either way every input topic's partition p lands on one worker: the core of
+    partition p needs orders, logins, labels, trades and flow of p together, and a range
+    assignment of co-partitioned topics gives exactly that (the classic protocol's
+    client-side ``range``; KIP-848's broker-side ``range`` assignor, which keeps it and is
+    sticky as well).
+    """
+    if settings.group_protocol == "consumer":
+        # Session and heartbeat are the broker's (group.consumer.*) under KIP-848; the
+        # client refuses its own.
+        return {"group.protocol": "consumer", "group.remote.assignor": "range"}
+    return {"partition.assignment.strategy": "range",
+            "session.timeout.ms": (settings.session_timeout_ms
+                                   or settings.profile.session_timeout_ms),
+            "heartbeat.interval.ms": settings.profile.heartbeat_interval_ms}
+
+
+#: How long an assignment's broker lookups (committed offsets, low watermarks) are asked
+#: again before the poll round gives up and the worker rejoins the group (``_poll_loop``).
+LOOKUP_PATIENCE_S = 30.0
+
+
+def _asking_again(lookup: Callable[[], Any], what: str, stop: threading.Event,
+                  patience_s: float = LOOKUP_PATIENCE_S) -> Any:
+    """``lookup()``, asked again while the broker cannot answer it yet.
+
+    Right after a broker comes back (a pause, a restart, a broker fenced and unfenced by
+    its controller) the partitions it leads are unknown for a moment ("Local: Unknown
+    partition") and the group coordinator is still loading; an assignment arrives in that
+    moment. The last error is raised after ``patience_s`` (the poll loop then rejoins).
+    """
+    deadline = time.monotonic() + patience_s
+    while True:
+        try:
+            return lookup()
+        except KafkaException as exc:
+            if stop.is_set() or time.monotonic() >= deadline:
+                raise
+            log.info("%s not available yet (%s): asking again", what, exc.args[0])
+            stop.wait(0.2)
+
+
 class Fenced(RuntimeError):
     """This worker's transaction was refused: its partitions belong to another worker now."""
 
@@ -125,13 +169,8 @@ class KafkaPipe:
         self.loop = loop
         self.consumer = clients.group_consumer(
             settings, settings.app_id,
-            # Every input topic's partition p on one worker: the core of partition p
-            # needs orders, logins, labels, trades and flow of p together.
-            **{"partition.assignment.strategy": "range",
-               "session.timeout.ms": (settings.session_timeout_ms
-                                      or settings.profile.session_timeout_ms),
-               "heartbeat.interval.ms": settings.profile.heartbeat_interval_ms,
-               "max.poll.interval.ms": MAX_POLL_INTERVAL_MS,
+            **_group_protocol_config(settings),
+            **{"max.poll.interval.ms": MAX_POLL_INTERVAL_MS,
                "queued.max.messages.kbytes": 65536,
                "on_commit": self._on_commit,
                **({"group.instance.id": settings.group_instance_id}
@@ -188,6 +227,10 @@ class KafkaPipe:
         # next assignment is this worker's own (``_on_assign``), as an acknowledged one is.
         self._sent: dict[tuple[str, int], set[int]] = {}
         self.stuck_join_s = (MAX_POLL_INTERVAL_MS + session_ms) / 1000
+        #: Poll rounds that raised and were answered by a rejoin (``_poll_loop``).
+        self.poll_failures = 0
+        #: librdkafka's fatal error, once one came (``polling``).
+        self.fatal: str | None = None
 
     # -- consumer thread -------------------------------------------------------------------
 
@@ -199,6 +242,21 @@ class KafkaPipe:
         self.consumer.subscribe(self.topics, on_assign=self._on_assign,
                                 on_revoke=self._on_revoke, on_lost=self._on_lost)
         self._thread.start()
+
+    @property
+    def polling(self) -> bool:
+        """False once the consumer cannot poll any more while the worker runs (liveness):
+        its thread ended, or librdkafka raised a fatal error, after which the handle is
+        unusable and only a new process recovers (Kubernetes restarts the pod)."""
+        if self.fatal is not None:
+            return False
+        return self._stop.is_set() or not self._thread.ident or self._thread.is_alive()
+
+    def _fatal(self, error: KafkaError) -> None:
+        if self.fatal is None:
+            self.fatal = str(error)
+            log.error("the consumer hit a fatal error and can read nothing more; liveness "
+                      "now fails so that the worker is restarted: %s", error)
 
     def _put(self, item: Any) -> None:
         """Hand an item to the event loop; blocks while the agent is two polls behind.
@@ -219,44 +277,78 @@ class KafkaPipe:
         future.cancel()
 
     def _poll_loop(self) -> None:
-        consumer, n = self.consumer, self.settings.poll_max
+        """Poll until stopped. Nothing ends this thread but ``close``: a silent worker that
+        looks alive is the worst failure a gateway can meet.
+
+        An exception out of one round (a rebalance callback's broker lookup that failed past
+        its retries, a librdkafka error) is logged, and the worker leaves the group and joins
+        it again: the group hands its partitions back (to it or another worker) through the
+        ordinary revoke and assign, from the committed offsets. Before this, one such error
+        (``get_watermark_offsets``: "Unknown partition", raised out of ``_on_assign`` while a
+        paused broker fenced and unfenced itself) ended the thread, and the worker decided
+        nothing more while its liveness said it was fine.
+        """
         while not self._stop.is_set():
-            if self._rejoin.is_set():
-                self._rejoin.clear()
-                self._resubscribe()
-            since = self._unassigned_since
-            if since is not None and time.monotonic() - since > self.stuck_join_s:
-                log.warning("no partitions assigned %.0fs after giving them up: the join "
-                            "looks lost, joining the group again", time.monotonic() - since)
-                self._unassigned_since = time.monotonic()
-                self._resubscribe()
-            self._commit_ready()
-            first = consumer.poll(0.05)
-            if first is None:
-                # Records known to exist but not here yet, or that just cleared: tell the
-                # engine, which may hold records back until they arrive.
-                lagging = self._lagging()
-                if lagging or self._was_lagging:
-                    self._put(Poll({}, 0, lagging, self.epoch))
-                self._was_lagging = bool(lagging)
-                continue
-            # Then whatever else is already fetched, without waiting for more.
-            messages = [first] + consumer.consume(n - 1, 0) if n > 1 else [first]
-            grouped: dict[tuple[str, int], list[Any]] = {}
-            count = 0
-            for msg in messages:
-                if msg.error() is not None:
-                    if msg.error().code() != KafkaError._PARTITION_EOF:
-                        log.warning("consumer error: %s", msg.error())
+            try:
+                self._poll_round()
+            except Exception as exc:  # noqa: BLE001 - see the docstring: never end the thread
+                if self._stop.is_set():
+                    break
+                error = exc.args[0] if isinstance(exc, KafkaException) and exc.args else None
+                if isinstance(error, KafkaError) and error.code() == KafkaError._FATAL:
+                    self._fatal(error)
+                    self._stop.wait(1.0)  # nothing to rejoin with: wait for the restart
                     continue
-                grouped.setdefault((msg.topic(), msg.partition()), []).append(msg)
-                count += 1
-            for tp, group in grouped.items():
-                self._received[tp] = group[-1].offset() + 1
-            if count:
-                lagging = self._lagging()
-                self._was_lagging = bool(lagging)
-                self._put(Poll(grouped, count, lagging, self.epoch))
+                self.poll_failures += 1
+                log.exception("consumer poll failed (%d so far): leaving the group and "
+                              "joining it again", self.poll_failures)
+                try:
+                    self._resubscribe()
+                except Exception:  # noqa: BLE001 - the next round tries again
+                    log.exception("rejoining the group failed; trying again")
+                self._stop.wait(0.5)  # a broker still recovering: do not spin on it
+
+    def _poll_round(self) -> None:
+        """One round: commits due, one poll, its records handed to the engine."""
+        consumer, n = self.consumer, self.settings.poll_max
+        if self._rejoin.is_set():
+            self._rejoin.clear()
+            self._resubscribe()
+        since = self._unassigned_since
+        if since is not None and time.monotonic() - since > self.stuck_join_s:
+            log.warning("no partitions assigned %.0fs after giving them up: the join "
+                        "looks lost, joining the group again", time.monotonic() - since)
+            self._unassigned_since = time.monotonic()
+            self._resubscribe()
+        self._commit_ready()
+        first = consumer.poll(0.05)
+        if first is None:
+            # Records known to exist but not here yet, or that just cleared: tell the
+            # engine, which may hold records back until they arrive.
+            lagging = self._lagging()
+            if lagging or self._was_lagging:
+                self._put(Poll({}, 0, lagging, self.epoch))
+            self._was_lagging = bool(lagging)
+            return
+        # Then whatever else is already fetched, without waiting for more.
+        messages = [first] + consumer.consume(n - 1, 0) if n > 1 else [first]
+        grouped: dict[tuple[str, int], list[Any]] = {}
+        count = 0
+        for msg in messages:
+            if msg.error() is not None:
+                if msg.error().code() == KafkaError._FATAL:
+                    self._fatal(msg.error())
+                elif msg.error().code() != KafkaError._PARTITION_EOF:
+                    log.warning("consumer error: %s", msg.error())
+                continue
+            grouped.setdefault((msg.topic(), msg.partition()), []).append(msg)
+            count += 1
+        for tp, group in grouped.items():
+            self._received[tp] = group[-1].offset() + 1
+        if count:
+            lagging = self._lagging()
+            self._was_lagging = bool(lagging)
+            self._put(Poll(grouped, count, lagging, self.epoch))
 
     def rejoin(self) -> None:
         """Leave the group and join it again from the committed offsets (loop side).
@@ -344,11 +436,14 @@ class KafkaPipe:
         tps = [(tp.topic, tp.partition) for tp in partitions]
         committed = {}
         if partitions:
-            for tp in consumer.committed(partitions, timeout=30):
+            for tp in _asking_again(lambda: consumer.committed(partitions, timeout=10),
+                                    "the committed offsets", self._stop):
                 key = (tp.topic, tp.partition)
                 committed[key] = tp.offset if tp.offset >= 0 else None
                 if committed[key] is None:
-                    low, _ = consumer.get_watermark_offsets(tp, timeout=10)
+                    low, _ = _asking_again(
+                        lambda tp=tp: consumer.get_watermark_offsets(tp, timeout=5),
+                        f"the low watermark of {tp.topic}[{tp.partition}]", self._stop)
                     self._received[key] = max(low, 0)
                 else:
                     self._received[key] = committed[key]

@@ -83,6 +83,9 @@ def liveness(ctx: WorkerContext, hb: Heartbeat, now: float) -> dict[str, Any]:
         "agents": not crashed,
         "app": not ctx.app.crashed,
         "engine": not getattr(ctx.engine, "crashed", False),
+        # The consumer thread polls for the whole life of the worker; should it end, the
+        # worker decides nothing while everything else looks fine (agents/pipe.py).
+        "consumer": getattr(getattr(ctx.engine, "pipe", None), "polling", True),
     }
     return {"live": all(checks.values()), "checks": checks, "crashed_agents": crashed,
             "heartbeat_age_s": round(now - hb.last, 3), "loop_lag_s": round(hb.lag_s, 3)}

@@ -322,7 +322,8 @@ def _warm(rig: Rig, settings: Settings, spec: dict, n: int = 300) -> None:
 
 def part_stop_broker(rig: Rig, workload: Workload, spec: dict, seconds: float, log,
                      static: bool = False) -> dict:
-    settings = rig.topics("stopb")
+    # info: the log says how the worker got its partitions back (resumed or restored, and why)
+    settings = rig.topics("stopb").with_(log_level="info")
     if static:  # static group membership (KIP-345): the worker rejoins as itself
         settings = settings.with_(group_instance_id="stopb-w0")
     rig.load_context(settings, workload)
@@ -467,19 +468,23 @@ def main(argv: list[str] | None = None) -> int:
                         help="the workers' consumer session (TRADEGUARD_SESSION_TIMEOUT_MS); "
                              "default: the broker profile's (6,000 on Kafka, the least a stock "
                              "broker accepts; the test broker accepts 1,000)")
+    parser.add_argument("--group-protocol", choices=("classic", "consumer"), default="classic",
+                        help="the workers' consumer group protocol "
+                             "(TRADEGUARD_GROUP_PROTOCOL; consumer: KIP-848, Kafka only)")
     args = parser.parse_args(argv)
     parts = [p for p in args.only.split(",") if p]
     if set(parts) - set(PARTS):
         parser.error(f"unknown parts {sorted(set(parts) - set(PARTS))}; choose from {PARTS}")
     try:
         with stop_on_signals():
-            return run(parts, args.quick, args.out, args.broker, args.session_ms)
+            return run(parts, args.quick, args.out, args.broker, args.session_ms,
+                       args.group_protocol)
     except Terminated as exc:
         return exc.exit_status
 
 
 def run(parts: list[str], quick: bool, out_dir: Path, broker: str = "kafka",
-        session_ms: int | None = None) -> int:
+        session_ms: int | None = None, group_protocol: str = "classic") -> int:
     started = datetime.now(timezone.utc)
     t0 = time.monotonic()
 
@@ -489,6 +494,7 @@ def run(parts: list[str], quick: bool, out_dir: Path, broker: str = "kafka",
     results: dict = {"started_utc": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
                      "mode": "quick" if quick else "full", "cpus": os.cpu_count(),
                      "broker": broker, "session_timeout_ms": session_ms,
+                     "group_protocol": group_protocol,
                      "errors": []}
     spec = {"accounts": 2_000, "templates": 20_000, "seed": 5,
             "now_ms": int(time.time() * 1000)}
@@ -510,6 +516,7 @@ def run(parts: list[str], quick: bool, out_dir: Path, broker: str = "kafka",
         try:
             with Rig(broker=broker) as rig:  # a fresh broker per part: one fault does not leak into the next
                 rig.session_timeout_ms = session_ms
+                rig.group_protocol = group_protocol
                 results[name] = jobs[name](rig)
             log(f"  {json.dumps(results[name], default=str)[:400]}")
         except Exception as exc:  # the report says which part broke, and the exit status

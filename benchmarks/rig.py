@@ -192,6 +192,8 @@ class Rig:
         #: The workers' consumer session (ms); None: the broker profile's. The failover after
         #: a SIGKILL is about one session (the dead member is noticed only when it ends).
         self.session_timeout_ms: int | None = None
+        #: The workers' consumer group protocol: ``classic`` or ``consumer`` (KIP-848, Kafka).
+        self.group_protocol = "classic"
         self._children: list[Child | WorkerProcess] = []
         self.first_decision_s: float | None = None  # of the last engine start_engine started
         self._collectors: list[Collector] = []
@@ -240,6 +242,7 @@ class Rig:
             app_id=f"bench-{self.tag}-{name}", partitions=self.partitions, web_port=0,
             log_level="warning", state_dir=self.workdir / name / "state",
             processing_guarantee=self.guarantee,
+            group_protocol=self.group_protocol,
             **({"session_timeout_ms": self.session_timeout_ms} if self.session_timeout_ms else {}))
 
     def topics(self, name: str) -> Settings:

@@ -178,6 +178,13 @@ class ApacheKafkaBroker(BrokerProcess):
             "group.initial.rebalance.delay.ms": "0",
             # Workers ask for 3 s sessions (tradeguard/kafka/profiles.py): fast failover.
             "group.min.session.timeout.ms": "1000",
+            # The same for KIP-848 groups (TRADEGUARD_GROUP_PROTOCOL=consumer), whose session
+            # and heartbeat the broker sets: the classic profile's 6 s and 0.5 s
+            # (tradeguard/kafka/profiles.py) instead of 45 s and 5 s.
+            "group.consumer.session.timeout.ms": "6000",
+            "group.consumer.min.session.timeout.ms": "1000",
+            "group.consumer.heartbeat.interval.ms": "500",
+            "group.consumer.min.heartbeat.interval.ms": "500",
             # Transactions left open by a paused worker are aborted within a second of their
             # timeout (default: checked every 10 s).
             "transaction.abort.timed.out.transaction.cleanup.interval.ms": "1000",

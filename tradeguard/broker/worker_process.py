@@ -37,42 +37,8 @@ class WorkerProcess:
         return self
 
     def env(self) -> dict[str, str]:
-        s = self.settings
-        return {
-            "TRADEGUARD_BROKER": s.broker,
-            "TRADEGUARD_TOPIC_PREFIX": s.topic_prefix,
-            "TRADEGUARD_PARTITIONS": str(s.partitions),
-            "TRADEGUARD_APP_ID": s.app_id,
-            "TRADEGUARD_WEB_PORT": str(s.web_port),
-            "TRADEGUARD_WEB_HOST": s.web_host,
-            "TRADEGUARD_STATE_DIR": str(s.state_dir),
-            "TRADEGUARD_POLICY_FILE": s.policy_file,
-            "TRADEGUARD_SHADOW_POLICY_FILE": s.shadow_policy_file,
-            "TRADEGUARD_LOG_LEVEL": s.log_level,
-            "TRADEGUARD_BROKER_PROFILE": s.broker_profile,
-            "TRADEGUARD_FETCH_MAX_WAIT_MS": str(s.fetch_max_wait_ms),
-            "TRADEGUARD_SESSION_TIMEOUT_MS": str(s.session_timeout_ms),
-            "TRADEGUARD_SNAPSHOT_INTERVAL_S": str(s.snapshot_interval_s),
-            "TRADEGUARD_ANOMALY_WINDOW": str(s.anomaly_window),
-            "TRADEGUARD_MAX_EVENT_AGE_S": str(s.max_event_age_s),
-            "TRADEGUARD_MAX_EVENT_LEAD_S": str(s.max_event_lead_s),
-            "TRADEGUARD_POLL_MAX": str(s.poll_max),
-            "TRADEGUARD_COMMIT_INTERVAL_S": str(s.commit_interval_s),
-            "TRADEGUARD_PROCESSING_GUARANTEE": s.processing_guarantee,
-            "TRADEGUARD_ALIGN_WAIT_MS": str(s.align_wait_ms),
-            "TRADEGUARD_CONTROL_KEY_FILE": s.control_key_file,
-            # Connection security from the settings; the password only as a file's path.
-            "TRADEGUARD_SECURITY_PROTOCOL": s.security_protocol,
-            "TRADEGUARD_SASL_MECHANISM": s.sasl_mechanism,
-            "TRADEGUARD_SASL_USERNAME": s.sasl_username,
-            "TRADEGUARD_SASL_PASSWORD_FILE": s.sasl_password_file,
-            "TRADEGUARD_SSL_CAFILE": s.ssl_cafile,
-            "TRADEGUARD_MAX_ORDER_QTY": str(s.max_order_qty),
-            "TRADEGUARD_MAX_PRICE": str(s.max_price),
-            "TRADEGUARD_MAX_ORDER_NOTIONAL": str(s.max_order_notional),
-            "TRADEGUARD_MAX_TRADE_QTY": str(s.max_trade_qty),
-            "TRADEGUARD_MAX_HOLDINGS_VALUE": str(s.max_holdings_value),
-        }
+        """The worker's settings as its environment (``Settings.to_env``: every field)."""
+        return self.settings.to_env()
 
     @property
     def alive(self) -> bool:

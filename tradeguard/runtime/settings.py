@@ -78,6 +78,13 @@ class Settings:
     #: stop_broker). Costs: a stopped static member does not leave the group, so its
     #: partitions wait out the session before they move. Empty: dynamic membership.
     group_instance_id: str = ""
+    #: The consumer group protocol: ``classic`` (JoinGroup/SyncGroup, any broker) or
+    #: ``consumer`` (KIP-848, Apache Kafka 4.0 and later: the broker assigns partitions and
+    #: members heartbeat their way in, with no group-wide join to lose). With ``consumer``
+    #: the session and heartbeat are the broker's (group.consumer.session.timeout.ms and
+    #: group.consumer.heartbeat.interval.ms, or the group's own configs), not this
+    #: worker's: ``session_timeout_ms`` does not apply.
+    group_protocol: str = "classic"
     #: Longest records wait, ms, while a sibling topic of their partition (or the trades
     #: and logins of another local partition) has records on the broker this worker has not
     #: received: the alignment's bound. Past it the worker decides with what it has read,
@@ -130,6 +137,24 @@ class Settings:
     #: releases), in arrival order. Only where Kafka ACLs alone keep those topics safe.
     trust_unsigned_controls: bool = False
 
+    def to_env(self) -> dict[str, str]:
+        """Every setting as the ``TRADEGUARD_*`` variable ``from_env`` reads back to it.
+
+        What a child process (a worker started by the demo, a test or a benchmark) needs to
+        run with exactly these settings: generated from the fields, so a new setting cannot
+        be forgotten on the way (static membership once was: the fault benchmark's "static"
+        worker joined as a dynamic member). The SASL password stays out (a child's
+        environment is readable by the user's other processes): pass ``sasl_password_file``.
+        """
+        out = {}
+        for f in fields(self):
+            if f.name == "sasl_password":
+                continue
+            value = getattr(self, f.name)
+            out[f"TRADEGUARD_{f.name.upper()}"] = (
+                ("true" if value else "false") if isinstance(value, bool) else str(value))
+        return out
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
         """Read ``TRADEGUARD_*`` variables; explicit ``overrides`` win (e.g. from CLI flags)."""
@@ -175,6 +200,13 @@ class Settings:
         if self.processing_guarantee not in ("auto", "exactly_once", "at_least_once"):
             raise SettingsError("TRADEGUARD_PROCESSING_GUARANTEE must be auto, exactly_once or "
                                 f"at_least_once, got {self.processing_guarantee!r}")
+        if self.group_protocol not in ("classic", "consumer"):
+            raise SettingsError(f"TRADEGUARD_GROUP_PROTOCOL must be classic or consumer, "
+                                f"got {self.group_protocol!r}")
+        if self.group_protocol == "consumer" and self.broker_profile != "kafka":
+            raise SettingsError("TRADEGUARD_GROUP_PROTOCOL=consumer needs Apache Kafka 4.0 or "
+                                "later (TRADEGUARD_BROKER_PROFILE=kafka); the embedded broker "
+                                "speaks the classic protocol only")
         if self.session_timeout_ms < 0:
             raise SettingsError(f"TRADEGUARD_SESSION_TIMEOUT_MS must be >= 0, "
                                 f"got {self.session_timeout_ms}")
