@@ -59,14 +59,35 @@ def broker_floor(rig: Rig, spec: dict, rate: float = 1_000, seconds: float = 2.0
     producer.process.wait(30)
     recv, sent = collector.runs["floor"], rig.sent_ns("floor")
     done = recv > 0
-    return {"offered_per_s": rate, **LatencyHistogram.from_ns(recv[done] - sent[done]).summary()}
+    return {"offered_per_s": rate, **LatencyHistogram.from_ns(recv[done] - sent[done]).summary(),
+            "after_first_second": _after_first_second(sent, recv),
+            "max_ms_by_second": _max_by_second(sent[done], recv[done])}
+
+
+def _after_first_second(sent: np.ndarray, recv: np.ndarray) -> dict:
+    """The latency of the orders sent after the first second of a run, beside the whole run's.
+
+    Every run's producer is a new process, and on this machine the first second of every run
+    (the broker floor's included, with no worker at all) holds its worst latencies: on a
+    fresh producer the broker's append time showed the first orders held ~300 ms in the
+    client before they were sent (a one-hop probe with LogAppendTime topics, 8 December). A gateway's
+    producer lives for days; what follows the first second is what it sees. Both figures
+    are reported; neither replaces the other.
+    """
+    done = recv > 0
+    later = done & (sent >= sent[0] + 1_000_000_000)
+    if not later.any():
+        return {}
+    return LatencyHistogram.from_ns(recv[later] - sent[later]).summary()
 
 
 def run_e2e(rig: Rig, workload: Workload, spec: dict, rates: list[float], step_s: float,
             flat_count: int, log=print) -> dict:
     floor = broker_floor(rig, spec)
+    later = floor["after_first_second"]
     log(f"  broker floor (one hop, no worker): p50 {floor['p50_ms']:.2f} ms, "
-        f"p99 {floor['p99_ms']:.2f} ms")
+        f"p99 {floor['p99_ms']:.2f} ms; after the first second p50 "
+        f"{later.get('p50_ms', float('nan')):.2f} ms, p99 {later.get('p99_ms', float('nan')):.2f} ms")
     settings = rig.topics(f"e2e{rig.suffix}")
     rig.load_context(settings, workload)
     collector = rig.collector(settings)
@@ -117,7 +138,8 @@ def _step(rig: Rig, collector: Collector, run: str, rate: float, count: int, dec
             "all_decided": decided_all, "load_avg_1m": round(os.getloadavg()[0], 2),
             **hist.summary(), "histogram_ms": hist.buckets(),
             "worker_rss_bytes": rss_bytes(worker_pid),
-            "max_ms_by_second": _max_by_second(sent[done], recv[done])}
+            "max_ms_by_second": _max_by_second(sent[done], recv[done]),
+            "after_first_second": _after_first_second(sent, recv)}
     if done.any():
         last = int(recv[done].max())
         step["decided_per_s"] = round(step["decided"] / ((last - int(sent[0])) / 1e9), 1)
@@ -133,5 +155,7 @@ def _step(rig: Rig, collector: Collector, run: str, rate: float, count: int, dec
         f"p50 {step.get('p50_ms', float('nan')):.2f} ms  p99 {step.get('p99_ms', float('nan')):.2f} ms"
         f"  p99.9 {step.get('p999_ms', float('nan')):.2f} ms  max {step.get('max_ms', float('nan')):.1f}"
         f" ms  decided {step['decided']}/{count} at {step.get('decided_per_s', 0):,.0f}/s"
-        f"  {'sustained' if step['sustained'] else 'NOT sustained'}  load {step['load_avg_1m']}")
+        f"  {'sustained' if step['sustained'] else 'NOT sustained'}  load {step['load_avg_1m']}"
+        + (f"  (after the first second: p50 {later['p50_ms']:.2f} / p99 {later['p99_ms']:.2f} ms)"
+           if (later := step["after_first_second"]) else ""))
     return step
