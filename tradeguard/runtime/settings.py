@@ -72,11 +72,11 @@ class Settings:
     #: a stock broker accepts; 3,000 where brokers set group.min.session.timeout.ms lower).
     session_timeout_ms: int = 0
     #: Static group membership (KIP-345): a name unique to this worker and stable across its
-    #: restarts (a StatefulSet pod's name). A worker whose session lapsed (the broker paused
-    #: past it) rejoins as itself and gets its partitions back at once, instead of waiting
-    #: a session for its old membership to expire, twice (benchmarks/faults.py,
-    #: stop_broker). Costs: a stopped static member does not leave the group, so its
-    #: partitions wait out the session before they move. Empty: dynamic membership.
+    #: restarts (a StatefulSet pod's name). Not a remedy for broker pauses: with librdkafka
+    #: 2.12 a static worker whose session lapsed was refused with a fatal error (the worker
+    #: then fails liveness and is restarted; deploy/README.md). A stopped static member does
+    #: not leave the group, so its partitions wait out the session before they move.
+    #: Empty: dynamic membership.
     group_instance_id: str = ""
     #: The consumer group protocol: ``classic`` (JoinGroup/SyncGroup, any broker) or
     #: ``consumer`` (KIP-848, Apache Kafka 4.0 and later: the broker assigns partitions and
