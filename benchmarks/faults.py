@@ -323,7 +323,8 @@ def _warm(rig: Rig, settings: Settings, spec: dict, n: int = 300) -> None:
 def part_stop_broker(rig: Rig, workload: Workload, spec: dict, seconds: float, log,
                      static: bool = False) -> dict:
     # info: the log says how the worker got its partitions back (resumed or restored, and why)
-    settings = rig.topics("stopb").with_(log_level="info")
+    settings = rig.topics("stopb").with_(
+        log_level="info", kafka_debug=os.environ.get("TRADEGUARD_BENCH_KAFKA_DEBUG", ""))
     if static:  # static group membership (KIP-345): the worker rejoins as itself
         settings = settings.with_(group_instance_id="stopb-w0")
     rig.load_context(settings, workload)

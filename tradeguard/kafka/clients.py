@@ -33,6 +33,7 @@ def producer(settings: Settings, **overrides: Any) -> Producer:
         "linger.ms": settings.profile.linger_ms,
         "enable.idempotence": True,
         "log_level": 3,
+        **_debug(settings),
         **overrides,
     })
 
@@ -46,8 +47,15 @@ def group_consumer(settings: Settings, group_id: str, **overrides: Any) -> Consu
         "auto.offset.reset": "earliest",
         "fetch.wait.max.ms": settings.fetch_wait_ms,
         "log_level": 3,
+        **_debug(settings),
         **overrides,
     })
+
+
+def _debug(settings: Settings) -> dict[str, Any]:
+    """librdkafka's own debug log (``TRADEGUARD_KAFKA_DEBUG``, e.g. ``cgrp,fetch``), for the
+    engine's group consumer and producer: what a broker incident needs explained."""
+    return {"debug": settings.kafka_debug, "log_level": 7} if settings.kafka_debug else {}
 
 
 def reader(settings: Settings, purpose: str, **overrides: Any) -> Consumer:

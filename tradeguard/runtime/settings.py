@@ -85,6 +85,9 @@ class Settings:
     #: group.consumer.heartbeat.interval.ms, or the group's own configs), not this
     #: worker's: ``session_timeout_ms`` does not apply.
     group_protocol: str = "classic"
+    #: librdkafka debug contexts for the worker's group consumer and producer (``cgrp``,
+    #: ``fetch``, ``eos``, ...; librdkafka's CONFIGURATION.md): verbose, for an incident.
+    kafka_debug: str = ""
     #: Longest records wait, ms, while a sibling topic of their partition (or the trades
     #: and logins of another local partition) has records on the broker this worker has not
     #: received: the alignment's bound. Past it the worker decides with what it has read,
