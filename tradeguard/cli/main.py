@@ -377,7 +377,7 @@ def build_parser() -> argparse.ArgumentParser:
         "nothing, is the floor).")
     p.add_argument("scenario", nargs="+", metavar="SCENARIO", help="scenario files")
     p.add_argument("--seeds", help="comma-separated seeds (default: the reporting seeds, "
-                   "REPORTING_SEEDS in tradeguard/scorecard/inprocess.py: 707,808; never tune "
+                   "REPORTING_SEEDS in tradeguard/scorecard/inprocess.py: 9535,9646; never tune "
                    "on them: the tuning seeds are each file's own seed and TUNING_SEEDS)")
     p.add_argument("--json", metavar="FILE", help="also write every run's full scorecard here")
     p.add_argument("--markdown", action="store_true",
