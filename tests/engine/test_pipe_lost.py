@@ -12,14 +12,12 @@ delivered (so the recorder does see commits when there are any to see).
 
 from __future__ import annotations
 
-import asyncio
-import threading
 
 import pytest
 from confluent_kafka import TopicPartition
 
-from agents.pipe import Assigned, KafkaPipe, Revoked
-from tradeguard.runtime.settings import Settings
+from agents.pipe import Assigned, Revoked
+from tests.engine.pipe_on_a_loop import pipe_on_a_loop
 
 
 class _RecordingConsumer:
@@ -47,22 +45,9 @@ def pipe_and_handed():
             item.offsets = [TopicPartition(t, p, 42) for t, p in item.partitions]
             item.done.set()
 
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    settings = Settings.from_env(env={}, broker="kafka://127.0.0.1:9", web_port=0)
-    pipe = KafkaPipe(settings, [settings.topic("orders")], hand_off, loop)
-    real = pipe.consumer
-    pipe.consumer = _RecordingConsumer()
-    try:
-        yield pipe, handed, settings.topic("orders")
-    finally:
-        # The real clients would otherwise try 127.0.0.1:9 for the rest of the session.
-        real.close()
-        pipe.producer = None
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(5)
-        loop.close()
+    with pipe_on_a_loop(hand_off) as (pipe, orders):
+        pipe.consumer = _RecordingConsumer()
+        yield pipe, handed, orders
 
 
 def test_a_lost_assignment_is_handed_back_and_nothing_is_committed(pipe_and_handed):

@@ -10,15 +10,14 @@ recovering broker's do.
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 
 import pytest
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
-from agents.pipe import Assigned, KafkaPipe, _asking_again
-from tradeguard.runtime.settings import Settings
+from agents.pipe import Assigned, _asking_again
+from tests.engine.pipe_on_a_loop import pipe_on_a_loop
 
 UNKNOWN_PARTITION = KafkaException(KafkaError(KafkaError._UNKNOWN_PARTITION,
                                               "Failed to get watermark offsets"))
@@ -73,23 +72,8 @@ def pipe_and_handed():
     async def hand_off(item) -> None:
         handed.append(item)
 
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    settings = Settings.from_env(env={}, broker="kafka://127.0.0.1:9", web_port=0)
-    pipe = KafkaPipe(settings, [settings.topic("orders")], hand_off, loop)
-    real = pipe.consumer
-    try:
-        yield pipe, handed, settings.topic("orders"), real
-    finally:
-        pipe._stop.set()
-        if pipe._thread.ident:
-            pipe._thread.join(5)
-        real.close()
-        pipe.producer = None
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(5)
-        loop.close()
+    with pipe_on_a_loop(hand_off) as (pipe, orders):
+        yield pipe, handed, orders, pipe.consumer
 
 
 def test_an_assignment_waits_for_a_partition_the_broker_does_not_know_yet(pipe_and_handed):
