@@ -89,7 +89,8 @@ def engine_settings(broker, tmp_path) -> Settings:
 
 @pytest.fixture(scope="module")
 def module_engine_settings(broker, tmp_path_factory) -> Settings:
-    """As ``engine_settings``, shared by the tests of one module (one worker for several)."""
+    """As ``engine_settings``, shared by the tests of one module (one worker for several),
+    with the broker profile's group session: the healthz probe test stops its worker for 3.5 s."""
     return isolated_engine_settings(broker, tmp_path_factory.mktemp("module-engine"))
 
 
