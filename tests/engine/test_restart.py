@@ -19,6 +19,9 @@ pytestmark = pytest.mark.broker
 #: profiles are read one period (60 s of event time) after they are published: at 120x
 #: that leaves half a second of wall time for the broadcast, on a busy 2-core machine.
 SPEED = 120.0
+#: The killed worker's partitions move after this much silence (the profile's 10 s on Tansu):
+#: this test is about the state the successor takes over, not how soon it gets it.
+SESSION_MS = 3_000
 
 
 def _run(settings, start_worker, script, kill_after: int | None):
@@ -83,7 +86,7 @@ def test_every_decision_of_both_incarnations_is_reproduced_from_its_provenance(
     script = scripted_session(minutes=30, accounts=160, hijacked=5, seed=11)
     # A small anomaly window so the model's learned state matters within the run.
     settings = engine_settings.with_(policy_file=str(policy), snapshot_interval_s=0.5,
-                                     anomaly_window=2)
+                                     anomaly_window=2, session_timeout_ms=SESSION_MS)
     orders = sum(1 for ev in script.events if ev.topic == "orders")
     crashed, successor = _run(settings, start_worker, script, kill_after=orders // 2)
 

@@ -18,10 +18,14 @@ from tradeguard.gateway import GatewayClient
 pytestmark = pytest.mark.broker
 
 DEADLINE_MS = 400  # the engine answers in tens of ms; a dead one only after its successor starts
+#: The killed worker's partitions move after this much silence (the profile's 10 s on Tansu):
+#: the gateway's answers do not depend on how long the engine is away, only that it is.
+SESSION_MS = 3_000
 
 
 def test_sigkill_mid_stream_every_order_answered_once_and_reconciled(broker, tmp_path):
-    settings = isolated_settings(broker, tmp_path, "crash").with_(snapshot_interval_s=1.0)
+    settings = isolated_settings(broker, tmp_path, "crash").with_(
+        snapshot_interval_s=1.0, session_timeout_ms=SESSION_MS)
     accounts = [f"acct-{i}" for i in range(24)]
     producer = GatewayProducer(settings)
     for a in accounts:
