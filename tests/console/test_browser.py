@@ -60,13 +60,32 @@ def log_in(driver, base: str, name: str) -> None:
 def submit(driver, button_id: str, reason: str) -> None:
     """Fill the reason field of the form holding ``button_id``, press it, wait for the answer."""
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.expected_conditions import staleness_of
 
     button = driver.find_element(By.ID, button_id)
     form = button.find_element(By.XPATH, "./ancestor::form")
     form.find_element(By.NAME, "reason").send_keys(reason)
     button.click()
-    _wait(driver, staleness_of(button), 20)  # the next page has loaded
+    _wait(driver, lambda _: _gone(button), 20)  # the next page has loaded
+
+
+def _gone(element) -> bool:
+    """The element left the document: the page it was on was replaced.
+
+    Selenium's ``staleness_of`` knows one way of saying so; Chromium sometimes says it
+    another, as an inspector error ("Node with given id does not belong to the document",
+    CI on Apache Kafka, 8 December), which ``staleness_of`` let through as a failure.
+    """
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+
+    try:
+        element.is_enabled()
+        return False
+    except StaleElementReferenceException:
+        return True
+    except WebDriverException as exc:
+        if "does not belong to the document" in str(exc):
+            return True
+        raise
 
 
 def test_analyst_cannot_release_a_halt_a_supervisor_can_and_kafka_has_both(

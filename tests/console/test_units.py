@@ -176,6 +176,32 @@ def test_throttle_backs_off_exponentially_per_name_and_source(failures, later):
     assert (throttle.begin("sue", "x", later) is None) == (later >= wait)
 
 
+@given(st.integers(2, 8), st.integers(1, 40))
+def test_a_right_password_among_concurrent_guesses_does_not_reopen_the_limit(limit, waiting):
+    """Attempts begun together are checked at most ``limit`` times, even when one of the
+    checked ones is right: its success forgets nothing while the pair's other attempts are
+    still being checked (CI once saw 6 of 50 parallel logins checked with a limit of 5)."""
+    throttle = LoginThrottle(limit=limit, window_s=600, backoff_s=30, per_source=100,
+                             per_name=100)
+    checked = [i for i in range(limit) if throttle.begin("ana", "x", 0.0) is None]
+    assert len(checked) == limit
+    throttle.succeeded("ana", "x")  # one of them was right; the others are in flight
+    later = [throttle.begin("ana", "x", 0.0) is None for _ in range(waiting)]
+    assert not any(later)
+    for _ in range(limit - 1):
+        throttle.failed("ana", "x")
+
+
+def test_a_success_alone_still_forgets_the_pairs_earlier_failures():
+    throttle = LoginThrottle(limit=3, window_s=600, backoff_s=30, per_source=100, per_name=100)
+    for _ in range(2):  # two mistypes, answered one after the other
+        assert throttle.begin("ana", "x", 0.0) is None
+        throttle.failed("ana", "x")
+    assert throttle.begin("ana", "x", 1.0) is None
+    throttle.succeeded("ana", "x")
+    assert [throttle.begin("ana", "x", 2.0) is None for _ in range(3)] == [True] * 3
+
+
 # --- aggregation, held to a naive twin -------------------------------------------------------------
 
 DECISION = st.fixed_dictionaries({

@@ -267,8 +267,13 @@ async def login_submit(request: web.Request) -> web.Response:
     error = console.throttle.begin(name, source, now,
                                    logged_in=console.sessions.logged_in(name, now))
     if error is None:
-        user = await asyncio.get_running_loop().run_in_executor(
-            None, console.users.authenticate, name, password)
+        user = None
+        try:
+            user = await asyncio.get_running_loop().run_in_executor(
+                None, console.users.authenticate, name, password)
+        finally:
+            if user is None:  # wrong, or the check itself failed: the attempt stays counted
+                console.throttle.failed(name, source)
         if user is not None:
             console.throttle.succeeded(name, source)
             session = await start_session(request, user.name, user.role, "local")
