@@ -29,7 +29,7 @@ def story(*after, factor=True, seen=True):
                    *(auth("login_failure", T0 - 30_000 + k, STRANGER, session=None)
                      for k in range(3)),
                    auth("login_success", T0, STRANGER),
-                   *after], key=lambda r: r[1]["ts"])
+                   *after], key=lambda r: r[1]["ts"] if isinstance(r[1], dict) else r[1].ts)
 
 
 FAILED = auth("mfa_challenge_failed", T0 + 10_000, STRANGER)
@@ -98,3 +98,21 @@ def test_a_first_login_waits_a_while_for_a_factor_the_engine_cannot_know_of():
     _, controls = run(story(later, seen=False))
     assert [(c["action"], c["ts"]) for c in controls] == [("step_up", T0 + 60_000)]
     assert controls[0]["evidence"]["answer_by"] == T0 + 60_000 + 600_000
+
+
+def test_a_forged_factor_failure_suppresses_nothing():
+    """An outsider who can write auth.events sends the failure the identity system did not:
+    unsigned (the Kafka edge's ``attest_answers`` marks it not authoritative), it must not
+    drop the waiting step-up, which the relayed code that follows then raises. The identity
+    system's own (signed) failure does drop it, and the pass after raises nothing. Break:
+    ``settle_awaited`` taking any failure: the forged case raises nothing."""
+    from streams.signing import Attested
+
+    name, record = FAILED
+    relayed = auth("mfa_challenge_passed", T0 + 20_000, STRANGER)
+    forged = (name, Attested(typed(name, record), authoritative=False))
+    _, controls = run(story(forged, relayed))
+    assert [(c["action"], c["ts"]) for c in controls][:1] == [("step_up", T0 + 20_000)]
+    signed = (name, Attested(typed(name, record), authoritative=True))
+    _, controls = run(story(signed, relayed))
+    assert controls == []
