@@ -34,6 +34,11 @@ _TS = "Event time, epoch milliseconds (UTC), within 2000-01-01 .. 2100-01-01."
 #: The worker also bounds event time relative to its clock (settings.max_event_age_s).
 TS_MIN, TS_MAX = 946_684_800_000, 4_102_444_800_000
 _ENGINE_TS = "Engine time when this record was produced, epoch milliseconds (UTC)."
+#: Lengths no real client value reaches (an IPv6 address is at most 45 characters, user agents
+#: a few hundred): anyone who can write the input topics could otherwise send megabytes in one
+#: field (an outsider's 900 KB user agent was accepted and kept, 8 December), and the engine
+#: keeps devices, networks and sessions in its state.
+_IP_MAX, _DEVICE_MAX, _SESSION_MAX, _USER_AGENT_MAX = 64, 256, 256, 1024
 _ACCOUNT = Field("account_id", "string", "Broker account identifier.", max_length=128)
 _TICKER = Field("ticker", "string", "Instrument code, e.g. '7203' or 'NASDAQ:ABCD'.", max_length=64)
 _SIDE = Field("side", "string", "Order side.", enum=("buy", "sell"))
@@ -90,9 +95,12 @@ ORDER = RecordSchema(
             nullable=True,
             enum=("web", "app", "api", "phone", "branch"),
         ),
-        Field("ip", "string", "Client IP the order arrived from.", required=False, nullable=True),
-        Field("device_id", "string", "Client device fingerprint.", required=False, nullable=True),
-        Field("user_agent", "string", "Client user agent.", required=False, nullable=True),
+        Field("ip", "string", "Client IP the order arrived from.", required=False, nullable=True,
+              max_length=_IP_MAX),
+        Field("device_id", "string", "Client device fingerprint.", required=False, nullable=True,
+              max_length=_DEVICE_MAX),
+        Field("user_agent", "string", "Client user agent.", required=False, nullable=True,
+              max_length=_USER_AGENT_MAX),
         Field(
             "holdings_value",
             "number",
@@ -136,11 +144,14 @@ AUTH_EVENT = RecordSchema(
     (
         _ACCOUNT,
         Field("event", "string", "What happened.", enum=AUTH_EVENT_KINDS),
-        Field("session_id", "string", "Session it opened or belongs to.", nullable=True),
-        Field("ip", "string", "Client IP address.", nullable=True),
-        Field("device_id", "string", "Device fingerprint.", nullable=True),
-        Field("user_agent", "string", "Client user agent.", nullable=True),
-        Field("country", "string", "Country of the IP, ISO 3166 alpha-2.", nullable=True),
+        Field("session_id", "string", "Session it opened or belongs to.", nullable=True,
+              max_length=_SESSION_MAX),
+        Field("ip", "string", "Client IP address.", nullable=True, max_length=_IP_MAX),
+        Field("device_id", "string", "Device fingerprint.", nullable=True, max_length=_DEVICE_MAX),
+        Field("user_agent", "string", "Client user agent.", nullable=True,
+              max_length=_USER_AGENT_MAX),
+        Field("country", "string", "Country of the IP, ISO 3166 alpha-2.", nullable=True,
+              max_length=8),
         Field("asn", "integer", "Autonomous system number of the IP.", nullable=True, minimum=0),
         Field("ts", "integer", _TS, minimum=TS_MIN, maximum=TS_MAX),
         Field("signature", "string", "v1:<key id>:<hex HMAC-SHA256> with the control key, as on "
